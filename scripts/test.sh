@@ -32,9 +32,12 @@ PG_RUN=()          # prefix that runs a command as the cluster's owner
 
 # Newest installed server's bin dir, or nothing.
 find_pg_bin() {
-    local initdb
-    initdb="$(ls -1d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1 || true)"
-    [[ -n "$initdb" ]] && dirname "$initdb"
+    local initdb newest=""
+    for initdb in /usr/lib/postgresql/*/bin/initdb; do
+        [[ -x "$initdb" ]] || continue
+        newest="$(printf '%s\n%s\n' "$newest" "$initdb" | sort -V | tail -n 1)"
+    done
+    [[ -n "$newest" ]] && dirname "$newest"
     return 0
 }
 
@@ -64,6 +67,11 @@ setup_pg_user() {
     fi
 }
 
+# Run a PostgreSQL server command as the cluster's owner, from a directory it can read.
+as_pg() {
+    (cd "$PG_TMP" && "${PG_RUN[@]}" "$@")
+}
+
 free_port() {
     local port
     for port in $(seq 55432 55532); do
@@ -78,8 +86,8 @@ free_port() {
 stop_pg() {
     if [[ -n "$PG_TMP" && -d "$PG_TMP" ]]; then
         if [[ -f "$PG_TMP/data/postmaster.pid" ]]; then
-            "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m fast -w -t 30 stop >/dev/null 2>&1 \
-                || "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m immediate stop >/dev/null 2>&1 \
+            as_pg "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m fast -w -t 30 stop >/dev/null 2>&1 \
+                || as_pg "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m immediate stop >/dev/null 2>&1 \
                 || true
         fi
         if [[ "${PORTCULLIS_TEST_KEEP_PG:-}" == 1 ]]; then
@@ -107,7 +115,7 @@ start_pg() {
     local port="${PORTCULLIS_TEST_PG_PORT:-$(free_port)}"
     log "starting PostgreSQL ($("$PG_BIN/postgres" --version)) on 127.0.0.1:$port in $PG_TMP"
 
-    "${PG_RUN[@]}" "$PG_BIN/initdb" -D "$PG_TMP/data" -U postgres -E UTF8 --locale=C.UTF-8 \
+    as_pg "$PG_BIN/initdb" -D "$PG_TMP/data" -U postgres -E UTF8 --locale=C.UTF-8 \
         --auth-local=trust --auth-host=scram-sha-256 >"$PG_TMP/initdb.log" 2>&1 \
         || { cat "$PG_TMP/initdb.log" >&2; die "initdb failed"; }
 
@@ -124,7 +132,7 @@ synchronous_commit = off
 full_page_writes = off
 EOF
 
-    if ! "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 start >/dev/null; then
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 start >/dev/null; then
         cat "$PG_TMP/server.log" >&2 || true
         die "PostgreSQL did not start"
     fi

@@ -1,1 +1,14 @@
+//! Portcullis's domain: records, the storage contract, and the services that hold the rules
+//! of OAuth 2, OpenID Connect and tenant configuration. Nothing here names HTTP, SQL or a
+//! template engine.
 
+pub mod apply;
+pub mod clock;
+pub mod error;
+pub mod keys;
+pub mod model;
+pub mod oauth;
+pub mod passwords;
+pub mod service;
+pub mod store;
+pub mod tenant_file;

@@ -8,7 +8,9 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 pub enum AeadError {
     #[error("the master key must be 32 bytes (64 hex characters)")]
     BadKey,
-    #[error("the sealed value is malformed, was sealed under another master key, or was tampered with")]
+    #[error(
+        "the sealed value is malformed, was sealed under another master key, or was tampered with"
+    )]
     Open,
 }
 

@@ -250,7 +250,9 @@ impl Verifier {
         for jwk in jwks {
             let (Some(kid), Some(alg)) = (
                 jwk.get("kid").and_then(Value::as_str),
-                jwk.get("alg").and_then(Value::as_str).and_then(SigningAlg::parse),
+                jwk.get("alg")
+                    .and_then(Value::as_str)
+                    .and_then(SigningAlg::parse),
             ) else {
                 continue;
             };
@@ -314,12 +316,17 @@ mod tests {
         let (key, _) = SigningKey::generate(SigningAlg::ES256).unwrap();
         let verifier = Verifier::from_jwks([key.public_jwk()]);
         let header = crate::b64url(
-            json!({"alg": "none", "kid": key.kid()}).to_string().as_bytes(),
+            json!({"alg": "none", "kid": key.kid()})
+                .to_string()
+                .as_bytes(),
         );
         let body = crate::b64url(b"{\"sub\":\"x\"}");
         assert!(verifier.verify(&format!("{header}.{body}.")).is_err());
         let (other, _) = SigningKey::generate(SigningAlg::ES256).unwrap();
         let token = other.sign_jwt(&json!({"sub": "x"})).unwrap();
-        assert!(matches!(verifier.verify(&token), Err(JoseError::UnknownKey)));
+        assert!(matches!(
+            verifier.verify(&token),
+            Err(JoseError::UnknownKey)
+        ));
     }
 }

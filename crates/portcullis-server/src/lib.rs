@@ -1,1 +1,164 @@
+//! The Portcullis server: the axum application (router, handlers, pages, errors),
+//! configuration, telemetry, and start-up shared by the `portcullis` binary and the tests.
 
+pub mod config;
+pub mod errors;
+pub mod handlers;
+pub mod pages;
+pub mod router;
+pub mod state;
+pub mod telemetry;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use portcullis_core::clock::{Clock, SystemClock};
+use portcullis_core::passwords::PasswordPool;
+use portcullis_core::service::Portcullis;
+use portcullis_store::SqlStore;
+use state::{AppState, Inner};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .clone()
+}
+
+/// Connects the store, loads the master key and keys, and builds the services.
+pub async fn open_core(
+    settings: &config::Settings,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<Portcullis>> {
+    let store = SqlStore::connect(&settings.database)
+        .await
+        .with_context(|| format!("opening the {} database", backend_name(&settings.database)))?;
+    let master = settings.load_master_key()?;
+    let core = Portcullis::start(
+        Arc::new(store),
+        clock,
+        Arc::new(master),
+        PasswordPool::sized_to_cores(),
+        portcullis_core::service::Settings::new(&settings.issuer),
+    )
+    .await
+    .context("preparing the tenant and its signing keys")?;
+    Ok(Arc::new(core))
+}
+
+fn backend_name(url: &str) -> &'static str {
+    if url.starts_with("sqlite:") {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    }
+}
+
+/// Builds the HTTP application around the services.
+pub fn app(core: Arc<Portcullis>, templates_dir: Option<PathBuf>) -> anyhow::Result<axum::Router> {
+    let secure_cookies = core.settings.issuer.starts_with("https://");
+    let pages = pages::Pages::new(templates_dir).context("loading page templates")?;
+    let state = AppState(Arc::new(Inner {
+        core,
+        pages,
+        secure_cookies,
+        metrics: metrics_handle(),
+    }));
+    Ok(router::router(state))
+}
+
+/// Runs `portcullis serve` until SIGTERM or Ctrl-C, then drains in-flight requests.
+pub async fn serve(settings: config::Settings) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    portcullis_crypto::password::warm_up();
+    let core = open_core(&settings, Arc::new(SystemClock)).await?;
+    let app = app(Arc::clone(&core), settings.templates_dir.clone())?;
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let background = tokio::spawn(housekeeping(Arc::clone(&core)));
+    tracing::info!(
+        address = %addr,
+        issuer = %core.settings.issuer,
+        backend = core.store.backend(),
+        tls = settings.tls.is_some(),
+        startup_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "portcullis is listening"
+    );
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match &settings.tls {
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("serving HTTP")?;
+        }
+        Some((cert, key)) => {
+            let _ = rustls_provider();
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .context("loading the TLS certificate and key")?;
+            let handle = axum_server::Handle::new();
+            let shutdown = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                shutdown.graceful_shutdown(Some(Duration::from_secs(30)));
+            });
+            let std_listener = listener.into_std()?;
+            axum_server::from_tcp_rustls(std_listener, config)?
+                .handle(handle)
+                .serve(service)
+                .await
+                .context("serving HTTPS")?;
+        }
+    }
+    background.abort();
+    tracing::info!("portcullis stopped cleanly");
+    Ok(())
+}
+
+fn rustls_provider() -> Result<(), Arc<rustls::crypto::CryptoProvider>> {
+    rustls::crypto::aws_lc_rs::default_provider().install_default()
+}
+
+/// Periodic work: pick up key rotations made elsewhere, purge expired single-use rows.
+async fn housekeeping(core: Arc<Portcullis>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        if let Err(e) = core.reload_keys().await {
+            tracing::error!(error = %e, "reloading signing keys failed");
+        }
+        if n.is_multiple_of(20) {
+            match core.store.purge_expired(core.now()).await {
+                Ok(rows) => tracing::debug!(rows, "purged expired rows"),
+                Err(e) => tracing::error!(error = %e, "purging expired rows failed"),
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; draining in-flight requests");
+}

@@ -1,0 +1,348 @@
+//! Domain records shared by the services and the store. They hold no secrets in clear
+//! except where a type says so; secret values are sealed or hashed before they get here.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Unix seconds.
+pub type Timestamp = i64;
+
+/// The tenant every deployment starts with.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// The database connection's name, as in Auth0.
+pub const DATABASE_CONNECTION: &str = "Username-Password-Authentication";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub friendly_name: String,
+    pub session_lifetime_hours: i64,
+    pub idle_session_lifetime_hours: i64,
+    /// Namespaced claim that carries the user's role names in ID and access tokens.
+    pub roles_claim: Option<String>,
+}
+
+impl Tenant {
+    #[must_use]
+    pub fn new_default(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            friendly_name: "Portcullis".to_owned(),
+            session_lifetime_hours: 168,
+            idle_session_lifetime_hours: 72,
+            roles_claim: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppType {
+    RegularWeb,
+    Spa,
+    Native,
+    NonInteractive,
+}
+
+impl AppType {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RegularWeb => "regular_web",
+            Self::Spa => "spa",
+            Self::Native => "native",
+            Self::NonInteractive => "non_interactive",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(Value::String(s.to_owned())).ok()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuthMethod {
+    None,
+    ClientSecretPost,
+    ClientSecretBasic,
+}
+
+impl TokenEndpointAuthMethod {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretBasic => "client_secret_basic",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(Value::String(s.to_owned())).ok()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RotationType {
+    Rotating,
+    NonRotating,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpirationType {
+    Expiring,
+    NonExpiring,
+}
+
+/// A client's refresh token policy, with Auth0's names and defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RefreshTokenPolicy {
+    pub rotation_type: RotationType,
+    pub expiration_type: ExpirationType,
+    /// Seconds during which a rotated token may be used again without revoking its family.
+    pub leeway: i64,
+    /// Absolute lifetime in seconds.
+    pub token_lifetime: i64,
+    /// Lifetime in seconds without use.
+    pub idle_token_lifetime: i64,
+    pub infinite_token_lifetime: bool,
+    pub infinite_idle_token_lifetime: bool,
+}
+
+impl Default for RefreshTokenPolicy {
+    fn default() -> Self {
+        Self {
+            rotation_type: RotationType::Rotating,
+            expiration_type: ExpirationType::Expiring,
+            leeway: 0,
+            token_lifetime: 2_592_000,
+            idle_token_lifetime: 1_296_000,
+            infinite_token_lifetime: false,
+            infinite_idle_token_lifetime: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Client {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub name: String,
+    pub app_type: AppType,
+    /// The client secret sealed under the master key; `None` for public clients.
+    pub secret_sealed: Option<Vec<u8>>,
+    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+    pub callbacks: Vec<String>,
+    pub allowed_logout_urls: Vec<String>,
+    pub web_origins: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub refresh_token: RefreshTokenPolicy,
+    pub is_first_party: bool,
+}
+
+impl Client {
+    #[must_use]
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == TokenEndpointAuthMethod::None
+    }
+
+    #[must_use]
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeDef {
+    pub value: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceServer {
+    pub tenant_id: String,
+    pub id: String,
+    pub identifier: String,
+    pub name: String,
+    pub scopes: Vec<ScopeDef>,
+    pub enforce_policies: bool,
+    pub token_dialect: String,
+    pub token_lifetime: i64,
+    pub signing_alg: portcullis_crypto::jose::SigningAlg,
+    pub allow_offline_access: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientGrant {
+    pub tenant_id: String,
+    pub id: String,
+    pub client_id: String,
+    pub audience: String,
+    pub scope: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    pub tenant_id: String,
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permission {
+    pub resource_server_identifier: String,
+    pub permission_name: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct User {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub connection: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub name: String,
+    pub nickname: String,
+    pub picture: String,
+    /// PHC string; `None` for users who cannot log in with a password.
+    pub password_hash: Option<String>,
+    pub user_metadata: Value,
+    pub app_metadata: Value,
+    pub blocked: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_login: Option<Timestamp>,
+    pub logins_count: i64,
+}
+
+/// Lower-cased, trimmed email used for lookups and uniqueness.
+#[must_use]
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub tenant_id: String,
+    /// Public session id (the `sid` claim).
+    pub id: String,
+    pub user_id: String,
+    pub auth_time: Timestamp,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub idle_expires_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prompt {
+    Login,
+    None,
+}
+
+/// A validated `/authorize` request, kept while the user logs in and then with the code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    /// The API asked for; `None` means only `{issuer}userinfo`.
+    pub audience: Option<String>,
+    pub response_mode: ResponseMode,
+    pub prompt: Option<Prompt>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginTransaction {
+    pub tenant_id: String,
+    pub id: String,
+    pub csrf_hash: String,
+    pub request: AuthorizeRequest,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// What an authorization code stands for, stored with the code's hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeGrant {
+    pub request: AuthorizeRequest,
+    pub user_id: String,
+    pub session_id: String,
+    pub auth_time: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    pub tenant_id: String,
+    pub grant_id: String,
+    pub grant: CodeGrant,
+    pub expires_at: Timestamp,
+    /// Set when this code had already been spent before this lookup.
+    pub used_before: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub tenant_id: String,
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub session_id: Option<String>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub tenant_id: String,
+    pub token_hash: String,
+    pub id: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: Vec<String>,
+    pub audience: Option<String>,
+    pub auth_time: Timestamp,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub idle_expires_at: Option<Timestamp>,
+    pub used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub tenant_id: String,
+    pub kid: String,
+    pub alg: portcullis_crypto::jose::SigningAlg,
+    pub private_key_sealed: Vec<u8>,
+    pub created_at: Timestamp,
+    pub active_from: Timestamp,
+    pub retired_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+}

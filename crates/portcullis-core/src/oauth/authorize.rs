@@ -1,0 +1,437 @@
+//! `/authorize`: turns raw query parameters into a validated [`AuthorizeRequest`], then
+//! either shows the login page, reuses the SSO session, or answers the client.
+//!
+//! Until the client and its redirect URI are known to be valid, errors are shown on a page
+//! and never redirected (RFC 6749 §4.1.2.1).
+
+use super::{AuthResponse, split_scope};
+use crate::error::OAuthError;
+use crate::model::{
+    AuthorizeRequest, Client, CodeGrant, DATABASE_CONNECTION, Grant, LoginTransaction, Prompt,
+    ResponseMode, Session,
+};
+use crate::service::Portcullis;
+use portcullis_crypto::token::OpaqueToken;
+use std::collections::HashMap;
+
+/// The raw query of `/authorize` (or the form of a POST to it).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct AuthorizeParams {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub audience: Option<String>,
+    pub connection: Option<String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<String>,
+    pub login_hint: Option<String>,
+    pub response_mode: Option<String>,
+    pub screen_hint: Option<String>,
+    pub request: Option<String>,
+    pub request_uri: Option<String>,
+    #[serde(flatten)]
+    pub other: HashMap<String, String>,
+}
+
+/// Why `/authorize` could not proceed.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// Shown on an error page: the client or redirect URI cannot be trusted.
+    Page {
+        title: String,
+        detail: String,
+    },
+    /// Sent back to the client's validated redirect URI.
+    Redirect(AuthResponse),
+    Internal(String),
+}
+
+impl From<crate::store::StoreError> for AuthorizeError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+/// What to do next.
+#[derive(Debug)]
+pub enum AuthorizeStep {
+    /// Show the login page for this transaction; the CSRF token goes in a cookie and a field.
+    Login(LoginPage),
+    /// Answer the client.
+    Respond(AuthResponse),
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginPage {
+    pub transaction_id: String,
+    /// Where the browser goes after login (the page's form-action policy must allow it).
+    pub redirect_uri: String,
+    pub csrf: String,
+    pub client_name: String,
+    pub login_hint: Option<String>,
+    pub error: Option<String>,
+}
+
+fn page(title: &str, detail: impl Into<String>) -> AuthorizeError {
+    AuthorizeError::Page {
+        title: title.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+/// An error answer to a validated redirect URI.
+fn redirect_error(
+    issuer: &str,
+    redirect_uri: &str,
+    mode: ResponseMode,
+    state: Option<&str>,
+    code: &str,
+    description: &str,
+) -> AuthorizeError {
+    AuthorizeError::Redirect(error_response(
+        issuer,
+        redirect_uri,
+        mode,
+        state,
+        code,
+        description,
+    ))
+}
+
+pub(crate) fn error_response(
+    issuer: &str,
+    redirect_uri: &str,
+    mode: ResponseMode,
+    state: Option<&str>,
+    code: &str,
+    description: &str,
+) -> AuthResponse {
+    let mut params = vec![
+        ("error".to_owned(), code.to_owned()),
+        ("error_description".to_owned(), description.to_owned()),
+    ];
+    if let Some(state) = state {
+        params.push(("state".to_owned(), state.to_owned()));
+    }
+    params.push(("iss".to_owned(), issuer.to_owned()));
+    AuthResponse {
+        redirect_uri: redirect_uri.to_owned(),
+        response_mode: mode,
+        params,
+    }
+}
+
+/// Validates the request against the registered client. Pure apart from the inputs.
+pub fn validate(
+    params: &AuthorizeParams,
+    client: Option<&Client>,
+    known_audience: impl Fn(&str) -> bool,
+    userinfo_audience: &str,
+    issuer: &str,
+) -> Result<AuthorizeRequest, AuthorizeError> {
+    let Some(client_id) = params.client_id.as_deref().filter(|s| !s.is_empty()) else {
+        return Err(page(
+            "Invalid request",
+            "The request is missing the client_id parameter.",
+        ));
+    };
+    let Some(client) = client else {
+        return Err(page(
+            "Unknown application",
+            format!("No application is registered with the client_id {client_id:?}."),
+        ));
+    };
+    let Some(redirect_uri) = params.redirect_uri.as_deref().filter(|s| !s.is_empty()) else {
+        return Err(page(
+            "Invalid request",
+            "The request is missing the redirect_uri parameter.",
+        ));
+    };
+    if !client.callbacks.iter().any(|c| c == redirect_uri) {
+        return Err(page(
+            "Callback URL mismatch",
+            format!(
+                "The redirect_uri {redirect_uri:?} is not in the list of Allowed Callback URLs of the application {:?}.",
+                client.name
+            ),
+        ));
+    }
+    let state = params.state.as_deref().filter(|s| !s.is_empty());
+    let mode = match params.response_mode.as_deref() {
+        None | Some("" | "query") => ResponseMode::Query,
+        Some("form_post") => ResponseMode::FormPost,
+        Some(other) => {
+            return Err(redirect_error(
+                issuer,
+                redirect_uri,
+                ResponseMode::Query,
+                state,
+                "invalid_request",
+                &format!("Unsupported response_mode: {other}"),
+            ));
+        }
+    };
+    let fail = |code: &str, description: &str| {
+        redirect_error(issuer, redirect_uri, mode, state, code, description)
+    };
+
+    if params.request.is_some() || params.request_uri.is_some() {
+        return Err(fail(
+            "request_not_supported",
+            "Request objects are not supported",
+        ));
+    }
+    match params.response_type.as_deref() {
+        Some("code") => {}
+        None | Some("") => {
+            return Err(fail(
+                "invalid_request",
+                "Missing required parameter: response_type",
+            ));
+        }
+        Some(other) => {
+            return Err(fail(
+                "unsupported_response_type",
+                &format!("Unsupported response type: {other}"),
+            ));
+        }
+    }
+    if !client.allows_grant("authorization_code") {
+        return Err(fail(
+            "unauthorized_client",
+            "The application is not allowed to use the authorization code grant",
+        ));
+    }
+    let code_challenge = match (
+        params.code_challenge.as_deref(),
+        params.code_challenge_method.as_deref(),
+    ) {
+        (None | Some(""), None | Some("")) => None,
+        (Some(c), Some("S256")) if portcullis_crypto::pkce::is_valid_challenge(c) => {
+            Some(c.to_owned())
+        }
+        (Some(_), Some("S256")) => {
+            return Err(fail("invalid_request", "The code_challenge is malformed"));
+        }
+        (Some(_), None | Some("plain")) => {
+            return Err(fail(
+                "invalid_request",
+                "Only the S256 code_challenge_method is supported",
+            ));
+        }
+        (_, Some(other)) if other != "S256" => {
+            return Err(fail(
+                "invalid_request",
+                "Only the S256 code_challenge_method is supported",
+            ));
+        }
+        _ => {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge_method requires code_challenge",
+            ));
+        }
+    };
+    if client.is_public() && code_challenge.is_none() {
+        return Err(fail(
+            "invalid_request",
+            "Public clients must use PKCE (code_challenge with S256)",
+        ));
+    }
+    if let Some(connection) = params.connection.as_deref().filter(|s| !s.is_empty())
+        && connection != DATABASE_CONNECTION
+    {
+        return Err(fail(
+            "invalid_request",
+            &format!("the connection was not found: {connection}"),
+        ));
+    }
+    let audience = match params.audience.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(a) if a == userinfo_audience => None,
+        Some(a) if known_audience(a) => Some(a.to_owned()),
+        Some(a) => return Err(fail("access_denied", &format!("Service not found: {a}"))),
+    };
+    let prompt = match params.prompt.as_deref() {
+        None | Some("") => None,
+        Some("login") => Some(Prompt::Login),
+        Some("none") => Some(Prompt::None),
+        Some("consent" | "select_account") => None,
+        Some(other) => {
+            return Err(fail(
+                "invalid_request",
+                &format!("Unsupported prompt: {other}"),
+            ));
+        }
+    };
+    let max_age = match params.max_age.as_deref() {
+        None | Some("") => None,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Some(n),
+            _ => {
+                return Err(fail(
+                    "invalid_request",
+                    "max_age must be a non-negative integer",
+                ));
+            }
+        },
+    };
+    let scope = split_scope(params.scope.as_deref().unwrap_or("openid"));
+    if scope.iter().any(|s| s.len() > 200) || scope.len() > 100 {
+        return Err(fail("invalid_scope", "The scope is too long"));
+    }
+    if params.nonce.as_deref().is_some_and(|n| n.len() > 512)
+        || state.is_some_and(|s| s.len() > 2048)
+    {
+        return Err(fail("invalid_request", "state or nonce is too long"));
+    }
+    Ok(AuthorizeRequest {
+        client_id: client.client_id.clone(),
+        redirect_uri: redirect_uri.to_owned(),
+        scope,
+        state: state.map(str::to_owned),
+        nonce: params.nonce.clone().filter(|s| !s.is_empty()),
+        code_challenge,
+        audience,
+        response_mode: mode,
+        prompt,
+        max_age,
+        login_hint: params
+            .login_hint
+            .clone()
+            .filter(|s| !s.is_empty() && s.len() <= 320),
+    })
+}
+
+impl Portcullis {
+    /// Handles `/authorize`. `session_secret` is the SSO cookie, if the browser sent one.
+    pub async fn authorize(
+        &self,
+        params: &AuthorizeParams,
+        session_secret: Option<&str>,
+    ) -> Result<AuthorizeStep, AuthorizeError> {
+        let tenant = self.tenant_id();
+        let client = match params.client_id.as_deref().filter(|s| !s.is_empty()) {
+            Some(id) => self.store.find_client(tenant, id).await?,
+            None => None,
+        };
+        let apis = self.store.list_resource_servers(tenant).await?;
+        let request = validate(
+            params,
+            client.as_ref(),
+            |a| apis.iter().any(|api| api.identifier == a),
+            &self.settings.userinfo_audience(),
+            &self.settings.issuer,
+        )?;
+        let client = client.expect("validate checked the client exists");
+        let now = self.now();
+
+        if request.prompt != Some(Prompt::Login)
+            && let Some(secret) = session_secret
+            && let Some(session) = self
+                .store
+                .find_session_by_secret(tenant, &portcullis_crypto::token::hash_token(secret), now)
+                .await?
+        {
+            let fresh_enough = request
+                .max_age
+                .is_none_or(|max| now - session.auth_time <= max);
+            let user = self.store.find_user(tenant, &session.user_id).await?;
+            if fresh_enough && user.is_some_and(|u| !u.blocked) {
+                let idle = self.tenant().await?.idle_session_lifetime_hours * 3600;
+                self.store
+                    .touch_session(
+                        tenant,
+                        &session.id,
+                        now,
+                        (now + idle).min(session.expires_at),
+                    )
+                    .await?;
+                let response = self
+                    .issue_code(&request, &session)
+                    .await
+                    .map_err(|e| AuthorizeError::Internal(e.to_string()))?;
+                return Ok(AuthorizeStep::Respond(response));
+            }
+        }
+        if request.prompt == Some(Prompt::None) {
+            return Err(redirect_error(
+                &self.settings.issuer,
+                &request.redirect_uri,
+                request.response_mode,
+                request.state.as_deref(),
+                "login_required",
+                "Login required",
+            ));
+        }
+        let csrf = OpaqueToken::generate("csrf");
+        let transaction = LoginTransaction {
+            tenant_id: tenant.to_owned(),
+            id: portcullis_crypto::token::random_alphanumeric(32),
+            csrf_hash: csrf.hash(),
+            request: request.clone(),
+            created_at: now,
+            expires_at: now + self.settings.login_lifetime,
+        };
+        self.store.create_login_transaction(&transaction).await?;
+        Ok(AuthorizeStep::Login(LoginPage {
+            transaction_id: transaction.id,
+            redirect_uri: request.redirect_uri.clone(),
+            csrf: csrf.expose().to_owned(),
+            client_name: client.name,
+            login_hint: request.login_hint,
+            error: None,
+        }))
+    }
+
+    /// Mints an authorization code for `request` in `session` and builds the answer.
+    pub(crate) async fn issue_code(
+        &self,
+        request: &AuthorizeRequest,
+        session: &Session,
+    ) -> Result<AuthResponse, OAuthError> {
+        let now = self.now();
+        let grant = Grant {
+            tenant_id: self.tenant_id().to_owned(),
+            id: portcullis_crypto::token::random_alphanumeric(24),
+            client_id: request.client_id.clone(),
+            user_id: session.user_id.clone(),
+            session_id: Some(session.id.clone()),
+            created_at: now,
+            revoked_at: None,
+        };
+        self.store.create_grant(&grant).await?;
+        let code = OpaqueToken::generate("ac");
+        let code_grant = CodeGrant {
+            request: request.clone(),
+            user_id: session.user_id.clone(),
+            session_id: session.id.clone(),
+            auth_time: session.auth_time,
+        };
+        self.store
+            .create_authorization_code(
+                self.tenant_id(),
+                &code.hash(),
+                &grant.id,
+                &code_grant,
+                now,
+                now + self.settings.code_lifetime,
+            )
+            .await?;
+        let mut params = vec![("code".to_owned(), code.expose().to_owned())];
+        if let Some(state) = &request.state {
+            params.push(("state".to_owned(), state.clone()));
+        }
+        params.push(("iss".to_owned(), self.settings.issuer.clone()));
+        Ok(AuthResponse {
+            redirect_uri: request.redirect_uri.clone(),
+            response_mode: request.response_mode,
+            params,
+        })
+    }
+}

@@ -1,0 +1,631 @@
+//! `/oauth/token`: client authentication and the three grants (one function each).
+
+use super::claims::{self, AccessTokenInput, IdTokenInput};
+use super::split_scope;
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::model::{Client, ExpirationType, RefreshToken, ResourceServer, RotationType, User};
+use crate::service::Portcullis;
+use portcullis_crypto::jose::SigningAlg;
+use portcullis_crypto::token::{OpaqueToken, hash_token};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Credentials presented by the client, from the Basic header and/or the form.
+#[derive(Debug, Default)]
+pub struct ClientCredentials {
+    pub basic: Option<(String, String)>,
+    pub form_id: Option<String>,
+    pub form_secret: Option<String>,
+}
+
+/// A parsed token request.
+#[derive(Debug)]
+pub enum TokenRequest {
+    AuthorizationCode {
+        code: String,
+        redirect_uri: Option<String>,
+        code_verifier: Option<String>,
+    },
+    RefreshToken {
+        refresh_token: String,
+        scope: Option<String>,
+    },
+    ClientCredentials {
+        audience: Option<String>,
+        scope: Option<String>,
+    },
+}
+
+impl TokenRequest {
+    /// Parses the form body; `client_id`/`client_secret` are taken out as credentials.
+    pub fn parse(
+        mut form: HashMap<String, String>,
+    ) -> Result<(Self, ClientCredentials), OAuthError> {
+        let creds = ClientCredentials {
+            basic: None,
+            form_id: form.remove("client_id").filter(|s| !s.is_empty()),
+            form_secret: form.remove("client_secret").filter(|s| !s.is_empty()),
+        };
+        let mut take = |k: &str| form.remove(k).filter(|s| !s.is_empty());
+        let request = match take("grant_type").as_deref() {
+            Some("authorization_code") => Self::AuthorizationCode {
+                code: take("code").ok_or_else(|| {
+                    OAuthError::invalid_request("Missing required parameter: code")
+                })?,
+                redirect_uri: take("redirect_uri"),
+                code_verifier: take("code_verifier"),
+            },
+            Some("refresh_token") => Self::RefreshToken {
+                refresh_token: take("refresh_token").ok_or_else(|| {
+                    OAuthError::invalid_request("Missing required parameter: refresh_token")
+                })?,
+                scope: take("scope"),
+            },
+            Some("client_credentials") => Self::ClientCredentials {
+                audience: take("audience"),
+                scope: take("scope"),
+            },
+            Some(other) => {
+                return Err(OAuthError::new(
+                    OAuthErrorCode::UnsupportedGrantType,
+                    format!("Unsupported grant type: {other}"),
+                ));
+            }
+            None => {
+                return Err(OAuthError::invalid_request(
+                    "Missing required parameter: grant_type",
+                ));
+            }
+        };
+        Ok((request, creds))
+    }
+
+    #[must_use]
+    pub fn grant_type(&self) -> &'static str {
+        match self {
+            Self::AuthorizationCode { .. } => "authorization_code",
+            Self::RefreshToken { .. } => "refresh_token",
+            Self::ClientCredentials { .. } => "client_credentials",
+        }
+    }
+}
+
+/// The successful token response (RFC 6749 §5.1).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub scope: String,
+    pub expires_in: i64,
+    pub token_type: &'static str,
+}
+
+impl Portcullis {
+    /// Authenticates the client: a confidential client by its secret (Basic or form, not
+    /// both), a public client by its id alone.
+    pub async fn authenticate_client(
+        &self,
+        creds: &ClientCredentials,
+    ) -> Result<Client, OAuthError> {
+        let (client_id, secret) = match (&creds.basic, &creds.form_id, &creds.form_secret) {
+            (Some(_), _, Some(_)) => {
+                return Err(OAuthError::invalid_request(
+                    "Use only one client authentication method",
+                ));
+            }
+            (Some((id, secret)), form_id, None) => {
+                if form_id.as_ref().is_some_and(|f| f != id) {
+                    return Err(OAuthError::invalid_request(
+                        "client_id does not match the credentials",
+                    ));
+                }
+                (id.clone(), Some(secret.clone()))
+            }
+            (None, Some(id), secret) => (id.clone(), secret.clone()),
+            (None, None, _) => return Err(OAuthError::invalid_client()),
+        };
+        let client = self
+            .store
+            .find_client(self.tenant_id(), &client_id)
+            .await?
+            .ok_or_else(OAuthError::invalid_client)?;
+        if client.is_public() {
+            if secret.is_some() {
+                return Err(OAuthError::invalid_client());
+            }
+            return Ok(client);
+        }
+        let Some(presented) = secret else {
+            return Err(OAuthError::invalid_client());
+        };
+        let expected =
+            crate::apply::open_client_secret(&self.master, &client).ok_or_else(|| {
+                OAuthError::Internal(format!(
+                    "client {} secret cannot be opened",
+                    client.client_id
+                ))
+            })?;
+        if portcullis_crypto::ct_eq(presented.as_bytes(), expected.as_bytes()) {
+            Ok(client)
+        } else {
+            Err(OAuthError::invalid_client())
+        }
+    }
+
+    /// Handles a token request from an authenticated client.
+    pub async fn token(
+        &self,
+        request: TokenRequest,
+        creds: &ClientCredentials,
+    ) -> Result<TokenResponse, OAuthError> {
+        let client = self.authenticate_client(creds).await?;
+        let grant = request.grant_type();
+        if !client.allows_grant(grant) {
+            return Err(OAuthError::new(
+                OAuthErrorCode::UnauthorizedClient,
+                format!("Grant type '{grant}' not allowed for the client."),
+            ));
+        }
+        let response = match request {
+            TokenRequest::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
+                self.exchange_code(
+                    &client,
+                    &code,
+                    redirect_uri.as_deref(),
+                    code_verifier.as_deref(),
+                )
+                .await
+            }
+            TokenRequest::RefreshToken {
+                refresh_token,
+                scope,
+            } => {
+                self.exchange_refresh_token(&client, &refresh_token, scope.as_deref())
+                    .await
+            }
+            TokenRequest::ClientCredentials { audience, scope } => {
+                self.client_credentials(&client, audience.as_deref(), scope.as_deref())
+                    .await
+            }
+        }?;
+        metrics::counter!("portcullis_tokens_issued_total", "grant_type" => grant).increment(1);
+        Ok(response)
+    }
+
+    async fn exchange_code(
+        &self,
+        client: &Client,
+        code: &str,
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let tenant = self.tenant_id();
+        let now = self.now();
+        let Some(stored) = self
+            .store
+            .consume_authorization_code(tenant, &hash_token(code), now)
+            .await?
+        else {
+            return Err(OAuthError::invalid_grant("Invalid authorization code"));
+        };
+        if stored.used_before {
+            // RFC 6749 §4.1.2: a replayed code revokes the tokens it issued.
+            self.store
+                .revoke_grant(tenant, &stored.grant_id, now)
+                .await?;
+            tracing::warn!(client_id = %client.client_id, "authorization code replayed; grant revoked");
+            return Err(OAuthError::invalid_grant("Invalid authorization code"));
+        }
+        let request = &stored.grant.request;
+        if stored.expires_at <= now || request.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant("Invalid authorization code"));
+        }
+        if redirect_uri != Some(request.redirect_uri.as_str()) {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        match (&request.code_challenge, verifier) {
+            (Some(challenge), Some(v)) if portcullis_crypto::pkce::verify_s256(v, challenge) => {}
+            (Some(_), _) => {
+                return Err(OAuthError::invalid_grant("Failed to verify code verifier"));
+            }
+            (None, Some(_)) => {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier given but no code_challenge was sent",
+                ));
+            }
+            (None, None) => {}
+        }
+        let user = self.active_user(&stored.grant.user_id).await?;
+        let api = self.resource_server(request.audience.as_deref()).await?;
+        let scope = granted_scope(&request.scope, api.as_ref());
+        let refresh = self.wants_refresh_token(client, &scope, api.as_ref());
+        let refresh_token = if refresh {
+            let token = OpaqueToken::generate("rt");
+            let policy = &client.refresh_token;
+            let expiring = policy.expiration_type == ExpirationType::Expiring;
+            self.store
+                .create_refresh_token(&RefreshToken {
+                    tenant_id: tenant.to_owned(),
+                    token_hash: token.hash(),
+                    id: portcullis_crypto::token::random_alphanumeric(24),
+                    grant_id: stored.grant_id.clone(),
+                    client_id: client.client_id.clone(),
+                    user_id: user.user_id.clone(),
+                    scope: scope.clone(),
+                    audience: request.audience.clone(),
+                    auth_time: stored.grant.auth_time,
+                    created_at: now,
+                    expires_at: (expiring && !policy.infinite_token_lifetime)
+                        .then_some(now + policy.token_lifetime),
+                    idle_expires_at: (expiring && !policy.infinite_idle_token_lifetime)
+                        .then_some(now + policy.idle_token_lifetime),
+                    used_at: None,
+                    revoked_at: None,
+                })
+                .await?;
+            Some(token.expose().to_owned())
+        } else {
+            None
+        };
+        let mut response = self
+            .user_tokens(
+                client,
+                &user,
+                &scope,
+                api.as_ref(),
+                &stored.grant_id,
+                request.nonce.as_deref(),
+                stored.grant.auth_time,
+                Some(&stored.grant.session_id),
+            )
+            .await?;
+        response.refresh_token = refresh_token;
+        Ok(response)
+    }
+
+    async fn exchange_refresh_token(
+        &self,
+        client: &Client,
+        presented: &str,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let tenant = self.tenant_id();
+        let now = self.now();
+        let hash = hash_token(presented);
+        let invalid = || OAuthError::invalid_grant("Unknown or invalid refresh token.");
+        let Some(token) = self.store.find_refresh_token(tenant, &hash).await? else {
+            return Err(invalid());
+        };
+        if token.client_id != client.client_id {
+            return Err(invalid());
+        }
+        let grant = self
+            .store
+            .find_grant(tenant, &token.grant_id)
+            .await?
+            .ok_or_else(invalid)?;
+        if token.revoked_at.is_some() || grant.revoked_at.is_some() {
+            return Err(invalid());
+        }
+        if token.expires_at.is_some_and(|e| e <= now)
+            || token.idle_expires_at.is_some_and(|e| e <= now)
+        {
+            return Err(invalid());
+        }
+        let policy = &client.refresh_token;
+        let rotating = policy.rotation_type == RotationType::Rotating;
+        if let Some(used_at) = token.used_at
+            && (!rotating || now > used_at + policy.leeway)
+        {
+            // Reuse of a rotated token: someone else holds a copy. Revoke the family.
+            self.store
+                .revoke_grant(tenant, &token.grant_id, now)
+                .await?;
+            tracing::warn!(client_id = %client.client_id, "rotated refresh token reused; family revoked");
+            return Err(invalid());
+        }
+        let scope = match scope {
+            None => token.scope.clone(),
+            Some(s) => {
+                let asked = split_scope(s);
+                if asked.iter().any(|a| !token.scope.contains(a)) {
+                    return Err(OAuthError::new(
+                        OAuthErrorCode::InvalidScope,
+                        "The requested scope exceeds the scope granted",
+                    ));
+                }
+                asked
+            }
+        };
+        let user = self.active_user(&token.user_id).await?;
+        let api = self.resource_server(token.audience.as_deref()).await?;
+        let idle_expires_at = (policy.expiration_type == ExpirationType::Expiring
+            && !policy.infinite_idle_token_lifetime)
+            .then_some(now + policy.idle_token_lifetime);
+        let new_refresh = if rotating {
+            let next = OpaqueToken::generate("rt");
+            let record = RefreshToken {
+                token_hash: next.hash(),
+                id: portcullis_crypto::token::random_alphanumeric(24),
+                created_at: now,
+                idle_expires_at: match (idle_expires_at, token.expires_at) {
+                    (Some(i), Some(e)) => Some(i.min(e)),
+                    (i, _) => i,
+                },
+                used_at: None,
+                revoked_at: None,
+                ..token.clone()
+            };
+            let allow_since = (policy.leeway > 0).then_some(now - policy.leeway);
+            if !self
+                .store
+                .rotate_refresh_token(tenant, &hash, &record, now, allow_since)
+                .await?
+            {
+                self.store
+                    .revoke_grant(tenant, &token.grant_id, now)
+                    .await?;
+                return Err(invalid());
+            }
+            Some(next.expose().to_owned())
+        } else {
+            self.store
+                .touch_refresh_token(tenant, &hash, idle_expires_at)
+                .await?;
+            None
+        };
+        let mut response = self
+            .user_tokens(
+                client,
+                &user,
+                &scope,
+                api.as_ref(),
+                &token.grant_id,
+                None,
+                token.auth_time,
+                grant.session_id.as_deref(),
+            )
+            .await?;
+        response.refresh_token = new_refresh;
+        Ok(response)
+    }
+
+    async fn client_credentials(
+        &self,
+        client: &Client,
+        audience: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        if client.is_public() {
+            return Err(OAuthError::new(
+                OAuthErrorCode::UnauthorizedClient,
+                "Public clients cannot use client_credentials",
+            ));
+        }
+        let Some(audience) = audience else {
+            return Err(OAuthError::invalid_request(
+                "Missing required parameter: audience",
+            ));
+        };
+        let tenant = self.tenant_id();
+        let api = self.resource_server(Some(audience)).await?.ok_or_else(|| {
+            OAuthError::new(
+                OAuthErrorCode::AccessDenied,
+                format!("Service not found: {audience}"),
+            )
+        })?;
+        let grant = self
+            .store
+            .list_client_grants(tenant)
+            .await?
+            .into_iter()
+            .find(|g| g.client_id == client.client_id && g.audience == audience)
+            .ok_or_else(|| {
+                OAuthError::new(OAuthErrorCode::AccessDenied, format!("Client is not authorized to access \"{audience}\". You need to create a \"client-grant\" associated to this API."))
+            })?;
+        let scope: Vec<String> = match scope {
+            None => grant.scope.clone(),
+            Some(s) => {
+                let asked = split_scope(s);
+                if let Some(bad) = asked.iter().find(|a| !grant.scope.contains(a)) {
+                    return Err(OAuthError::new(
+                        OAuthErrorCode::AccessDenied,
+                        format!("Client has not been granted scopes: {bad}"),
+                    ));
+                }
+                asked
+            }
+        };
+        let now = self.now();
+        let jti = portcullis_crypto::token::random_alphanumeric(24);
+        let sub = format!("{}@clients", client.client_id);
+        let claims = claims::access_token(&AccessTokenInput {
+            issuer: &self.settings.issuer,
+            sub: &sub,
+            audience: vec![audience.to_owned()],
+            azp: &client.client_id,
+            scope: &scope,
+            jti: &jti,
+            now,
+            lifetime: api.token_lifetime,
+            machine: true,
+            roles: None,
+        });
+        let access_token = self.sign(api.signing_alg, &claims)?;
+        Ok(TokenResponse {
+            access_token,
+            id_token: None,
+            refresh_token: None,
+            scope: scope.join(" "),
+            expires_in: api.token_lifetime,
+            token_type: "Bearer",
+        })
+    }
+
+    async fn active_user(&self, user_id: &str) -> Result<User, OAuthError> {
+        match self.store.find_user(self.tenant_id(), user_id).await? {
+            Some(user) if !user.blocked => Ok(user),
+            Some(_) => Err(OAuthError::invalid_grant("user is blocked")),
+            None => Err(OAuthError::invalid_grant("Unknown or invalid grant")),
+        }
+    }
+
+    pub(crate) async fn resource_server(
+        &self,
+        audience: Option<&str>,
+    ) -> Result<Option<ResourceServer>, OAuthError> {
+        let Some(audience) = audience else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .list_resource_servers(self.tenant_id())
+            .await?
+            .into_iter()
+            .find(|a| a.identifier == audience))
+    }
+
+    fn wants_refresh_token(
+        &self,
+        client: &Client,
+        scope: &[String],
+        api: Option<&ResourceServer>,
+    ) -> bool {
+        scope.iter().any(|s| s == "offline_access")
+            && client.allows_grant("refresh_token")
+            && api.is_none_or(|a| a.allow_offline_access)
+    }
+
+    pub(crate) fn sign(
+        &self,
+        alg: SigningAlg,
+        claims: &serde_json::Value,
+    ) -> Result<String, OAuthError> {
+        let keys = self.keys.current();
+        let key = keys
+            .signer(alg, self.now())
+            .ok_or_else(|| OAuthError::Internal(format!("no active {alg} key")))?;
+        key.sign_jwt(claims)
+            .map_err(|e| OAuthError::Internal(e.to_string()))
+    }
+
+    /// Role names for the roles claim, when the tenant has one.
+    pub(crate) async fn roles_claim(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<(String, Vec<String>)>, OAuthError> {
+        let tenant = self.tenant().await?;
+        let Some(claim) = tenant.roles_claim else {
+            return Ok(None);
+        };
+        let roles = self
+            .store
+            .list_user_roles(self.tenant_id(), user_id)
+            .await?;
+        Ok(Some((claim, roles.into_iter().map(|r| r.name).collect())))
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each input is a distinct part of the token set"
+    )]
+    async fn user_tokens(
+        &self,
+        client: &Client,
+        user: &User,
+        scope: &[String],
+        api: Option<&ResourceServer>,
+        grant_id: &str,
+        nonce: Option<&str>,
+        auth_time: i64,
+        sid: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let now = self.now();
+        let roles = self.roles_claim(&user.user_id).await?;
+        let roles_ref = roles.as_ref().map(|(c, r)| (c.as_str(), r.clone()));
+        let openid = scope.iter().any(|s| s == "openid");
+        let userinfo = self.settings.userinfo_audience();
+        let (audience, lifetime, alg) = match api {
+            Some(api) if openid => (
+                vec![api.identifier.clone(), userinfo],
+                api.token_lifetime,
+                api.signing_alg,
+            ),
+            Some(api) => (
+                vec![api.identifier.clone()],
+                api.token_lifetime,
+                api.signing_alg,
+            ),
+            None => (
+                vec![userinfo],
+                self.settings.userinfo_token_lifetime,
+                SigningAlg::RS256,
+            ),
+        };
+        let jti = portcullis_crypto::token::random_alphanumeric(24);
+        let access = claims::access_token(&AccessTokenInput {
+            issuer: &self.settings.issuer,
+            sub: &user.user_id,
+            audience,
+            azp: &client.client_id,
+            scope,
+            jti: &jti,
+            now,
+            lifetime,
+            machine: false,
+            roles: roles_ref.clone(),
+        });
+        let access_token = self.sign(alg, &access)?;
+        self.store
+            .record_access_token(self.tenant_id(), &jti, grant_id, now + lifetime)
+            .await?;
+        let id_token = if openid {
+            let claims = claims::id_token(&IdTokenInput {
+                issuer: &self.settings.issuer,
+                client_id: &client.client_id,
+                user,
+                scope,
+                nonce,
+                auth_time,
+                sid,
+                roles: roles_ref,
+                now,
+                lifetime: self.settings.id_token_lifetime,
+            });
+            Some(self.sign(SigningAlg::RS256, &claims)?)
+        } else {
+            None
+        };
+        Ok(TokenResponse {
+            access_token,
+            id_token,
+            refresh_token: None,
+            scope: scope.join(" "),
+            expires_in: lifetime,
+            token_type: "Bearer",
+        })
+    }
+}
+
+/// The scopes granted for a user token: OIDC scopes always, API scopes only when the API
+/// defines them (RBAC narrowing comes with the authorization work).
+#[must_use]
+pub fn granted_scope(requested: &[String], api: Option<&ResourceServer>) -> Vec<String> {
+    requested
+        .iter()
+        .filter(|s| {
+            super::OIDC_SCOPES.contains(&s.as_str())
+                || api.is_some_and(|a| a.scopes.iter().any(|d| &d.value == *s))
+        })
+        .cloned()
+        .collect()
+}

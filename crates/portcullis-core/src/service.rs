@@ -1,0 +1,174 @@
+//! The service object every surface (HTTP, CLI, tests) calls into. It owns the store, the
+//! clock, the keys and the password pool; the OAuth rules live in `crate::oauth`.
+
+use crate::clock::Clock;
+use crate::keys::{KeyError, Keyring};
+use crate::model::{Tenant, Timestamp};
+use crate::passwords::PasswordPool;
+use crate::store::{Store, StoreError};
+use portcullis_crypto::aead::MasterKey;
+use std::sync::Arc;
+
+/// Settings the services need. The issuer always ends with `/`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub issuer: String,
+    pub tenant_id: String,
+    /// Seconds an authorization code lives.
+    pub code_lifetime: i64,
+    /// Seconds a login page stays valid.
+    pub login_lifetime: i64,
+    /// Seconds an ID token lives (Auth0's default is 36000).
+    pub id_token_lifetime: i64,
+    /// Seconds an access token for `/userinfo` only lives.
+    pub userinfo_token_lifetime: i64,
+}
+
+impl Settings {
+    /// Defaults for `issuer` (a trailing `/` is added when missing).
+    #[must_use]
+    pub fn new(issuer: &str) -> Self {
+        let issuer = if issuer.ends_with('/') {
+            issuer.to_owned()
+        } else {
+            format!("{issuer}/")
+        };
+        Self {
+            issuer,
+            tenant_id: crate::model::DEFAULT_TENANT.to_owned(),
+            code_lifetime: 300,
+            login_lifetime: 1800,
+            id_token_lifetime: 36_000,
+            userinfo_token_lifetime: 86_400,
+        }
+    }
+
+    /// `{issuer}userinfo`, the audience that means "no API" in Auth0.
+    #[must_use]
+    pub fn userinfo_audience(&self) -> String {
+        format!("{}userinfo", self.issuer)
+    }
+
+    /// An absolute URL for `path` (without its leading `/`) under the issuer.
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path.trim_start_matches('/'))
+    }
+}
+
+/// Everything a request needs, shared behind an `Arc`.
+pub struct Portcullis {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub master: Arc<MasterKey>,
+    pub keys: Keyring,
+    pub passwords: PasswordPool,
+    pub settings: Settings,
+}
+
+impl std::fmt::Debug for Portcullis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portcullis")
+            .field("issuer", &self.settings.issuer)
+            .field("backend", &self.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+impl Portcullis {
+    /// Prepares the default tenant and its keys.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        master: Arc<MasterKey>,
+        passwords: PasswordPool,
+        settings: Settings,
+    ) -> Result<Self, StartError> {
+        let now = clock.now();
+        store
+            .ensure_tenant(&Tenant::new_default(&settings.tenant_id), now)
+            .await?;
+        let keys = Keyring::open(store.as_ref(), &master, &settings.tenant_id, now).await?;
+        Ok(Self {
+            store,
+            clock,
+            master,
+            keys,
+            passwords,
+            settings,
+        })
+    }
+
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    #[must_use]
+    pub fn tenant_id(&self) -> &str {
+        &self.settings.tenant_id
+    }
+
+    /// The tenant's settings.
+    pub async fn tenant(&self) -> Result<Tenant, StoreError> {
+        Ok(self
+            .store
+            .find_tenant(self.tenant_id())
+            .await?
+            .unwrap_or_else(|| Tenant::new_default(self.tenant_id())))
+    }
+
+    /// Re-reads signing keys (run periodically so CLI rotations reach running servers).
+    pub async fn reload_keys(&self) -> Result<(), KeyError> {
+        self.keys
+            .reload(
+                self.store.as_ref(),
+                &self.master,
+                self.tenant_id(),
+                self.now(),
+            )
+            .await
+    }
+
+    /// Rotates the signing key of `alg`: the new key is published now and signs from
+    /// `now + activate_in`; old keys stay published until the longest-lived token they
+    /// could have signed has expired.
+    pub async fn rotate_key(
+        &self,
+        alg: portcullis_crypto::jose::SigningAlg,
+        activate_in: i64,
+    ) -> Result<String, KeyError> {
+        let now = self.now();
+        let apis = self.store.list_resource_servers(self.tenant_id()).await?;
+        let longest = apis
+            .iter()
+            .map(|a| a.token_lifetime)
+            .chain([
+                self.settings.id_token_lifetime,
+                self.settings.userinfo_token_lifetime,
+            ])
+            .max()
+            .unwrap_or(86_400);
+        let active_from = now + activate_in;
+        let kid = crate::keys::add_key(
+            self.store.as_ref(),
+            &self.master,
+            self.tenant_id(),
+            alg,
+            now,
+            activate_in,
+            active_from + longest,
+        )
+        .await?;
+        self.reload_keys().await?;
+        Ok(kid)
+    }
+}

@@ -1,0 +1,218 @@
+//! The storage contract. Each method is one atomic unit of work named for its intent;
+//! `find_*` answers `Ok(None)` only when the row is absent, never on an error, and
+//! `consume_*` spends a single-use secret in one statement so a replay loses the race.
+
+use crate::model::{
+    AuthorizationCode, Client, ClientGrant, CodeGrant, Grant, LoginTransaction, RefreshToken,
+    ResourceServer, Role, Session, SigningKeyRecord, Tenant, Timestamp, User,
+};
+use async_trait::async_trait;
+
+/// A storage failure, free of driver types.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (the text names the rule, never the values).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A stored value could not be read back as the domain type.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database failed or could not be reached.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// One change computed by `portcullis apply`, applied with the others in one transaction.
+#[derive(Clone, Debug)]
+pub enum Change {
+    Tenant(Tenant),
+    Client(Client),
+    ResourceServer(ResourceServer),
+    ClientGrant(ClientGrant),
+    /// A role with its full permission set (replaces the stored set).
+    Role(Role),
+    /// A user with the full set of role ids (replaces the stored set).
+    User {
+        user: User,
+        role_ids: Vec<String>,
+    },
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Which backend this is (`sqlite` or `postgres`), for logs and metrics.
+    fn backend(&self) -> &'static str;
+
+    /// Cheap readiness probe.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // Tenants
+    async fn ensure_tenant(&self, tenant: &Tenant, now: Timestamp) -> Result<(), StoreError>;
+    async fn find_tenant(&self, tenant_id: &str) -> Result<Option<Tenant>, StoreError>;
+
+    // Signing keys
+    async fn list_signing_keys(&self, tenant_id: &str)
+    -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Adds `key` and marks every other live key of its algorithm as retired from
+    /// `key.active_from`, expiring at `old_keys_expire_at`.
+    async fn add_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        old_keys_expire_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    // Applications and APIs
+    async fn find_client(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+    ) -> Result<Option<Client>, StoreError>;
+    async fn list_clients(&self, tenant_id: &str) -> Result<Vec<Client>, StoreError>;
+    async fn list_resource_servers(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<ResourceServer>, StoreError>;
+    async fn list_client_grants(&self, tenant_id: &str) -> Result<Vec<ClientGrant>, StoreError>;
+    async fn list_roles(&self, tenant_id: &str) -> Result<Vec<Role>, StoreError>;
+
+    /// Applies a tenant file's changes all together or not at all.
+    async fn apply_changes(
+        &self,
+        tenant_id: &str,
+        changes: &[Change],
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    // Users
+    async fn find_user(&self, tenant_id: &str, user_id: &str) -> Result<Option<User>, StoreError>;
+    async fn find_user_by_email(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+        email: &str,
+    ) -> Result<Option<User>, StoreError>;
+    /// Role names and ids of a user.
+    async fn list_user_roles(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<Role>, StoreError>;
+    async fn record_login(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    // Login transactions
+    async fn create_login_transaction(&self, tx: &LoginTransaction) -> Result<(), StoreError>;
+    async fn find_login_transaction(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<LoginTransaction>, StoreError>;
+    /// Marks the transaction finished; `false` if it already was (a replayed form post).
+    async fn consume_login_transaction(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    // SSO sessions
+    async fn create_session(&self, session: &Session, secret_hash: &str) -> Result<(), StoreError>;
+    /// A live session by its cookie secret's hash (not revoked, not expired at `now`).
+    async fn find_session_by_secret(
+        &self,
+        tenant_id: &str,
+        secret_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError>;
+    async fn touch_session(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+        idle_expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+    async fn revoke_session(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    // Grants, codes and tokens
+    async fn create_grant(&self, grant: &Grant) -> Result<(), StoreError>;
+    async fn find_grant(&self, tenant_id: &str, id: &str) -> Result<Option<Grant>, StoreError>;
+    /// Revokes a grant and every refresh token hanging off it.
+    async fn revoke_grant(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    async fn create_authorization_code(
+        &self,
+        tenant_id: &str,
+        code_hash: &str,
+        grant_id: &str,
+        grant: &CodeGrant,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Spends a code. `Some` with `used_before = true` means it had been spent already.
+    async fn consume_authorization_code(
+        &self,
+        tenant_id: &str,
+        code_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<AuthorizationCode>, StoreError>;
+    async fn create_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
+    async fn find_refresh_token(
+        &self,
+        tenant_id: &str,
+        token_hash: &str,
+    ) -> Result<Option<RefreshToken>, StoreError>;
+    /// Marks `old_hash` used and stores `new` in one transaction; `false` when `old_hash` had
+    /// already been used (unless `allow_reuse_since` is set and it was used after that time).
+    async fn rotate_refresh_token(
+        &self,
+        tenant_id: &str,
+        old_hash: &str,
+        new: &RefreshToken,
+        now: Timestamp,
+        allow_reuse_since: Option<Timestamp>,
+    ) -> Result<bool, StoreError>;
+    /// Slides a non-rotating token's idle expiry.
+    async fn touch_refresh_token(
+        &self,
+        tenant_id: &str,
+        token_hash: &str,
+        idle_expires_at: Option<Timestamp>,
+    ) -> Result<(), StoreError>;
+    async fn revoke_refresh_token(
+        &self,
+        tenant_id: &str,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    async fn record_access_token(
+        &self,
+        tenant_id: &str,
+        jti: &str,
+        grant_id: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The grant a recorded access token was issued under (`None` for unrecorded tokens,
+    /// such as machine tokens).
+    async fn find_access_token_grant(
+        &self,
+        tenant_id: &str,
+        jti: &str,
+    ) -> Result<Option<Grant>, StoreError>;
+
+    /// Deletes expired single-use rows (codes, transactions, recorded access tokens).
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+}

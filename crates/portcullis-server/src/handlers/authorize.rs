@@ -1,0 +1,284 @@
+//! `/authorize` and the Universal Login page (`/u/login`).
+
+use super::{SESSION_COOKIE, cookie, error_page, removal, request_id, tenant_name};
+use crate::errors::PageError;
+use crate::state::AppState;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use portcullis_core::model::ResponseMode;
+use portcullis_core::oauth::AuthResponse;
+use portcullis_core::oauth::authorize::{
+    AuthorizeError, AuthorizeParams, AuthorizeStep, LoginPage,
+};
+use portcullis_core::oauth::login::{LoginError, LoginForm, LoginOutcome};
+
+fn csrf_cookie_name(transaction_id: &str) -> String {
+    format!("pc_csrf_{transaction_id}")
+}
+
+const LOGIN_PATH: &str = "/u/login";
+
+/// `GET /authorize`.
+pub async fn authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    authorize_with(state, headers, jar, query.unwrap_or_default()).await
+}
+
+/// `POST /authorize` (OpenID Connect Core §3.1.2.1), form-encoded.
+pub async fn authorize_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    body: String,
+) -> Response {
+    authorize_with(state, headers, jar, body).await
+}
+
+async fn authorize_with(
+    state: AppState,
+    headers: HeaderMap,
+    jar: CookieJar,
+    query: String,
+) -> Response {
+    let params: AuthorizeParams = match serde_urlencoded::from_str(&query) {
+        Ok(p) => p,
+        Err(_) => {
+            return error_page(&state, &headers, PageError::new(StatusCode::BAD_REQUEST, "Invalid request", "The authorization request is malformed (a parameter is repeated or badly encoded).")).await;
+        }
+    };
+    let session = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned());
+    match state.core.authorize(&params, session.as_deref()).await {
+        Ok(AuthorizeStep::Login(page)) => {
+            let jar = jar.add(cookie(
+                &state,
+                csrf_cookie_name(&page.transaction_id),
+                page.csrf.clone(),
+                LOGIN_PATH,
+                state.core.settings.login_lifetime,
+            ));
+            let location = format!("{LOGIN_PATH}?state={}", page.transaction_id);
+            (jar, no_store(Redirect::to(&location).into_response())).into_response()
+        }
+        Ok(AuthorizeStep::Respond(response)) => respond(&state, &response),
+        Err(AuthorizeError::Redirect(response)) => respond(&state, &response),
+        Err(AuthorizeError::Page { title, detail }) => {
+            error_page(
+                &state,
+                &headers,
+                PageError::new(StatusCode::BAD_REQUEST, &title, detail),
+            )
+            .await
+        }
+        Err(AuthorizeError::Internal(e)) => {
+            error_page(&state, &headers, PageError::internal(e)).await
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct LoginQuery {
+    pub state: Option<String>,
+}
+
+/// `GET /u/login?state=…`: the login form of a transaction in progress.
+pub async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let parsed: Option<LoginQuery> = serde_urlencoded::from_str(&query.unwrap_or_default()).ok();
+    let Some(tx) = parsed.and_then(|q| q.state) else {
+        return expired(&state, &headers).await;
+    };
+    let Some(csrf) = jar
+        .get(&csrf_cookie_name(&tx))
+        .map(|c| c.value().to_owned())
+    else {
+        return expired(&state, &headers).await;
+    };
+    match state.core.login_page(&tx, &csrf).await {
+        Ok(page) => render_login(&state, &headers, page, StatusCode::OK).await,
+        Err(LoginError::Internal(e)) => error_page(&state, &headers, PageError::internal(e)).await,
+        Err(LoginError::Expired | LoginError::Csrf) => expired(&state, &headers).await,
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct LoginFormBody {
+    pub state: Option<String>,
+    pub csrf: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// `POST /u/login`: checks the credentials.
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    body: String,
+) -> Response {
+    let Ok(form) = serde_urlencoded::from_str::<LoginFormBody>(&body) else {
+        return error_page(
+            &state,
+            &headers,
+            PageError::new(
+                StatusCode::BAD_REQUEST,
+                "Invalid request",
+                "The login form could not be read.",
+            ),
+        )
+        .await;
+    };
+    let (Some(tx), Some(csrf)) = (form.state, form.csrf) else {
+        return expired(&state, &headers).await;
+    };
+    let csrf_cookie = jar
+        .get(&csrf_cookie_name(&tx))
+        .map(|c| c.value().to_owned());
+    let outcome = state
+        .core
+        .login(LoginForm {
+            transaction_id: tx.clone(),
+            csrf_field: csrf,
+            csrf_cookie,
+            email: form.username.unwrap_or_default(),
+            password: form.password.unwrap_or_default(),
+            previous_session: jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()),
+        })
+        .await;
+    match outcome {
+        Ok(LoginOutcome::Success {
+            response,
+            session_secret,
+            session_max_age,
+        }) => {
+            let jar = jar
+                .add(cookie(
+                    &state,
+                    SESSION_COOKIE.to_owned(),
+                    session_secret.expose().to_owned(),
+                    "/",
+                    session_max_age,
+                ))
+                .add(removal(&state, csrf_cookie_name(&tx), LOGIN_PATH));
+            (jar, respond(&state, &response)).into_response()
+        }
+        Ok(LoginOutcome::Retry(page)) => {
+            render_login(&state, &headers, page, StatusCode::BAD_REQUEST).await
+        }
+        Err(LoginError::Internal(e)) => error_page(&state, &headers, PageError::internal(e)).await,
+        Err(LoginError::Expired | LoginError::Csrf) => expired(&state, &headers).await,
+    }
+}
+
+async fn expired(state: &AppState, headers: &HeaderMap) -> Response {
+    error_page(
+        state,
+        headers,
+        PageError::new(
+            StatusCode::BAD_REQUEST,
+            "This login page has expired",
+            "The login page was open too long, was already used, or was opened in another browser. Go back to the application and log in again.",
+        ),
+    )
+    .await
+}
+
+async fn render_login(
+    state: &AppState,
+    headers: &HeaderMap,
+    page: LoginPage,
+    status: StatusCode,
+) -> Response {
+    let html = state.pages.render(
+        "login.html",
+        minijinja::context! {
+            tenant_name => tenant_name(state).await,
+            client_name => page.client_name,
+            transaction_id => page.transaction_id,
+            csrf => page.csrf,
+            login_hint => page.login_hint,
+            error => page.error,
+            request_id => request_id(headers),
+        },
+    );
+    let mut response = (status, Html(html)).into_response();
+    // Browsers apply form-action to the redirect that follows the post, so the client's
+    // callback origin must be allowed too.
+    let callback_origin = origin_of(&page.redirect_uri);
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' {callback_origin}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    no_store(response)
+}
+
+fn origin_of(uri: &str) -> String {
+    url::Url::parse(uri)
+        .map(|u| u.origin().ascii_serialization())
+        .ok()
+        .filter(|o| o != "null")
+        .unwrap_or_default()
+}
+
+/// Sends the browser back to the client: a 302 with the query, or an auto-posting form.
+pub fn respond(state: &AppState, response: &AuthResponse) -> Response {
+    match response.response_mode {
+        ResponseMode::Query => no_store(Redirect::to(&response.query_url()).into_response()),
+        ResponseMode::FormPost => {
+            let nonce = portcullis_crypto::b64url(&portcullis_crypto::random_bytes::<16>());
+            let html = state.pages.render(
+                "form_post.html",
+                minijinja::context! {
+                    redirect_uri => &response.redirect_uri,
+                    params => &response.params,
+                    nonce => &nonce,
+                },
+            );
+            let mut resp = Html(html).into_response();
+            let csp = format!(
+                "default-src 'none'; script-src 'nonce-{nonce}'; form-action {}; frame-ancestors 'none'; base-uri 'none'",
+                origin_of(&response.redirect_uri)
+            );
+            if let Ok(v) = HeaderValue::from_str(&csp) {
+                resp.headers_mut()
+                    .insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            no_store(resp)
+        }
+    }
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Sign-up and password reset arrive with the account-security work; until then the links
+/// explain that they are not enabled on this tenant.
+pub async fn not_enabled(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let html = state.pages.render(
+        "unavailable.html",
+        minijinja::context! {
+            tenant_name => tenant_name(&state).await,
+            title => "Not available on this tenant",
+            detail => "Self-service sign-up and password reset are not enabled here. Ask the administrator of the application for an account or a new password.",
+            request_id => request_id(&headers),
+        },
+    );
+    (StatusCode::NOT_FOUND, Html(html)).into_response()
+}

@@ -1,0 +1,183 @@
+//! `/oauth/token`, `/oauth/revoke` and `/oauth/introspect`.
+
+use crate::errors::OAuthHttpError;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use portcullis_core::error::OAuthError;
+use portcullis_core::oauth::token::{ClientCredentials, TokenRequest};
+use std::collections::HashMap;
+
+/// Reads a form-encoded or JSON body (Auth0's SDKs post JSON) into string pairs.
+/// Repeated parameters are refused, as RFC 6749 §3.2 requires.
+pub fn read_params(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<HashMap<String, String>, OAuthError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/json") {
+        let value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+            .map_err(|_| OAuthError::invalid_request("The request body is not a JSON object"))?;
+        let mut out = HashMap::new();
+        for (k, v) in value {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Null => continue,
+                _ => {
+                    return Err(OAuthError::invalid_request(format!(
+                        "Parameter {k} must be a string"
+                    )));
+                }
+            };
+            out.insert(k, text);
+        }
+        return Ok(out);
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "Use application/x-www-form-urlencoded or application/json",
+        ));
+    }
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if out.insert(k.clone().into_owned(), v.into_owned()).is_some() {
+            return Err(OAuthError::invalid_request(format!(
+                "Parameter {k} is repeated"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// HTTP Basic client credentials, form-url-decoded as RFC 6749 §2.3.1 says.
+pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| OAuthError::invalid_client())?;
+    let Some(encoded) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
+        return Ok(None);
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| OAuthError::invalid_client())?;
+    let text = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
+    let (id, secret) = text
+        .split_once(':')
+        .ok_or_else(OAuthError::invalid_client)?;
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((decode(id), decode(secret))))
+}
+
+fn credentials(
+    headers: &HeaderMap,
+    params: &mut HashMap<String, String>,
+) -> Result<ClientCredentials, OAuthError> {
+    Ok(ClientCredentials {
+        basic: basic_credentials(headers)?,
+        form_id: params.remove("client_id").filter(|s| !s.is_empty()),
+        form_secret: params.remove("client_secret").filter(|s| !s.is_empty()),
+    })
+}
+
+fn no_store(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `POST /oauth/token`.
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let basic = headers.contains_key(header::AUTHORIZATION);
+    let result = async {
+        let params = read_params(&headers, &body)?;
+        let (request, mut creds) = TokenRequest::parse(params)?;
+        creds.basic = basic_credentials(&headers)?;
+        state.core.token(request, &creds).await
+    }
+    .await;
+    match result {
+        Ok(tokens) => no_store(Json(tokens).into_response()),
+        Err(error) => OAuthHttpError {
+            error,
+            basic_auth: basic,
+        }
+        .into_response(),
+    }
+}
+
+/// `POST /oauth/revoke` (RFC 7009): 200 for any token, known or not.
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let basic = headers.contains_key(header::AUTHORIZATION);
+    let result = async {
+        let mut params = read_params(&headers, &body)?;
+        let creds = credentials(&headers, &mut params)?;
+        let token = params
+            .remove("token")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| OAuthError::invalid_request("Missing required parameter: token"))?;
+        state.core.revoke(&creds, &token).await
+    }
+    .await;
+    match result {
+        Ok(()) => no_store(StatusCode::OK.into_response()),
+        Err(error) => OAuthHttpError {
+            error,
+            basic_auth: basic,
+        }
+        .into_response(),
+    }
+}
+
+/// `POST /oauth/introspect` (RFC 7662).
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let basic = headers.contains_key(header::AUTHORIZATION);
+    let result = async {
+        let mut params = read_params(&headers, &body)?;
+        let creds = credentials(&headers, &mut params)?;
+        let token = params
+            .remove("token")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| OAuthError::invalid_request("Missing required parameter: token"))?;
+        state.core.introspect(&creds, &token).await
+    }
+    .await;
+    match result {
+        Ok(value) => no_store(Json(value).into_response()),
+        Err(error) => OAuthHttpError {
+            error,
+            basic_auth: basic,
+        }
+        .into_response(),
+    }
+}

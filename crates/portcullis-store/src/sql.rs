@@ -1,0 +1,995 @@
+//! The store's statements. Every one is tenant-scoped.
+
+use crate::rows::{self, backend_err, to_json};
+use async_trait::async_trait;
+use portcullis_core::model::{
+    AuthorizationCode, Client, ClientGrant, CodeGrant, Grant, LoginTransaction, RefreshToken,
+    ResourceServer, Role, Session, SigningKeyRecord, Tenant, Timestamp, User,
+};
+use portcullis_core::store::{Change, Store, StoreError};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Row};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool to SQLite or PostgreSQL, migrated on connect.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static MIGRATE_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://file.db` or `postgres://…`), creating a missing SQLite
+    /// file, and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("sqlite:") {
+            let url = if url.contains("mode=") {
+                url.to_owned()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(StoreError::Backend(
+                "the database URL must start with sqlite: or postgres://".to_owned(),
+            ));
+        };
+        let max = if backend == Backend::Sqlite { 8 } else { 16 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .min_connections(1)
+            .after_connect(move |conn: &mut AnyConnection, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed while a writer commits; the busy timeout
+                        // makes concurrent writers wait instead of failing.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(backend_err)?;
+        let migrator = match backend {
+            Backend::Sqlite => &MIGRATE_SQLITE,
+            Backend::Postgres => &MIGRATE_POSTGRES,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn role_permissions(
+        &self,
+        tenant_id: &str,
+    ) -> Result<BTreeMap<String, Vec<portcullis_core::model::Permission>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT role_id, resource_server_identifier, permission_name FROM role_permissions \
+             WHERE tenant_id = $1 ORDER BY role_id, resource_server_identifier, permission_name",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        let mut map: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for row in rows {
+            let role_id: String = row.try_get("role_id").map_err(backend_err)?;
+            map.entry(role_id)
+                .or_default()
+                .push(portcullis_core::model::Permission {
+                    resource_server_identifier: row
+                        .try_get("resource_server_identifier")
+                        .map_err(backend_err)?,
+                    permission_name: row.try_get("permission_name").map_err(backend_err)?,
+                });
+        }
+        Ok(map)
+    }
+
+    fn roles_from_rows(
+        rows: &[AnyRow],
+        perms: &mut BTreeMap<String, Vec<portcullis_core::model::Permission>>,
+    ) -> Result<Vec<Role>, StoreError> {
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id").map_err(backend_err)?;
+                Ok(Role {
+                    tenant_id: row.try_get("tenant_id").map_err(backend_err)?,
+                    permissions: perms.remove(&id).unwrap_or_default(),
+                    id,
+                    name: row.try_get("name").map_err(backend_err)?,
+                    description: row.try_get("description").map_err(backend_err)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn b(v: bool) -> i64 {
+    i64::from(v)
+}
+
+async fn apply_one(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    change: &Change,
+    now: Timestamp,
+) -> Result<(), sqlx::Error> {
+    match change {
+        Change::Tenant(t) => {
+            sqlx::query(
+                "UPDATE tenants SET friendly_name = $2, session_lifetime_hours = $3, \
+                 idle_session_lifetime_hours = $4, roles_claim = $5, updated_at = $6 WHERE id = $1",
+            )
+            .bind(tenant_id)
+            .bind(&t.friendly_name)
+            .bind(t.session_lifetime_hours)
+            .bind(t.idle_session_lifetime_hours)
+            .bind(t.roles_claim.as_deref())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::Client(c) => {
+            sqlx::query(
+                "INSERT INTO clients (tenant_id, client_id, name, app_type, secret_sealed, \
+                 token_endpoint_auth_method, callbacks, allowed_logout_urls, web_origins, \
+                 grant_types, refresh_token, is_first_party, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
+                 ON CONFLICT (tenant_id, client_id) DO UPDATE SET name = excluded.name, \
+                 app_type = excluded.app_type, secret_sealed = excluded.secret_sealed, \
+                 token_endpoint_auth_method = excluded.token_endpoint_auth_method, \
+                 callbacks = excluded.callbacks, allowed_logout_urls = excluded.allowed_logout_urls, \
+                 web_origins = excluded.web_origins, grant_types = excluded.grant_types, \
+                 refresh_token = excluded.refresh_token, is_first_party = excluded.is_first_party, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(tenant_id)
+            .bind(&c.client_id)
+            .bind(&c.name)
+            .bind(c.app_type.as_str())
+            .bind(c.secret_sealed.as_deref())
+            .bind(c.token_endpoint_auth_method.as_str())
+            .bind(to_json(&c.callbacks))
+            .bind(to_json(&c.allowed_logout_urls))
+            .bind(to_json(&c.web_origins))
+            .bind(to_json(&c.grant_types))
+            .bind(to_json(&c.refresh_token))
+            .bind(b(c.is_first_party))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::ResourceServer(r) => {
+            sqlx::query(
+                "INSERT INTO resource_servers (tenant_id, id, identifier, name, scopes, \
+                 enforce_policies, token_dialect, token_lifetime, signing_alg, \
+                 allow_offline_access, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET identifier = excluded.identifier, \
+                 name = excluded.name, scopes = excluded.scopes, \
+                 enforce_policies = excluded.enforce_policies, \
+                 token_dialect = excluded.token_dialect, token_lifetime = excluded.token_lifetime, \
+                 signing_alg = excluded.signing_alg, \
+                 allow_offline_access = excluded.allow_offline_access, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(tenant_id)
+            .bind(&r.id)
+            .bind(&r.identifier)
+            .bind(&r.name)
+            .bind(to_json(&r.scopes))
+            .bind(b(r.enforce_policies))
+            .bind(&r.token_dialect)
+            .bind(r.token_lifetime)
+            .bind(r.signing_alg.as_str())
+            .bind(b(r.allow_offline_access))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::ClientGrant(g) => {
+            sqlx::query(
+                "INSERT INTO client_grants (tenant_id, id, client_id, audience, scope, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET scope = excluded.scope",
+            )
+            .bind(tenant_id)
+            .bind(&g.id)
+            .bind(&g.client_id)
+            .bind(&g.audience)
+            .bind(to_json(&g.scope))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::Role(r) => {
+            sqlx::query(
+                "INSERT INTO roles (tenant_id, id, name, description, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.name, \
+                 description = excluded.description",
+            )
+            .bind(tenant_id)
+            .bind(&r.id)
+            .bind(&r.name)
+            .bind(&r.description)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("DELETE FROM role_permissions WHERE tenant_id = $1 AND role_id = $2")
+                .bind(tenant_id)
+                .bind(&r.id)
+                .execute(&mut *conn)
+                .await?;
+            for p in &r.permissions {
+                sqlx::query(
+                    "INSERT INTO role_permissions (tenant_id, role_id, resource_server_identifier, \
+                     permission_name) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(tenant_id)
+                .bind(&r.id)
+                .bind(&p.resource_server_identifier)
+                .bind(&p.permission_name)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Change::User { user: u, role_ids } => {
+            sqlx::query(
+                "INSERT INTO users (tenant_id, user_id, connection, email, email_normalized, \
+                 email_verified, name, nickname, picture, password_hash, user_metadata, \
+                 app_metadata, blocked, created_at, updated_at, last_login, logins_count) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, NULL, 0) \
+                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET email = excluded.email, \
+                 email_normalized = excluded.email_normalized, \
+                 email_verified = excluded.email_verified, name = excluded.name, \
+                 nickname = excluded.nickname, picture = excluded.picture, \
+                 password_hash = excluded.password_hash, user_metadata = excluded.user_metadata, \
+                 app_metadata = excluded.app_metadata, blocked = excluded.blocked, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(tenant_id)
+            .bind(&u.user_id)
+            .bind(&u.connection)
+            .bind(&u.email)
+            .bind(portcullis_core::model::normalize_email(&u.email))
+            .bind(b(u.email_verified))
+            .bind(&u.name)
+            .bind(&u.nickname)
+            .bind(&u.picture)
+            .bind(u.password_hash.as_deref())
+            .bind(to_json(&u.user_metadata))
+            .bind(to_json(&u.app_metadata))
+            .bind(b(u.blocked))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2")
+                .bind(tenant_id)
+                .bind(&u.user_id)
+                .execute(&mut *conn)
+                .await?;
+            for role_id in role_ids {
+                sqlx::query(
+                    "INSERT INTO user_roles (tenant_id, user_id, role_id) VALUES ($1, $2, $3)",
+                )
+                .bind(tenant_id)
+                .bind(&u.user_id)
+                .bind(role_id)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(backend_err)
+    }
+
+    async fn ensure_tenant(&self, t: &Tenant, now: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tenants (id, friendly_name, session_lifetime_hours, \
+             idle_session_lifetime_hours, roles_claim, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&t.id)
+        .bind(&t.friendly_name)
+        .bind(t.session_lifetime_hours)
+        .bind(t.idle_session_lifetime_hours)
+        .bind(t.roles_claim.as_deref())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn find_tenant(&self, tenant_id: &str) -> Result<Option<Tenant>, StoreError> {
+        sqlx::query("SELECT * FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .map(|r| rows::tenant(&r))
+            .transpose()
+    }
+
+    async fn list_signing_keys(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        sqlx::query("SELECT * FROM signing_keys WHERE tenant_id = $1 ORDER BY active_from, kid")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .iter()
+            .map(rows::signing_key)
+            .collect()
+    }
+
+    async fn add_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        old_keys_expire_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = $3, expires_at = $4 \
+             WHERE tenant_id = $1 AND alg = $2 AND retired_at IS NULL",
+        )
+        .bind(&key.tenant_id)
+        .bind(key.alg.as_str())
+        .bind(key.active_from)
+        .bind(old_keys_expire_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        sqlx::query(
+            "INSERT INTO signing_keys (tenant_id, kid, alg, private_key_sealed, created_at, \
+             active_from, retired_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)",
+        )
+        .bind(&key.tenant_id)
+        .bind(&key.kid)
+        .bind(key.alg.as_str())
+        .bind(&key.private_key_sealed)
+        .bind(key.created_at)
+        .bind(key.active_from)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn find_client(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+    ) -> Result<Option<Client>, StoreError> {
+        sqlx::query("SELECT * FROM clients WHERE tenant_id = $1 AND client_id = $2")
+            .bind(tenant_id)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .map(|r| rows::client(&r))
+            .transpose()
+    }
+
+    async fn list_clients(&self, tenant_id: &str) -> Result<Vec<Client>, StoreError> {
+        sqlx::query("SELECT * FROM clients WHERE tenant_id = $1 ORDER BY name")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .iter()
+            .map(rows::client)
+            .collect()
+    }
+
+    async fn list_resource_servers(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<ResourceServer>, StoreError> {
+        sqlx::query("SELECT * FROM resource_servers WHERE tenant_id = $1 ORDER BY identifier")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .iter()
+            .map(rows::resource_server)
+            .collect()
+    }
+
+    async fn list_client_grants(&self, tenant_id: &str) -> Result<Vec<ClientGrant>, StoreError> {
+        sqlx::query("SELECT * FROM client_grants WHERE tenant_id = $1 ORDER BY client_id, audience")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .iter()
+            .map(rows::client_grant)
+            .collect()
+    }
+
+    async fn list_roles(&self, tenant_id: &str) -> Result<Vec<Role>, StoreError> {
+        let mut perms = self.role_permissions(tenant_id).await?;
+        let rows = sqlx::query("SELECT * FROM roles WHERE tenant_id = $1 ORDER BY name")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Self::roles_from_rows(&rows, &mut perms)
+    }
+
+    async fn apply_changes(
+        &self,
+        tenant_id: &str,
+        changes: &[Change],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        for change in changes {
+            apply_one(&mut tx, tenant_id, change, now)
+                .await
+                .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn find_user(&self, tenant_id: &str, user_id: &str) -> Result<Option<User>, StoreError> {
+        sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .map(|r| rows::user(&r))
+            .transpose()
+    }
+
+    async fn find_user_by_email(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+        email: &str,
+    ) -> Result<Option<User>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM users WHERE tenant_id = $1 AND connection = $2 AND email_normalized = $3",
+        )
+        .bind(tenant_id)
+        .bind(connection)
+        .bind(portcullis_core::model::normalize_email(email))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?
+        .map(|r| rows::user(&r))
+        .transpose()
+    }
+
+    async fn list_user_roles(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<Role>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.* FROM roles r JOIN user_roles ur ON ur.tenant_id = r.tenant_id \
+             AND ur.role_id = r.id WHERE ur.tenant_id = $1 AND ur.user_id = $2 ORDER BY r.name",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        let mut perms = if rows.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.role_permissions(tenant_id).await?
+        };
+        Self::roles_from_rows(&rows, &mut perms)
+    }
+
+    async fn record_login(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE users SET last_login = $3, logins_count = logins_count + 1 \
+             WHERE tenant_id = $1 AND user_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn create_login_transaction(&self, t: &LoginTransaction) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO login_transactions (tenant_id, id, csrf_hash, request, user_id, \
+             created_at, expires_at, completed_at) VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL)",
+        )
+        .bind(&t.tenant_id)
+        .bind(&t.id)
+        .bind(&t.csrf_hash)
+        .bind(to_json(&t.request))
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn find_login_transaction(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<LoginTransaction>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM login_transactions WHERE tenant_id = $1 AND id = $2 \
+             AND expires_at > $3 AND completed_at IS NULL",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?
+        .map(|r| rows::login_transaction(&r))
+        .transpose()
+    }
+
+    async fn consume_login_transaction(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE login_transactions SET completed_at = $3 \
+             WHERE tenant_id = $1 AND id = $2 AND completed_at IS NULL AND expires_at > $3",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_session(&self, s: &Session, secret_hash: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (tenant_id, id, secret_hash, user_id, auth_time, created_at, \
+             last_seen_at, expires_at, idle_expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)",
+        )
+        .bind(&s.tenant_id)
+        .bind(&s.id)
+        .bind(secret_hash)
+        .bind(&s.user_id)
+        .bind(s.auth_time)
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.expires_at)
+        .bind(s.idle_expires_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn find_session_by_secret(
+        &self,
+        tenant_id: &str,
+        secret_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM sessions WHERE tenant_id = $1 AND secret_hash = $2 \
+             AND revoked_at IS NULL AND expires_at > $3 AND idle_expires_at > $3",
+        )
+        .bind(tenant_id)
+        .bind(secret_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?
+        .map(|r| rows::session(&r))
+        .transpose()
+    }
+
+    async fn touch_session(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+        idle_expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at = $3, idle_expires_at = $4 \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now)
+        .bind(idle_expires_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn revoke_session(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 \
+             AND revoked_at IS NULL",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn create_grant(&self, g: &Grant) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO grants (tenant_id, id, client_id, user_id, session_id, created_at, \
+             revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+        )
+        .bind(&g.tenant_id)
+        .bind(&g.id)
+        .bind(&g.client_id)
+        .bind(&g.user_id)
+        .bind(g.session_id.as_deref())
+        .bind(g.created_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn find_grant(&self, tenant_id: &str, id: &str) -> Result<Option<Grant>, StoreError> {
+        sqlx::query("SELECT * FROM grants WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .map(|r| rows::grant(&r))
+            .transpose()
+    }
+
+    async fn revoke_grant(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        sqlx::query(
+            "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 \
+             AND revoked_at IS NULL",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND grant_id = $2 \
+             AND revoked_at IS NULL",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn create_authorization_code(
+        &self,
+        tenant_id: &str,
+        code_hash: &str,
+        grant_id: &str,
+        grant: &CodeGrant,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (tenant_id, code_hash, grant_id, request, \
+             created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+        )
+        .bind(tenant_id)
+        .bind(code_hash)
+        .bind(grant_id)
+        .bind(to_json(grant))
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn consume_authorization_code(
+        &self,
+        tenant_id: &str,
+        code_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<AuthorizationCode>, StoreError> {
+        let fresh = sqlx::query(
+            "UPDATE authorization_codes SET used_at = $3 \
+             WHERE tenant_id = $1 AND code_hash = $2 AND used_at IS NULL \
+             RETURNING grant_id, request, expires_at",
+        )
+        .bind(tenant_id)
+        .bind(code_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        let (row, used_before) = match fresh {
+            Some(row) => (row, false),
+            None => {
+                let spent = sqlx::query(
+                    "SELECT grant_id, request, expires_at FROM authorization_codes \
+                     WHERE tenant_id = $1 AND code_hash = $2",
+                )
+                .bind(tenant_id)
+                .bind(code_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                match spent {
+                    Some(row) => (row, true),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let request: String = row.try_get("request").map_err(backend_err)?;
+        Ok(Some(AuthorizationCode {
+            tenant_id: tenant_id.to_owned(),
+            grant_id: row.try_get("grant_id").map_err(backend_err)?,
+            grant: serde_json::from_str(&request)
+                .map_err(|e| StoreError::Corrupt(format!("code request: {e}")))?,
+            expires_at: row.try_get("expires_at").map_err(backend_err)?,
+            used_before,
+        }))
+    }
+
+    async fn create_refresh_token(&self, t: &RefreshToken) -> Result<(), StoreError> {
+        insert_refresh_token(&self.pool, t).await
+    }
+
+    async fn find_refresh_token(
+        &self,
+        tenant_id: &str,
+        token_hash: &str,
+    ) -> Result<Option<RefreshToken>, StoreError> {
+        sqlx::query("SELECT * FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2")
+            .bind(tenant_id)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .map(|r| rows::refresh_token(&r))
+            .transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        tenant_id: &str,
+        old_hash: &str,
+        new: &RefreshToken,
+        now: Timestamp,
+        allow_reuse_since: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        let spent = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = COALESCE(used_at, $3) \
+             WHERE tenant_id = $1 AND token_hash = $2 AND revoked_at IS NULL \
+             AND (used_at IS NULL OR used_at >= $4)",
+        )
+        .bind(tenant_id)
+        .bind(old_hash)
+        .bind(now)
+        .bind(allow_reuse_since.unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        if spent.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_refresh_token(&mut *tx, new).await?;
+        tx.commit().await.map_err(backend_err)?;
+        Ok(true)
+    }
+
+    async fn touch_refresh_token(
+        &self,
+        tenant_id: &str,
+        token_hash: &str,
+        idle_expires_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET idle_expires_at = $3 \
+             WHERE tenant_id = $1 AND token_hash = $2",
+        )
+        .bind(tenant_id)
+        .bind(token_hash)
+        .bind(idle_expires_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn revoke_refresh_token(
+        &self,
+        tenant_id: &str,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND token_hash = $2 \
+             AND revoked_at IS NULL",
+        )
+        .bind(tenant_id)
+        .bind(token_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn record_access_token(
+        &self,
+        tenant_id: &str,
+        jti: &str,
+        grant_id: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO access_tokens (tenant_id, jti, grant_id, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(tenant_id)
+        .bind(jti)
+        .bind(grant_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn find_access_token_grant(
+        &self,
+        tenant_id: &str,
+        jti: &str,
+    ) -> Result<Option<Grant>, StoreError> {
+        sqlx::query(
+            "SELECT g.* FROM access_tokens a JOIN grants g \
+             ON g.tenant_id = a.tenant_id AND g.id = a.grant_id \
+             WHERE a.tenant_id = $1 AND a.jti = $2",
+        )
+        .bind(tenant_id)
+        .bind(jti)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?
+        .map(|r| rows::grant(&r))
+        .transpose()
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for statement in [
+            "DELETE FROM authorization_codes WHERE expires_at < $1",
+            "DELETE FROM login_transactions WHERE expires_at < $1",
+            "DELETE FROM access_tokens WHERE expires_at < $1",
+        ] {
+            total += sqlx::query(statement)
+                .bind(now - 3600)
+                .execute(&self.pool)
+                .await
+                .map_err(backend_err)?
+                .rows_affected();
+        }
+        Ok(total)
+    }
+}
+
+async fn insert_refresh_token<'e, E>(executor: E, t: &RefreshToken) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO refresh_tokens (tenant_id, token_hash, id, grant_id, client_id, user_id, \
+         scope, audience, auth_time, created_at, expires_at, idle_expires_at, used_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL)",
+    )
+    .bind(&t.tenant_id)
+    .bind(&t.token_hash)
+    .bind(&t.id)
+    .bind(&t.grant_id)
+    .bind(&t.client_id)
+    .bind(&t.user_id)
+    .bind(to_json(&t.scope))
+    .bind(t.audience.as_deref())
+    .bind(t.auth_time)
+    .bind(t.created_at)
+    .bind(t.expires_at)
+    .bind(t.idle_expires_at)
+    .execute(executor)
+    .await
+    .map(|_| ())
+    .map_err(backend_err)
+}
