@@ -9,7 +9,6 @@ use crate::passwords::PasswordPool;
 use crate::store::{Change, Store, StoreError};
 use crate::tenant_file::{FileError, TenantFile, locate};
 use portcullis_crypto::aead::MasterKey;
-use portcullis_crypto::jose::SigningAlg;
 use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +164,7 @@ pub async fn apply(
                 .as_ref()
                 .map_or_else(|| "access_token".to_owned(), |d| d.0.clone()),
             token_lifetime: entry.token_lifetime.map_or(86_400, |l| l.0),
-            signing_alg: entry.signing_alg.map_or(SigningAlg::RS256, |a| a.0),
+            signing_alg: entry.signing_alg.0,
             allow_offline_access: entry.allow_offline_access,
         };
         if current != Some(&next) {

@@ -134,6 +134,12 @@ impl TryFrom<String> for GrantType {
 #[serde(try_from = "String")]
 pub struct Alg(pub SigningAlg);
 
+impl Default for Alg {
+    fn default() -> Self {
+        Self(SigningAlg::RS256)
+    }
+}
+
 impl TryFrom<String> for Alg {
     type Error = String;
     fn try_from(v: String) -> Result<Self, String> {
@@ -211,7 +217,8 @@ pub struct ResourceServerEntry {
     pub enforce_policies: bool,
     pub token_dialect: Option<TokenDialect>,
     pub token_lifetime: Option<Lifetime>,
-    pub signing_alg: Option<Alg>,
+    #[serde(default)]
+    pub signing_alg: Alg,
     #[serde(default)]
     pub allow_offline_access: bool,
     pub skip_consent_for_verifiable_first_party_clients: Option<bool>,
@@ -335,10 +342,33 @@ pub fn parse(text: &str) -> Result<TenantFile, FileError> {
     if text.trim().is_empty() {
         return Ok(TenantFile::default());
     }
-    serde_norway::from_str::<TenantFile>(text).map_err(|e| FileError {
-        line: e.location().map(|l| l.line()),
-        message: strip_location(&e.to_string()),
+    serde_norway::from_str::<TenantFile>(text).map_err(|e| {
+        let message = strip_location(&e.to_string());
+        FileError {
+            line: e.location().map(|l| refine_line(text, l.line(), &message)),
+            message,
+        }
     })
+}
+
+/// The YAML parser places a value's conversion error at the start of its mapping; move it
+/// to the line below that shows the offending value (the last quoted text of the message).
+fn refine_line(text: &str, line: usize, message: &str) -> usize {
+    let Some(end) = message.rfind('"') else {
+        return line;
+    };
+    let Some(start) = message[..end].rfind('"') else {
+        return line;
+    };
+    let value = &message[start + 1..end];
+    if value.is_empty() {
+        return line;
+    }
+    text.lines()
+        .enumerate()
+        .skip(line.saturating_sub(1))
+        .find(|(_, l)| l.contains(value))
+        .map_or(line, |(i, _)| i + 1)
 }
 
 fn strip_location(message: &str) -> String {

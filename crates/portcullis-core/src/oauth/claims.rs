@@ -12,7 +12,8 @@ pub fn profile_claims(user: &User, scope: &[String]) -> Map<String, Value> {
         claims.insert("name".to_owned(), json!(user.name));
         claims.insert("nickname".to_owned(), json!(user.nickname));
         claims.insert("picture".to_owned(), json!(user.picture));
-        claims.insert("updated_at".to_owned(), json!(rfc3339(user.updated_at)));
+        // OpenID Connect Core §5.1: seconds since the epoch.
+        claims.insert("updated_at".to_owned(), json!(user.updated_at));
     }
     if scope.iter().any(|s| s == "email") {
         claims.insert("email".to_owned(), json!(user.email));
@@ -98,28 +99,4 @@ pub fn access_token(input: &AccessTokenInput<'_>) -> Value {
         map.insert((*claim).to_owned(), json!(roles));
     }
     claims
-}
-
-/// Unix seconds as an RFC 3339 UTC timestamp, as Auth0 shows `updated_at`.
-#[must_use]
-pub fn rfc3339(ts: Timestamp) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    }
 }

@@ -1,0 +1,563 @@
+//! `TestApp`: the production router driven in-process with `oneshot`, a mock clock, and a
+//! fresh database per test (SQLite always; PostgreSQL when PORTCULLIS_TEST_POSTGRES_URL is
+//! set, and required when PORTCULLIS_TEST_REQUIRE_POSTGRES=1).
+
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use portcullis_core::clock::MockClock;
+use portcullis_core::passwords::PasswordPool;
+use portcullis_core::service::{Portcullis, Settings};
+use portcullis_crypto::aead::MasterKey;
+use portcullis_store::SqlStore;
+use serde_json::Value;
+use sqlx::Connection;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+pub const ISSUER: &str = "http://portcullis.test/";
+pub const WEB_CALLBACK: &str = "https://app.example.com/callback";
+pub const SPA_CALLBACK: &str = "http://localhost:3000/callback";
+pub const USER_EMAIL: &str = "user@example.com";
+pub const USER_PASSWORD: &str = "correct horse battery staple";
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "another long passphrase";
+pub const WEB_SECRET: &str = "web-app-secret-0123456789abcdef";
+pub const M2M_SECRET: &str = "m2m-secret-0123456789abcdef-xyz";
+pub const START: i64 = 1_800_000_000;
+
+pub const TENANT_YAML: &str = r#"
+tenant:
+  friendly_name: Test Tenant
+  roles_claim: https://yourapp.com/roles
+clients:
+  - name: Web App
+    app_type: regular_web
+    client_id: web-app-client-id
+    client_secret: web-app-secret-0123456789abcdef
+    callbacks: ["https://app.example.com/callback"]
+    allowed_logout_urls: ["https://app.example.com/"]
+    grant_types: [authorization_code, refresh_token]
+  - name: Second App
+    app_type: regular_web
+    client_id: second-app-client-id
+    client_secret: second-app-secret-0123456789ab
+    callbacks: ["https://second.example.com/callback"]
+    grant_types: [authorization_code]
+  - name: SPA
+    app_type: spa
+    client_id: spa-client-id
+    callbacks: ["http://localhost:3000/callback"]
+    refresh_token:
+      rotation_type: rotating
+      leeway: 0
+  - name: Non Rotating
+    app_type: regular_web
+    client_id: nonrotating-client
+    client_secret: nonrotating-secret-0123456789
+    callbacks: ["https://nr.example.com/callback"]
+    grant_types: [authorization_code, refresh_token]
+    refresh_token:
+      rotation_type: non-rotating
+  - name: Machine
+    app_type: non_interactive
+    client_id: m2m-client-id
+    client_secret: m2m-secret-0123456789abcdef-xyz
+resourceServers:
+  - name: Finance API
+    identifier: https://api.finance.example
+    scopes:
+      - value: read:transactions
+        description: Read transactions
+      - value: write:transactions
+    allow_offline_access: true
+  - name: ES API
+    identifier: https://es.example
+    signing_alg: ES256
+    token_lifetime: 600
+    scopes: [{value: read:things}]
+  - name: Ed API
+    identifier: https://ed.example
+    signing_alg: EdDSA
+    scopes: [{value: read:things}]
+clientGrants:
+  - client_id: Machine
+    audience: https://api.finance.example
+    scope: [read:transactions]
+  - client_id: m2m-client-id
+    audience: https://es.example
+    scope: [read:things]
+  - client_id: Machine
+    audience: https://ed.example
+    scope: [read:things]
+roles:
+  - name: admin
+    description: Administrators
+    permissions:
+      - resource_server_identifier: https://api.finance.example
+        permission_name: read:transactions
+  - name: member
+users:
+  - email: user@example.com
+    password: correct horse battery staple
+    email_verified: true
+    name: Uma User
+    roles: [member]
+  - email: admin@example.com
+    password: another long passphrase
+    name: Ada Admin
+    roles: [admin, member]
+    app_metadata: {plan: gold}
+"#;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub router: axum::Router,
+    pub core: Arc<Portcullis>,
+    pub clock: MockClock,
+    pub database_url: String,
+    _dir: Option<tempfile_dir::TempDir>,
+}
+
+/// A temporary directory removed on drop.
+pub mod tempfile_dir {
+    pub struct TempDir(pub std::path::PathBuf);
+    impl TempDir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!(
+                "portcullis-test-{}",
+                portcullis_crypto::token::random_alphanumeric(12)
+            ));
+            std::fs::create_dir_all(&path).expect("create temp dir");
+            Self(path)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+async fn database_url(backend: Backend) -> Option<(String, Option<tempfile_dir::TempDir>)> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile_dir::TempDir::new();
+            let url = format!("sqlite://{}/test.db", dir.0.display());
+            Some((url, Some(dir)))
+        }
+        Backend::Postgres => {
+            let Ok(admin) = std::env::var("PORTCULLIS_TEST_POSTGRES_URL") else {
+                assert!(
+                    std::env::var("PORTCULLIS_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                    "PORTCULLIS_TEST_POSTGRES_URL must be set when PostgreSQL tests are required"
+                );
+                eprintln!("PORTCULLIS_TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
+                return None;
+            };
+            let name = format!(
+                "pc_test_{}",
+                portcullis_crypto::token::random_alphanumeric(16).to_lowercase()
+            );
+            let mut conn = sqlx::postgres::PgConnection::connect(&admin)
+                .await
+                .expect("connect to PostgreSQL");
+            // The name is made of random lower-case letters and digits only.
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let _ = conn.close().await;
+            let mut url = url::Url::parse(&admin).expect("PostgreSQL URL");
+            url.set_path(&format!("/{name}"));
+            Some((url.to_string(), None))
+        }
+    }
+}
+
+impl TestApp {
+    /// A server with the standard test tenant applied; `None` when the backend is not available.
+    pub async fn new(backend: Backend) -> Option<Self> {
+        let app = Self::empty(backend).await?;
+        app.apply(TENANT_YAML)
+            .await
+            .expect("the test tenant applies");
+        Some(app)
+    }
+
+    /// A server with no tenant file applied.
+    pub async fn empty(backend: Backend) -> Option<Self> {
+        Self::with_issuer(backend, ISSUER, START).await
+    }
+
+    /// A server for `issuer` whose clock starts at `start`, with no tenant file applied.
+    pub async fn with_issuer(backend: Backend, issuer: &str, start: i64) -> Option<Self> {
+        let (database_url, dir) = database_url(backend).await?;
+        let store = SqlStore::connect(&database_url)
+            .await
+            .expect("store connects and migrates");
+        let clock = MockClock::new(start);
+        let master = MasterKey::from_hex(&MasterKey::generate_hex()).unwrap();
+        let core = Portcullis::start(
+            Arc::new(store),
+            Arc::new(clock.clone()),
+            Arc::new(master),
+            PasswordPool::new(2),
+            Settings::new(issuer),
+        )
+        .await
+        .expect("services start");
+        let core = Arc::new(core);
+        let router = portcullis_server::app(Arc::clone(&core), None).expect("router builds");
+        Some(Self {
+            router,
+            core,
+            clock,
+            database_url,
+            _dir: dir,
+        })
+    }
+
+    pub async fn apply(&self, yaml: &str) -> Result<portcullis_core::apply::ApplyReport, String> {
+        let file = portcullis_core::tenant_file::parse(yaml).map_err(|e| e.to_string())?;
+        portcullis_core::apply::apply(
+            self.core.store.as_ref(),
+            &self.core.master,
+            &self.core.passwords,
+            self.core.tenant_id(),
+            file,
+            yaml,
+            self.clock.now_value(),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        TestResponse::read(response).await
+    }
+
+    pub async fn get(&self, path: &str, browser: &Browser) -> TestResponse {
+        let mut req = Request::get(path);
+        if let Some(c) = browser.cookie_header() {
+            req = req.header(header::COOKIE, c);
+        }
+        let resp = self.send(req.body(Body::empty()).unwrap()).await;
+        browser.absorb(&resp);
+        resp
+    }
+
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        browser: &Browser,
+    ) -> TestResponse {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        let mut req =
+            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(c) = browser.cookie_header() {
+            req = req.header(header::COOKIE, c);
+        }
+        let resp = self.send(req.body(Body::from(body)).unwrap()).await;
+        browser.absorb(&resp);
+        resp
+    }
+
+    /// `POST /oauth/token` with a form body and optional Basic credentials.
+    pub async fn token(&self, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> TestResponse {
+        self.post_oauth("/oauth/token", form, basic).await
+    }
+
+    pub async fn post_oauth(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> TestResponse {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        let mut req =
+            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some((id, secret)) = basic {
+            use base64::Engine;
+            let v = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+            req = req.header(header::AUTHORIZATION, format!("Basic {v}"));
+        }
+        self.send(req.body(Body::from(body)).unwrap()).await
+    }
+
+    pub async fn userinfo(&self, token: &str) -> TestResponse {
+        self.send(
+            Request::get("/userinfo")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Starts `/authorize` for the web app and returns the login page's form fields.
+    pub async fn start_login(&self, browser: &Browser, query: &[(&str, &str)]) -> LoginForm {
+        let q = serde_urlencoded::to_string(query).unwrap();
+        let resp = self.get(&format!("/authorize?{q}"), browser).await;
+        assert_eq!(
+            resp.status,
+            StatusCode::SEE_OTHER,
+            "authorize redirects to the login page: {}",
+            resp.text
+        );
+        let location = resp.location().expect("login location");
+        assert!(location.starts_with("/u/login?state="), "{location}");
+        let page = self.get(&location, browser).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        LoginForm::parse(&location, &page.text)
+    }
+
+    /// Logs in through the form; returns the response to the form post.
+    pub async fn submit_login(
+        &self,
+        browser: &Browser,
+        form: &LoginForm,
+        email: &str,
+        password: &str,
+    ) -> TestResponse {
+        self.post_form(
+            &form.action,
+            &[
+                ("state", &form.state),
+                ("csrf", &form.csrf),
+                ("username", email),
+                ("password", password),
+            ],
+            browser,
+        )
+        .await
+    }
+
+    /// The whole browser part of the code flow for the web app; returns the callback's query.
+    pub async fn login_code(
+        &self,
+        browser: &Browser,
+        extra: &[(&str, &str)],
+        email: &str,
+        password: &str,
+    ) -> HashMap<String, String> {
+        let mut query = vec![
+            ("response_type", "code"),
+            ("client_id", "web-app-client-id"),
+            ("redirect_uri", WEB_CALLBACK),
+            ("scope", "openid profile email offline_access"),
+            ("state", "st-123"),
+            ("nonce", "n-456"),
+        ];
+        for (k, v) in extra {
+            query.retain(|(qk, _)| qk != k);
+            query.push((k, v));
+        }
+        let form = self.start_login(browser, &query).await;
+        let resp = self.submit_login(browser, &form, email, password).await;
+        assert_eq!(
+            resp.status,
+            StatusCode::SEE_OTHER,
+            "login succeeds: {}",
+            resp.text
+        );
+        callback_params(&resp.location().unwrap())
+    }
+
+    /// Code flow plus exchange for the web app: the token response JSON.
+    pub async fn web_tokens(&self, browser: &Browser, extra: &[(&str, &str)]) -> Value {
+        let params = self
+            .login_code(browser, extra, USER_EMAIL, USER_PASSWORD)
+            .await;
+        let resp = self
+            .token(
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &params["code"]),
+                    ("redirect_uri", WEB_CALLBACK),
+                ],
+                Some(("web-app-client-id", WEB_SECRET)),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+        resp.json()
+    }
+
+    /// Verifies one of our tokens and returns its claims.
+    pub fn claims(&self, token: &str) -> Value {
+        self.core
+            .keys
+            .current()
+            .verifier()
+            .verify(token)
+            .expect("token verifies")
+    }
+
+    pub fn header_of(token: &str) -> Value {
+        let part = token.split('.').next().unwrap();
+        serde_json::from_slice(&portcullis_crypto::b64url_decode(part).unwrap()).unwrap()
+    }
+}
+
+pub trait NowValue {
+    fn now_value(&self) -> i64;
+}
+
+impl NowValue for MockClock {
+    fn now_value(&self) -> i64 {
+        use portcullis_core::clock::Clock;
+        self.now()
+    }
+}
+
+pub fn callback_params(location: &str) -> HashMap<String, String> {
+    let url = url::Url::parse(location).expect("absolute callback URL");
+    url.query_pairs().into_owned().collect()
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub text: String,
+}
+
+impl TestResponse {
+    async fn read(response: Response<Body>) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Self {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn location(&self) -> Option<String> {
+        self.headers
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+}
+
+/// A cookie jar standing in for the browser.
+#[derive(Default)]
+pub struct Browser {
+    cookies: std::sync::Mutex<HashMap<String, String>>,
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn cookie_header(&self) -> Option<String> {
+        let jar = self.cookies.lock().unwrap();
+        (!jar.is_empty()).then(|| {
+            jar.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn absorb(&self, resp: &TestResponse) {
+        let mut jar = self.cookies.lock().unwrap();
+        for value in resp.headers.get_all(header::SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let first = text.split(';').next().unwrap();
+            let (name, val) = first.split_once('=').unwrap();
+            let expired = text.contains("Max-Age=0");
+            if expired || val.is_empty() {
+                jar.remove(name);
+            } else {
+                jar.insert(name.to_owned(), val.to_owned());
+            }
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.lock().unwrap().get(name).cloned()
+    }
+
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.cookies
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), value.to_owned());
+    }
+}
+
+/// The login page's form, read from its HTML.
+#[derive(Debug, Clone)]
+pub struct LoginForm {
+    pub action: String,
+    pub state: String,
+    pub csrf: String,
+}
+
+impl LoginForm {
+    pub fn parse(location: &str, html: &str) -> Self {
+        let field = |name: &str| -> String {
+            let marker = format!("name=\"{name}\" value=\"");
+            let start = html
+                .find(&marker)
+                .unwrap_or_else(|| panic!("field {name} in page"))
+                + marker.len();
+            html[start..].split('"').next().unwrap().to_owned()
+        };
+        assert!(html.contains("type=\"password\""));
+        assert!(html.contains("<form method=\"post\""));
+        Self {
+            action: location.to_owned(),
+            state: field("state"),
+            csrf: field("csrf"),
+        }
+    }
+}
+
+/// Runs a test body against SQLite and PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let Some($app) = $crate::harness::TestApp::new($crate::harness::Backend::Sqlite).await else { return };
+                    $body
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let Some($app) = $crate::harness::TestApp::new($crate::harness::Backend::Postgres).await else { return };
+                    $body
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,12 @@
+//! Integration tests, laid out like the URL tree. Each runs against SQLite and PostgreSQL.
+
+mod harness;
+
+mod apply;
+mod authorize;
+mod discovery;
+mod keys;
+mod logout;
+mod oidc_client;
+mod token;
+mod userinfo;

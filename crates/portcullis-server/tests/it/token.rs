@@ -1,0 +1,251 @@
+use crate::both_backends;
+use crate::harness::*;
+use axum::http::StatusCode;
+use serde_json::json;
+
+const WEB: (&str, &str) = ("web-app-client-id", WEB_SECRET);
+
+fn pkce_pair() -> (String, String) {
+    let verifier = portcullis_crypto::b64url(&portcullis_crypto::random_bytes::<32>());
+    let challenge = portcullis_crypto::b64url(&portcullis_crypto::sha256(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+both_backends! {
+    async fn code_exchange_returns_tokens_with_auth0_claims(app) {
+        let tokens = app.web_tokens(&Browser::new(), &[]).await;
+        assert_eq!(tokens["token_type"], "Bearer");
+        assert_eq!(tokens["scope"], "openid profile email offline_access");
+        assert!(tokens["refresh_token"].as_str().unwrap().starts_with("rt_"));
+        let id = app.claims(tokens["id_token"].as_str().unwrap());
+        assert_eq!(id["iss"], ISSUER);
+        assert_eq!(id["aud"], "web-app-client-id");
+        assert_eq!(id["nonce"], "n-456");
+        assert_eq!(id["email"], USER_EMAIL);
+        assert_eq!(id["email_verified"], true);
+        assert_eq!(id["name"], "Uma User");
+        assert!(id["sub"].as_str().unwrap().starts_with("auth0|"));
+        assert!(id["sid"].is_string());
+        assert_eq!(id["auth_time"], START);
+        assert_eq!(id["exp"], START + 36_000);
+        assert_eq!(id["https://yourapp.com/roles"], json!(["member"]));
+        assert_eq!(TestApp::header_of(tokens["id_token"].as_str().unwrap())["alg"], "RS256");
+        let at = app.claims(tokens["access_token"].as_str().unwrap());
+        assert_eq!(at["aud"], format!("{ISSUER}userinfo"));
+        assert_eq!(at["azp"], "web-app-client-id");
+        assert_eq!(at["sub"], id["sub"]);
+        assert!(at["jti"].is_string());
+        assert_eq!(at["scope"], "openid profile email offline_access");
+    }
+
+    async fn the_roles_claim_lists_the_users_roles_in_both_tokens(app) {
+        let p = app.login_code(&Browser::new(), &[("audience", "https://api.finance.example")], ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let tokens = app.token(&[("grant_type", "authorization_code"), ("code", &p["code"]), ("redirect_uri", WEB_CALLBACK)], Some(WEB)).await.json();
+        let roles = json!(["admin", "member"]);
+        assert_eq!(app.claims(tokens["id_token"].as_str().unwrap())["https://yourapp.com/roles"], roles);
+        assert_eq!(app.claims(tokens["access_token"].as_str().unwrap())["https://yourapp.com/roles"], roles);
+    }
+
+    async fn an_api_audience_gets_an_access_token_for_the_api_and_userinfo(app) {
+        let tokens = app.web_tokens(&Browser::new(), &[("audience", "https://api.finance.example"), ("scope", "openid read:transactions delete:everything")]).await;
+        let at = app.claims(tokens["access_token"].as_str().unwrap());
+        assert_eq!(at["aud"], json!(["https://api.finance.example", format!("{ISSUER}userinfo")]));
+        assert_eq!(at["scope"], "openid read:transactions");
+        assert_eq!(tokens["expires_in"], 86_400);
+    }
+
+    async fn client_secret_basic_and_post_both_work_but_not_together(app) {
+        let p = app.login_code(&Browser::new(), &[], USER_EMAIL, USER_PASSWORD).await;
+        let form = [("grant_type", "authorization_code"), ("code", p["code"].as_str()), ("redirect_uri", WEB_CALLBACK), ("client_id", WEB.0), ("client_secret", WEB.1)];
+        let both = app.token(&form, Some(WEB)).await;
+        assert_eq!(both.status, StatusCode::BAD_REQUEST);
+        assert_eq!(both.json()["error"], "invalid_request");
+        let post = app.token(&form, None).await;
+        assert_eq!(post.status, StatusCode::OK, "{}", post.text);
+        assert_eq!(post.header("cache-control").as_deref(), Some("no-store"));
+    }
+
+    async fn a_wrong_client_secret_is_invalid_client_with_a_basic_challenge(app) {
+        let resp = app.token(&[("grant_type", "client_credentials"), ("audience", "https://api.finance.example")], Some(("m2m-client-id", "wrong-secret"))).await;
+        assert_eq!(resp.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(resp.json()["error"], "invalid_client");
+        assert!(resp.header("www-authenticate").unwrap().starts_with("Basic"));
+        let unknown = app.token(&[("grant_type", "client_credentials"), ("client_id", "ghost"), ("client_secret", "x")], None).await;
+        assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(unknown.json(), resp.json());
+    }
+
+    async fn errors_follow_rfc6749_json_shapes(app) {
+        let resp = app.token(&[("grant_type", "password")], Some(WEB)).await;
+        assert_eq!(resp.status, StatusCode::BAD_REQUEST);
+        assert_eq!(resp.json()["error"], "unsupported_grant_type");
+        let resp = app.token(&[], Some(WEB)).await;
+        assert_eq!(resp.json()["error"], "invalid_request");
+        let resp = app.token(&[("grant_type", "authorization_code"), ("code", "ac_bogus"), ("redirect_uri", WEB_CALLBACK)], Some(WEB)).await;
+        assert_eq!(resp.json()["error"], "invalid_grant");
+        let resp = app.token(&[("grant_type", "client_credentials"), ("audience", "https://api.finance.example")], Some(WEB)).await;
+        assert_eq!(resp.json()["error"], "unauthorized_client");
+        assert!(resp.json()["error_description"].is_string());
+    }
+
+    async fn a_code_is_single_use_and_a_replay_revokes_what_it_issued(app) {
+        let p = app.login_code(&Browser::new(), &[], USER_EMAIL, USER_PASSWORD).await;
+        let form = [("grant_type", "authorization_code"), ("code", p["code"].as_str()), ("redirect_uri", WEB_CALLBACK)];
+        let first = app.token(&form, Some(WEB)).await.json();
+        let replay = app.token(&form, Some(WEB)).await;
+        assert_eq!(replay.status, StatusCode::BAD_REQUEST);
+        assert_eq!(replay.json()["error"], "invalid_grant");
+        let refresh = app.token(&[("grant_type", "refresh_token"), ("refresh_token", first["refresh_token"].as_str().unwrap())], Some(WEB)).await;
+        assert_eq!(refresh.json()["error"], "invalid_grant", "refresh token revoked");
+        assert_eq!(app.userinfo(first["access_token"].as_str().unwrap()).await.status, StatusCode::UNAUTHORIZED, "access token revoked");
+    }
+
+    async fn a_code_expires_and_must_come_back_with_its_redirect_uri_and_client(app) {
+        let p = app.login_code(&Browser::new(), &[], USER_EMAIL, USER_PASSWORD).await;
+        let wrong_uri = app.token(&[("grant_type", "authorization_code"), ("code", &p["code"]), ("redirect_uri", "https://app.example.com/other")], Some(WEB)).await;
+        assert_eq!(wrong_uri.json()["error"], "invalid_grant");
+        let p = app.login_code(&Browser::new(), &[], USER_EMAIL, USER_PASSWORD).await;
+        let other_client = app.token(&[("grant_type", "authorization_code"), ("code", &p["code"]), ("redirect_uri", WEB_CALLBACK)], Some(("second-app-client-id", "second-app-secret-0123456789ab"))).await;
+        assert_eq!(other_client.json()["error"], "invalid_grant");
+        let p = app.login_code(&Browser::new(), &[], USER_EMAIL, USER_PASSWORD).await;
+        app.clock.advance(301);
+        let late = app.token(&[("grant_type", "authorization_code"), ("code", &p["code"]), ("redirect_uri", WEB_CALLBACK)], Some(WEB)).await;
+        assert_eq!(late.json()["error"], "invalid_grant");
+    }
+
+    async fn a_public_client_needs_a_matching_pkce_verifier(app) {
+        let browser = Browser::new();
+        let (verifier, challenge) = pkce_pair();
+        let form = app.start_login(&browser, &[("response_type", "code"), ("client_id", "spa-client-id"), ("redirect_uri", SPA_CALLBACK), ("scope", "openid offline_access"), ("code_challenge", &challenge), ("code_challenge_method", "S256")]).await;
+        let resp = app.submit_login(&browser, &form, USER_EMAIL, USER_PASSWORD).await;
+        let code = callback_params(&resp.location().unwrap())["code"].clone();
+        let (other_verifier, _) = pkce_pair();
+        let bad = app.token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", SPA_CALLBACK), ("client_id", "spa-client-id"), ("code_verifier", &other_verifier)], None).await;
+        assert_eq!(bad.json()["error"], "invalid_grant");
+        // The failed attempt spent the code.
+        let resp = app.get(&format!("/authorize?{}", serde_urlencoded::to_string([("response_type", "code"), ("client_id", "spa-client-id"), ("redirect_uri", SPA_CALLBACK), ("scope", "openid offline_access"), ("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")]).unwrap()), &browser).await;
+        let code = callback_params(&resp.location().unwrap())["code"].clone();
+        let good = app.token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", SPA_CALLBACK), ("client_id", "spa-client-id"), ("code_verifier", &verifier)], None).await;
+        assert_eq!(good.status, StatusCode::OK, "{}", good.text);
+        assert!(good.json()["refresh_token"].is_string());
+        let with_secret = app.token(&[("grant_type", "refresh_token"), ("refresh_token", good.json()["refresh_token"].as_str().unwrap()), ("client_id", "spa-client-id"), ("client_secret", "anything")], None).await;
+        assert_eq!(with_secret.json()["error"], "invalid_client");
+    }
+
+    async fn rotating_refresh_tokens_rotate_and_reuse_revokes_the_family(app) {
+        let tokens = app.web_tokens(&Browser::new(), &[]).await;
+        let rt1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+        let second = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)], Some(WEB)).await;
+        assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+        let second = second.json();
+        let rt2 = second["refresh_token"].as_str().unwrap().to_owned();
+        assert_ne!(rt1, rt2);
+        let id = app.claims(second["id_token"].as_str().unwrap());
+        assert_eq!(id["auth_time"], START);
+        // Narrowing the scope is allowed, widening is not.
+        let narrower = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt2), ("scope", "openid offline_access email profile read:all")], Some(WEB)).await;
+        assert_eq!(narrower.json()["error"], "invalid_scope");
+        // Reusing the rotated token revokes the whole family, including rt2.
+        let reuse = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)], Some(WEB)).await;
+        assert_eq!(reuse.json()["error"], "invalid_grant");
+        let after = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt2)], Some(WEB)).await;
+        assert_eq!(after.json()["error"], "invalid_grant");
+    }
+
+    async fn refresh_tokens_expire_after_their_idle_lifetime(app) {
+        let tokens = app.web_tokens(&Browser::new(), &[]).await;
+        app.clock.advance(1_296_001);
+        let resp = app.token(&[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())], Some(WEB)).await;
+        assert_eq!(resp.json()["error"], "invalid_grant");
+    }
+
+    async fn non_rotating_refresh_tokens_are_reusable(app) {
+        let browser = Browser::new();
+        let p = app.login_code(&browser, &[("client_id", "nonrotating-client"), ("redirect_uri", "https://nr.example.com/callback")], USER_EMAIL, USER_PASSWORD).await;
+        let creds = Some(("nonrotating-client", "nonrotating-secret-0123456789"));
+        let tokens = app.token(&[("grant_type", "authorization_code"), ("code", &p["code"]), ("redirect_uri", "https://nr.example.com/callback")], creds).await.json();
+        let rt = tokens["refresh_token"].as_str().unwrap();
+        for _ in 0..2 {
+            let r = app.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)], creds).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            assert!(r.json().get("refresh_token").is_none());
+        }
+    }
+
+    async fn client_credentials_issue_machine_tokens_for_each_algorithm(app) {
+        for (audience, alg, lifetime) in [("https://api.finance.example", "RS256", 86_400), ("https://es.example", "ES256", 600), ("https://ed.example", "EdDSA", 86_400)] {
+            let resp = app.token(&[("grant_type", "client_credentials"), ("audience", audience)], Some(("m2m-client-id", M2M_SECRET))).await;
+            assert_eq!(resp.status, StatusCode::OK, "{audience}: {}", resp.text);
+            let body = resp.json();
+            assert_eq!(body["expires_in"], lifetime);
+            let token = body["access_token"].as_str().unwrap();
+            assert_eq!(TestApp::header_of(token)["alg"], alg);
+            let claims = app.claims(token);
+            assert_eq!(claims["sub"], "m2m-client-id@clients");
+            assert_eq!(claims["gty"], "client-credentials");
+            assert_eq!(claims["aud"], audience);
+            assert_eq!(claims["azp"], "m2m-client-id");
+            assert!(body.get("refresh_token").is_none() && body.get("id_token").is_none());
+        }
+        let json_body = app.send(
+            axum::http::Request::post("/oauth/token")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(json!({"grant_type": "client_credentials", "client_id": "m2m-client-id", "client_secret": M2M_SECRET, "audience": "https://api.finance.example"}).to_string()))
+                .unwrap(),
+        ).await;
+        assert_eq!(json_body.status, StatusCode::OK, "Auth0 SDKs post JSON: {}", json_body.text);
+        assert_eq!(json_body.json()["scope"], "read:transactions");
+    }
+
+    async fn client_credentials_need_a_client_grant_and_granted_scopes(app) {
+        let creds = Some(("m2m-client-id", M2M_SECRET));
+        let none = app.token(&[("grant_type", "client_credentials"), ("audience", "https://nowhere.example")], creds).await;
+        assert_eq!(none.status, StatusCode::FORBIDDEN);
+        assert_eq!(none.json()["error"], "access_denied");
+        let scope = app.token(&[("grant_type", "client_credentials"), ("audience", "https://api.finance.example"), ("scope", "write:transactions")], creds).await;
+        assert_eq!(scope.status, StatusCode::FORBIDDEN);
+        let missing = app.token(&[("grant_type", "client_credentials")], creds).await;
+        assert_eq!(missing.json()["error"], "invalid_request");
+    }
+
+    async fn revoking_a_refresh_token_ends_its_grant(app) {
+        let tokens = app.web_tokens(&Browser::new(), &[]).await;
+        let rt = tokens["refresh_token"].as_str().unwrap();
+        let resp = app.post_oauth("/oauth/revoke", &[("token", rt)], Some(WEB)).await;
+        assert_eq!(resp.status, StatusCode::OK);
+        let after = app.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)], Some(WEB)).await;
+        assert_eq!(after.json()["error"], "invalid_grant");
+        assert_eq!(app.userinfo(tokens["access_token"].as_str().unwrap()).await.status, StatusCode::UNAUTHORIZED);
+        let unknown = app.post_oauth("/oauth/revoke", &[("token", "whatever")], Some(WEB)).await;
+        assert_eq!(unknown.status, StatusCode::OK, "unknown tokens are not an error (RFC 7009)");
+    }
+
+    async fn another_client_cannot_revoke_a_token(app) {
+        let tokens = app.web_tokens(&Browser::new(), &[]).await;
+        let rt = tokens["refresh_token"].as_str().unwrap();
+        let resp = app.post_oauth("/oauth/revoke", &[("token", rt)], Some(("second-app-client-id", "second-app-secret-0123456789ab"))).await;
+        assert_eq!(resp.status, StatusCode::OK);
+        let still = app.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)], Some(WEB)).await;
+        assert_eq!(still.status, StatusCode::OK);
+    }
+
+    async fn introspection_reports_active_and_inactive_tokens(app) {
+        let tokens = app.web_tokens(&Browser::new(), &[]).await;
+        let at = tokens["access_token"].as_str().unwrap();
+        let resp = app.post_oauth("/oauth/introspect", &[("token", at)], Some(WEB)).await;
+        let body = resp.json();
+        assert_eq!(body["active"], true, "{body}");
+        assert_eq!(body["client_id"], "web-app-client-id");
+        let rt = tokens["refresh_token"].as_str().unwrap();
+        let body = app.post_oauth("/oauth/introspect", &[("token", rt)], Some(WEB)).await.json();
+        assert_eq!(body["active"], true);
+        assert_eq!(body["token_type"], "refresh_token");
+        let body = app.post_oauth("/oauth/introspect", &[("token", "garbage")], Some(WEB)).await.json();
+        assert_eq!(body, json!({"active": false}));
+        app.clock.advance(86_401);
+        let body = app.post_oauth("/oauth/introspect", &[("token", at)], Some(WEB)).await.json();
+        assert_eq!(body["active"], false, "expired");
+        let public = app.post_oauth("/oauth/introspect", &[("token", at), ("client_id", "spa-client-id")], None).await;
+        assert_eq!(public.status, StatusCode::UNAUTHORIZED);
+    }
+}
