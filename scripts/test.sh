@@ -161,6 +161,8 @@ else
     start_pg
 fi
 check_pg
+# The Rust tests run every storage test on PostgreSQL too, and fail if it is missing.
+export PORTCULLIS_TEST_REQUIRE_POSTGRES=1
 
 if [[ "${PORTCULLIS_TEST_ONLY_PG:-}" == 1 ]]; then
     log "PORTCULLIS_TEST_ONLY_PG=1: stopping here"
@@ -176,6 +178,9 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then
     source "$HOME/.cargo/env"
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
 
 log "cargo build --workspace --locked"
 cargo build --workspace --locked

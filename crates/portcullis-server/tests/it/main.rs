@@ -4,6 +4,7 @@ mod harness;
 
 mod apply;
 mod authorize;
+mod binary;
 mod discovery;
 mod keys;
 mod logout;
