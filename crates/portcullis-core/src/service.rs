@@ -126,6 +126,18 @@ impl Portcullis {
             .unwrap_or_else(|| Tenant::new_default(self.tenant_id())))
     }
 
+    /// Whether `origin` is one of any application's Allowed Web Origins (for CORS on the
+    /// endpoints a browser application calls).
+    pub async fn origin_allowed(&self, origin: &str) -> Result<bool, StoreError> {
+        let origin = origin.trim_end_matches('/');
+        Ok(self
+            .store
+            .list_clients(self.tenant_id())
+            .await?
+            .iter()
+            .any(|c| c.web_origins.iter().any(|w| w.trim_end_matches('/') == origin)))
+    }
+
     /// Re-reads signing keys (run periodically so CLI rotations reach running servers).
     pub async fn reload_keys(&self) -> Result<(), KeyError> {
         self.keys

@@ -2,6 +2,7 @@
 //! configuration, telemetry, and start-up shared by the `portcullis` binary and the tests.
 
 pub mod config;
+pub mod cors;
 pub mod errors;
 pub mod handlers;
 pub mod pages;

@@ -43,6 +43,26 @@ both_backends! {
         assert!(resp.header("strict-transport-security").is_none());
     }
 
+    async fn browser_apps_get_cors_only_from_their_web_origins(app) {
+        let preflight = |origin: &'static str| {
+            axum::http::Request::builder()
+                .method("OPTIONS")
+                .uri("/oauth/token")
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let ok = app.send(preflight("http://localhost:3000")).await;
+        assert_eq!(ok.status, StatusCode::NO_CONTENT);
+        assert_eq!(ok.header("access-control-allow-origin").as_deref(), Some("http://localhost:3000"));
+        assert!(ok.header("access-control-allow-credentials").is_none());
+        let other = app.send(preflight("https://evil.example")).await;
+        assert!(other.header("access-control-allow-origin").is_none());
+        let jwks = app.send(axum::http::Request::get("/.well-known/jwks.json").header("origin", "https://any.example").body(axum::body::Body::empty()).unwrap()).await;
+        assert_eq!(jwks.header("access-control-allow-origin").as_deref(), Some("*"));
+    }
+
     async fn metrics_count_logins_and_tokens(app) {
         app.web_tokens(&Browser::new(), &[]).await;
         let resp = app.get("/metrics", &Browser::new()).await;

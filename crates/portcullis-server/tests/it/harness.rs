@@ -49,6 +49,7 @@ clients:
     app_type: spa
     client_id: spa-client-id
     callbacks: ["http://localhost:3000/callback"]
+    web_origins: ["http://localhost:3000"]
     refresh_token:
       rotation_type: rotating
       leeway: 0
