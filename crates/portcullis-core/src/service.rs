@@ -135,7 +135,11 @@ impl Portcullis {
             .list_clients(self.tenant_id())
             .await?
             .iter()
-            .any(|c| c.web_origins.iter().any(|w| w.trim_end_matches('/') == origin)))
+            .any(|c| {
+                c.web_origins
+                    .iter()
+                    .any(|w| w.trim_end_matches('/') == origin)
+            }))
     }
 
     /// Re-reads signing keys (run periodically so CLI rotations reach running servers).

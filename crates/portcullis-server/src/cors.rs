@@ -17,7 +17,9 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
     let public = path.starts_with("/.well-known/");
     let origin = request.headers().get(header::ORIGIN).cloned();
     let preflight = request.method() == Method::OPTIONS
-        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let allow: Option<HeaderValue> = match &origin {
         Some(_) if public => Some(HeaderValue::from_static("*")),
         Some(o) if is_api_path(&path) => match o.to_str() {
@@ -37,12 +39,18 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
         let mut r = StatusCode::NO_CONTENT.into_response();
         if allow.is_some() {
             let h = r.headers_mut();
-            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST"),
+            );
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
                 HeaderValue::from_static("Authorization, Content-Type, Auth0-Client"),
             );
-            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
         }
         r
     } else {

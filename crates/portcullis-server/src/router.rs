@@ -55,7 +55,10 @@ pub fn router(state: AppState) -> Router {
         // Operations
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::cors::cors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::cors::cors,
+        ))
         .with_state(state);
 
     let hsts = secure.then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains"));
