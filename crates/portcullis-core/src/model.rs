@@ -283,8 +283,18 @@ pub struct LoginTransaction {
     pub id: String,
     pub csrf_hash: String,
     pub request: AuthorizeRequest,
+    /// Set once the user has authenticated and the transaction waits for another step
+    /// (consent today; a second factor later).
+    pub authenticated: Option<AuthenticatedAs>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+}
+
+/// Who authenticated in a paused login transaction, and in which session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthenticatedAs {
+    pub user_id: String,
+    pub session_id: String,
 }
 
 /// What an authorization code stands for, stored with the code's hash.

@@ -112,6 +112,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         id: &str,
         now: Timestamp,
     ) -> Result<Option<LoginTransaction>, StoreError>;
+    /// Records who authenticated in a transaction that now waits for another step.
+    async fn authenticate_login_transaction(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<(), StoreError>;
     /// Marks the transaction finished; `false` if it already was (a replayed form post).
     async fn consume_login_transaction(
         &self,
@@ -119,6 +127,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         id: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
+
+    // Consent to third-party applications
+    /// The scopes a user has granted a client for an audience (`""` for none).
+    async fn find_consent(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        client_id: &str,
+        audience: &str,
+    ) -> Result<Option<Vec<String>>, StoreError>;
+    async fn save_consent(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        client_id: &str,
+        audience: &str,
+        scopes: &[String],
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Finds a live session by its public id.
+    async fn find_session(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError>;
 
     // SSO sessions
     async fn create_session(&self, session: &Session, secret_hash: &str) -> Result<(), StoreError>;

@@ -8,6 +8,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("consent.html", include_str!("templates/consent.html")),
     ("logged_out.html", include_str!("templates/logged_out.html")),
     ("form_post.html", include_str!("templates/form_post.html")),
     (

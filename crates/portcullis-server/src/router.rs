@@ -35,6 +35,10 @@ pub fn router(state: AppState) -> Router {
             "/u/login",
             get(authorize::login_page).post(authorize::login),
         )
+        .route(
+            "/u/consent",
+            get(authorize::consent_page).post(authorize::consent),
+        )
         .route("/u/signup", get(authorize::not_enabled))
         .route("/u/reset-password", get(authorize::not_enabled))
         .route("/u/assets/style.css", get(ops::style_css))

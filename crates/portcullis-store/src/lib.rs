@@ -9,3 +9,24 @@ mod rows;
 mod sql;
 
 pub use sql::SqlStore;
+
+#[cfg(test)]
+mod tests {
+    /// Both backends' migrations carry the same file names, so every schema change lands
+    /// on both.
+    #[test]
+    fn migrations_are_mirrored_name_for_name() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+        let names = |dir: &str| {
+            let mut v: Vec<String> = std::fs::read_dir(root.join(dir))
+                .expect("migrations directory")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let sqlite = names("sqlite");
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, names("postgres"));
+    }
+}

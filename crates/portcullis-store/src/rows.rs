@@ -1,8 +1,8 @@
 //! Decoding rows into domain records.
 
 use portcullis_core::model::{
-    AppType, Client, ClientGrant, Grant, LoginTransaction, RefreshToken, ResourceServer, Session,
-    SigningKeyRecord, Tenant, TokenEndpointAuthMethod, User,
+    AppType, AuthenticatedAs, Client, ClientGrant, Grant, LoginTransaction, RefreshToken,
+    ResourceServer, Session, SigningKeyRecord, Tenant, TokenEndpointAuthMethod, User,
 };
 use portcullis_core::store::StoreError;
 use portcullis_crypto::jose::SigningAlg;
@@ -144,7 +144,16 @@ pub(crate) fn session(row: &AnyRow) -> Result<Session, StoreError> {
 }
 
 pub(crate) fn login_transaction(row: &AnyRow) -> Result<LoginTransaction, StoreError> {
+    let user_id: Option<String> = get(row, "user_id")?;
+    let session_id: Option<String> = get(row, "session_id")?;
     Ok(LoginTransaction {
+        authenticated: match (user_id, session_id) {
+            (Some(user_id), Some(session_id)) => Some(AuthenticatedAs {
+                user_id,
+                session_id,
+            }),
+            _ => None,
+        },
         tenant_id: get(row, "tenant_id")?,
         id: get(row, "id")?,
         csrf_hash: get(row, "csrf_hash")?,

@@ -594,6 +594,103 @@ impl Store for SqlStore {
         .transpose()
     }
 
+    async fn authenticate_login_transaction(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE login_transactions SET user_id = $3, session_id = $4 \
+             WHERE tenant_id = $1 AND id = $2 AND completed_at IS NULL",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(user_id)
+        .bind(session_id)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn find_consent(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        client_id: &str,
+        audience: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT scopes FROM consents WHERE tenant_id = $1 AND user_id = $2 \
+             AND client_id = $3 AND audience = $4",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(client_id)
+        .bind(audience)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        match row {
+            Some(row) => {
+                let text: String = row.try_get("scopes").map_err(backend_err)?;
+                serde_json::from_str(&text)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt(format!("consent scopes: {e}")))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn save_consent(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        client_id: &str,
+        audience: &str,
+        scopes: &[String],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consents (tenant_id, user_id, client_id, audience, scopes, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (tenant_id, user_id, client_id, audience) \
+             DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(client_id)
+        .bind(audience)
+        .bind(to_json(&scopes))
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn find_session(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM sessions WHERE tenant_id = $1 AND id = $2 \
+             AND revoked_at IS NULL AND expires_at > $3 AND idle_expires_at > $3",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?
+        .map(|r| rows::session(&r))
+        .transpose()
+    }
+
     async fn consume_login_transaction(
         &self,
         tenant_id: &str,

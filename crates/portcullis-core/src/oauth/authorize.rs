@@ -62,11 +62,17 @@ impl From<crate::store::StoreError> for AuthorizeError {
 pub enum AuthorizeStep {
     /// Show the login page for this transaction; the CSRF token goes in a cookie and a field.
     Login(LoginPage),
+    /// The user is authenticated but must consent first: set the CSRF cookie and send the
+    /// browser to the consent page of this transaction.
+    Consent {
+        transaction_id: String,
+        csrf: String,
+    },
     /// Answer the client.
     Respond(AuthResponse),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LoginPage {
     pub transaction_id: String,
     /// Where the browser goes after login (the page's form-action policy must allow it).
@@ -75,6 +81,16 @@ pub struct LoginPage {
     pub client_name: String,
     pub login_hint: Option<String>,
     pub error: Option<String>,
+}
+
+impl std::fmt::Debug for LoginPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginPage")
+            .field("transaction_id", &self.transaction_id)
+            .field("client_name", &self.client_name)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 fn page(title: &str, detail: impl Into<String>) -> AuthorizeError {
@@ -352,6 +368,34 @@ impl Portcullis {
                         (now + idle).min(session.expires_at),
                     )
                     .await?;
+                if self
+                    .needs_consent(&client, &request, &session.user_id)
+                    .await?
+                {
+                    if request.prompt == Some(Prompt::None) {
+                        return Err(redirect_error(
+                            &self.settings.issuer,
+                            &request.redirect_uri,
+                            request.response_mode,
+                            request.state.as_deref(),
+                            "consent_required",
+                            "Consent required",
+                        ));
+                    }
+                    let (transaction, csrf) = self.open_transaction(&request, now).await?;
+                    self.store
+                        .authenticate_login_transaction(
+                            tenant,
+                            &transaction.id,
+                            &session.user_id,
+                            &session.id,
+                        )
+                        .await?;
+                    return Ok(AuthorizeStep::Consent {
+                        transaction_id: transaction.id,
+                        csrf: csrf.expose().to_owned(),
+                    });
+                }
                 let response = self
                     .issue_code(&request, &session)
                     .await
@@ -369,16 +413,7 @@ impl Portcullis {
                 "Login required",
             ));
         }
-        let csrf = OpaqueToken::generate("csrf");
-        let transaction = LoginTransaction {
-            tenant_id: tenant.to_owned(),
-            id: portcullis_crypto::token::random_alphanumeric(32),
-            csrf_hash: csrf.hash(),
-            request: request.clone(),
-            created_at: now,
-            expires_at: now + self.settings.login_lifetime,
-        };
-        self.store.create_login_transaction(&transaction).await?;
+        let (transaction, csrf) = self.open_transaction(&request, now).await?;
         Ok(AuthorizeStep::Login(LoginPage {
             transaction_id: transaction.id,
             redirect_uri: request.redirect_uri.clone(),
@@ -387,6 +422,26 @@ impl Portcullis {
             login_hint: request.login_hint,
             error: None,
         }))
+    }
+
+    /// Stores a new login transaction for `request`; returns it with its CSRF token.
+    async fn open_transaction(
+        &self,
+        request: &AuthorizeRequest,
+        now: crate::model::Timestamp,
+    ) -> Result<(LoginTransaction, OpaqueToken), crate::store::StoreError> {
+        let csrf = OpaqueToken::generate("csrf");
+        let transaction = LoginTransaction {
+            tenant_id: self.tenant_id().to_owned(),
+            id: portcullis_crypto::token::random_alphanumeric(32),
+            csrf_hash: csrf.hash(),
+            request: request.clone(),
+            authenticated: None,
+            created_at: now,
+            expires_at: now + self.settings.login_lifetime,
+        };
+        self.store.create_login_transaction(&transaction).await?;
+        Ok((transaction, csrf))
     }
 
     /// Mints an authorization code for `request` in `session` and builds the answer.

@@ -27,6 +27,13 @@ pub enum LoginOutcome {
         session_secret: OpaqueToken,
         session_max_age: i64,
     },
+    /// Logged in, but the application is third-party and needs the user's consent: set the
+    /// session cookie, then show the consent page of this transaction.
+    Consent {
+        transaction_id: String,
+        session_secret: OpaqueToken,
+        session_max_age: i64,
+    },
     /// Show the form again with an error.
     Retry(LoginPage),
 }
@@ -89,16 +96,12 @@ impl Portcullis {
             .find_login_transaction(tenant, &form.transaction_id, now)
             .await?
             .ok_or(LoginError::Expired)?;
-        let field_matches = portcullis_crypto::ct_eq(
-            hash_token(&form.csrf_field).as_bytes(),
-            tx.csrf_hash.as_bytes(),
-        );
-        let cookie_matches = form
-            .csrf_cookie
-            .as_deref()
-            .is_some_and(|c| portcullis_crypto::ct_eq(c.as_bytes(), form.csrf_field.as_bytes()));
-        if !(field_matches && cookie_matches) {
+        if !super::consent::csrf_ok(&tx, &form.csrf_field, form.csrf_cookie.as_deref()) {
             return Err(LoginError::Csrf);
+        }
+        if tx.authenticated.is_some() {
+            // Already past the password step (waiting for consent): a re-post is stale.
+            return Err(LoginError::Expired);
         }
         let client = self
             .store
@@ -140,10 +143,15 @@ impl Portcullis {
             tracing::info!(outcome = "blocked", user_id = %user.user_id, "login refused");
             return Ok(retry("Your account is blocked. Contact the administrator."));
         }
-        if !self
-            .store
-            .consume_login_transaction(tenant, &tx.id, now)
-            .await?
+        let client = client.ok_or(LoginError::Expired)?;
+        let needs_consent = self
+            .needs_consent(&client, &tx.request, &user.user_id)
+            .await?;
+        if !needs_consent
+            && !self
+                .store
+                .consume_login_transaction(tenant, &tx.id, now)
+                .await?
         {
             return Err(LoginError::Expired);
         }
@@ -173,6 +181,16 @@ impl Portcullis {
         self.store.record_login(tenant, &user.user_id, now).await?;
         metrics::counter!("portcullis_logins_total", "outcome" => "success").increment(1);
         tracing::info!(outcome = "success", user_id = %user.user_id, client_id = %tx.request.client_id, "login succeeded");
+        if needs_consent {
+            self.store
+                .authenticate_login_transaction(tenant, &tx.id, &user.user_id, &session.id)
+                .await?;
+            return Ok(LoginOutcome::Consent {
+                transaction_id: tx.id,
+                session_secret: secret,
+                session_max_age: lifetime,
+            });
+        }
         let response = self
             .issue_code(&tx.request, &session)
             .await

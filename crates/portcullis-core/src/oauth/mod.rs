@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod claims;
+pub mod consent;
 pub mod login;
 pub mod resource;
 pub mod token;

@@ -19,6 +19,9 @@ fn csrf_cookie_name(transaction_id: &str) -> String {
 }
 
 const LOGIN_PATH: &str = "/u/login";
+const CONSENT_PATH: &str = "/u/consent";
+/// The CSRF cookie of a login transaction reaches the login and consent pages only.
+const CSRF_COOKIE_PATH: &str = "/u/";
 
 /// `GET /authorize`.
 pub async fn authorize(
@@ -59,10 +62,24 @@ async fn authorize_with(
                 &state,
                 csrf_cookie_name(&page.transaction_id),
                 page.csrf.clone(),
-                LOGIN_PATH,
+                CSRF_COOKIE_PATH,
                 state.core.settings.login_lifetime,
             ));
             let location = format!("{LOGIN_PATH}?state={}", page.transaction_id);
+            (jar, no_store(Redirect::to(&location).into_response())).into_response()
+        }
+        Ok(AuthorizeStep::Consent {
+            transaction_id,
+            csrf,
+        }) => {
+            let jar = jar.add(cookie(
+                &state,
+                csrf_cookie_name(&transaction_id),
+                csrf,
+                CSRF_COOKIE_PATH,
+                state.core.settings.login_lifetime,
+            ));
+            let location = format!("{CONSENT_PATH}?state={transaction_id}");
             (jar, no_store(Redirect::to(&location).into_response())).into_response()
         }
         Ok(AuthorizeStep::Respond(response)) => respond(&state, &response),
@@ -168,11 +185,136 @@ pub async fn login(
                     "/",
                     session_max_age,
                 ))
-                .add(removal(&state, csrf_cookie_name(&tx), LOGIN_PATH));
+                .add(removal(&state, csrf_cookie_name(&tx), CSRF_COOKIE_PATH));
             (jar, respond(&state, &response)).into_response()
+        }
+        Ok(LoginOutcome::Consent {
+            transaction_id,
+            session_secret,
+            session_max_age,
+        }) => {
+            let jar = jar.add(cookie(
+                &state,
+                SESSION_COOKIE.to_owned(),
+                session_secret.expose().to_owned(),
+                "/",
+                session_max_age,
+            ));
+            let location = format!("{CONSENT_PATH}?state={transaction_id}");
+            (jar, no_store(Redirect::to(&location).into_response())).into_response()
         }
         Ok(LoginOutcome::Retry(page)) => {
             render_login(&state, &headers, page, StatusCode::BAD_REQUEST).await
+        }
+        Err(LoginError::Internal(e)) => error_page(&state, &headers, PageError::internal(e)).await,
+        Err(LoginError::Expired | LoginError::Csrf) => expired(&state, &headers).await,
+    }
+}
+
+/// `GET /u/consent?state=…`: what a third-party application asks for.
+pub async fn consent_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let parsed: Option<LoginQuery> = serde_urlencoded::from_str(&query.unwrap_or_default()).ok();
+    let Some(tx) = parsed.and_then(|q| q.state) else {
+        return expired(&state, &headers).await;
+    };
+    let Some(csrf) = jar
+        .get(&csrf_cookie_name(&tx))
+        .map(|c| c.value().to_owned())
+    else {
+        return expired(&state, &headers).await;
+    };
+    match state.core.consent_page(&tx, &csrf).await {
+        Ok(page) => {
+            let html = state.pages.render(
+                "consent.html",
+                minijinja::context! {
+                    tenant_name => tenant_name(&state).await,
+                    client_name => page.client_name,
+                    user_email => page.user_email,
+                    scopes => minijinja::value::Serde(&page.scopes),
+                    transaction_id => page.transaction_id,
+                    csrf => page.csrf,
+                    request_id => request_id(&headers),
+                },
+            );
+            let mut response = Html(html).into_response();
+            let csp = format!(
+                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'",
+                origin_of(&page.redirect_uri)
+            );
+            if let Ok(v) = HeaderValue::from_str(&csp) {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            no_store(response)
+        }
+        Err(LoginError::Internal(e)) => error_page(&state, &headers, PageError::internal(e)).await,
+        Err(LoginError::Expired | LoginError::Csrf) => expired(&state, &headers).await,
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ConsentFormBody {
+    pub state: Option<String>,
+    pub csrf: Option<String>,
+    pub action: Option<String>,
+}
+
+/// `POST /u/consent`: the user's decision.
+pub async fn consent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    body: String,
+) -> Response {
+    let Ok(form) = serde_urlencoded::from_str::<ConsentFormBody>(&body) else {
+        return error_page(
+            &state,
+            &headers,
+            PageError::new(
+                StatusCode::BAD_REQUEST,
+                "Invalid request",
+                "The consent form could not be read.",
+            ),
+        )
+        .await;
+    };
+    let (Some(tx), Some(csrf)) = (form.state, form.csrf) else {
+        return expired(&state, &headers).await;
+    };
+    let accept = match form.action.as_deref() {
+        Some("accept") => true,
+        Some("deny") => false,
+        _ => {
+            return error_page(
+                &state,
+                &headers,
+                PageError::new(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid request",
+                    "Choose Accept or Decline.",
+                ),
+            )
+            .await;
+        }
+    };
+    let csrf_cookie = jar
+        .get(&csrf_cookie_name(&tx))
+        .map(|c| c.value().to_owned());
+    match state
+        .core
+        .consent(&tx, &csrf, csrf_cookie.as_deref(), accept)
+        .await
+    {
+        Ok(response) => {
+            let jar = jar.add(removal(&state, csrf_cookie_name(&tx), CSRF_COOKIE_PATH));
+            (jar, respond(&state, &response)).into_response()
         }
         Err(LoginError::Internal(e)) => error_page(&state, &headers, PageError::internal(e)).await,
         Err(LoginError::Expired | LoginError::Csrf) => expired(&state, &headers).await,

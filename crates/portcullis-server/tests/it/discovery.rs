@@ -2,6 +2,45 @@ use crate::both_backends;
 use crate::harness::*;
 use axum::http::StatusCode;
 
+#[tokio::test]
+async fn templates_can_be_overridden_from_a_directory() {
+    let dir = tempfile_dir::TempDir::new();
+    std::fs::write(
+        dir.0.join("error.html"),
+        "{% extends \"base.html\" %}{% block content %}<p>Custom: {{ title }}</p>{% endblock %}",
+    )
+    .unwrap();
+    let app = TestApp::new(Backend::Sqlite).await.unwrap();
+    let router =
+        portcullis_server::app(std::sync::Arc::clone(&app.core), Some(dir.0.clone())).unwrap();
+    let resp = tower::ServiceExt::oneshot(
+        router,
+        axum::http::Request::get("/authorize?client_id=nope&redirect_uri=x")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("<p>Custom: Unknown application</p>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/u/assets/style.css"),
+        "the built-in base still applies"
+    );
+    std::fs::write(dir.0.join("login.html"), "{% broken").unwrap();
+    assert!(
+        portcullis_server::app(std::sync::Arc::clone(&app.core), Some(dir.0.clone())).is_err(),
+        "a broken override fails at start"
+    );
+}
+
 both_backends! {
     async fn discovery_document_lists_auth0_paths_under_the_issuer(app) {
         let resp = app.get("/.well-known/openid-configuration", &Browser::new()).await;

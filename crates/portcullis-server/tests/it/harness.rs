@@ -45,6 +45,13 @@ clients:
     client_secret: second-app-secret-0123456789ab
     callbacks: ["https://second.example.com/callback"]
     grant_types: [authorization_code]
+  - name: Partner App
+    app_type: regular_web
+    client_id: partner-client-id
+    client_secret: partner-secret-0123456789abcdef
+    callbacks: ["https://partner.example/callback"]
+    grant_types: [authorization_code]
+    is_first_party: false
   - name: SPA
     app_type: spa
     client_id: spa-client-id

@@ -5,6 +5,7 @@ mod harness;
 mod apply;
 mod authorize;
 mod binary;
+mod consent;
 mod discovery;
 mod keys;
 mod logout;
