@@ -143,7 +143,9 @@ CREATE TABLE login_transactions (
     id TEXT NOT NULL,
     csrf_hash TEXT NOT NULL,
     request TEXT NOT NULL,
+    -- Set once the user has authenticated and the login waits for another step.
     user_id TEXT,
+    session_id TEXT,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
     completed_at BIGINT,
@@ -167,6 +169,7 @@ CREATE TABLE authorization_codes (
     tenant_id TEXT NOT NULL REFERENCES tenants(id),
     code_hash TEXT NOT NULL,
     grant_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
     request TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
@@ -201,3 +204,16 @@ CREATE TABLE access_tokens (
     PRIMARY KEY (tenant_id, jti)
 );
 CREATE INDEX access_tokens_grant ON access_tokens (tenant_id, grant_id);
+
+-- Consent of users to third-party applications, per audience ('' for none).
+CREATE TABLE consents (
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    user_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    audience TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, user_id, client_id, audience),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, user_id) ON DELETE CASCADE
+);

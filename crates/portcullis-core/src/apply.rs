@@ -2,8 +2,8 @@
 //! applies them in one transaction. Applying the same file twice changes nothing.
 
 use crate::model::{
-    AppType, Client, ClientGrant, DATABASE_CONNECTION, ResourceServer, Role, Tenant, Timestamp,
-    TokenEndpointAuthMethod, User,
+    AppType, Client, ClientGrant, DATABASE_CONNECTION, RefreshTokenPolicy, ResourceServer, Role,
+    Tenant, Timestamp, TokenEndpointAuthMethod, User,
 };
 use crate::passwords::PasswordPool;
 use crate::store::{Change, Store, StoreError};
@@ -318,7 +318,10 @@ pub async fn apply(
                 .collect(),
             web_origins: entry.web_origins.iter().map(|u| u.0.clone()).collect(),
             grant_types,
-            refresh_token: entry.refresh_token.clone().unwrap_or_default(),
+            refresh_token: entry
+                .refresh_token
+                .clone()
+                .unwrap_or_else(|| RefreshTokenPolicy::for_app_type(app_type)),
             is_first_party: entry.is_first_party.unwrap_or(true),
         };
         if current != Some(&next) {

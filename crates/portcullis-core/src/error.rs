@@ -16,7 +16,8 @@ pub enum OAuthErrorCode {
     AccessDenied,
     LoginRequired,
     InvalidToken,
-    UnsupportedTokenType,
+    RequestNotSupported,
+    ConsentRequired,
     ServerError,
 }
 
@@ -34,7 +35,8 @@ impl OAuthErrorCode {
             Self::AccessDenied => "access_denied",
             Self::LoginRequired => "login_required",
             Self::InvalidToken => "invalid_token",
-            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::ConsentRequired => "consent_required",
             Self::ServerError => "server_error",
         }
     }

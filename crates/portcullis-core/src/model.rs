@@ -116,10 +116,26 @@ pub struct RefreshTokenPolicy {
     pub infinite_idle_token_lifetime: bool,
 }
 
+impl RefreshTokenPolicy {
+    /// Auth0's defaults: browser and native apps rotate their refresh tokens; other
+    /// applications keep one, non-rotating token (an app that stores only the first refresh
+    /// token keeps working).
+    #[must_use]
+    pub fn for_app_type(app_type: AppType) -> Self {
+        match app_type {
+            AppType::Spa | AppType::Native => Self {
+                rotation_type: RotationType::Rotating,
+                ..Self::default()
+            },
+            AppType::RegularWeb | AppType::NonInteractive => Self::default(),
+        }
+    }
+}
+
 impl Default for RefreshTokenPolicy {
     fn default() -> Self {
         Self {
-            rotation_type: RotationType::Rotating,
+            rotation_type: RotationType::NonRotating,
             expiration_type: ExpirationType::Expiring,
             leeway: 0,
             token_lifetime: 2_592_000,
@@ -206,7 +222,7 @@ pub struct Permission {
     pub permission_name: String,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct User {
     pub tenant_id: String,
     pub user_id: String,
@@ -225,6 +241,16 @@ pub struct User {
     pub updated_at: Timestamp,
     pub last_login: Option<Timestamp>,
     pub logins_count: i64,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("user_id", &self.user_id)
+            .field("connection", &self.connection)
+            .field("blocked", &self.blocked)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Lower-cased, trimmed email used for lookups and uniqueness.
@@ -251,6 +277,9 @@ pub struct Session {
 pub enum ResponseMode {
     Query,
     FormPost,
+    /// `web_message`: the response is posted with `window.postMessage` to the redirect URI's
+    /// origin, for silent authentication in an iframe or a popup (auth0-spa-js).
+    WebMessage,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,6 +287,7 @@ pub enum ResponseMode {
 pub enum Prompt {
     Login,
     None,
+    Consent,
 }
 
 /// A validated `/authorize` request, kept while the user logs in and then with the code.

@@ -72,6 +72,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         tenant_id: &str,
     ) -> Result<Vec<ResourceServer>, StoreError>;
+    async fn find_resource_server(
+        &self,
+        tenant_id: &str,
+        identifier: &str,
+    ) -> Result<Option<ResourceServer>, StoreError>;
     async fn list_client_grants(&self, tenant_id: &str) -> Result<Vec<ClientGrant>, StoreError>;
     async fn list_roles(&self, tenant_id: &str) -> Result<Vec<Role>, StoreError>;
 
@@ -112,14 +117,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         id: &str,
         now: Timestamp,
     ) -> Result<Option<LoginTransaction>, StoreError>;
-    /// Records who authenticated in a transaction that now waits for another step.
+    /// Records who authenticated in a transaction that now waits for another step; `false`
+    /// if it was already authenticated, finished or expired (a replayed form post).
     async fn authenticate_login_transaction(
         &self,
         tenant_id: &str,
         id: &str,
         user_id: &str,
         session_id: &str,
-    ) -> Result<(), StoreError>;
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// Marks the transaction finished; `false` if it already was (a replayed form post).
     async fn consume_login_transaction(
         &self,
@@ -196,11 +203,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> Result<(), StoreError>;
-    /// Spends a code. `Some` with `used_before = true` means it had been spent already.
+    /// Spends a code issued to `client_id`. `Some` with `used_before = true` means it had
+    /// been spent already; another client's code is `None` and stays unspent.
     async fn consume_authorization_code(
         &self,
         tenant_id: &str,
         code_hash: &str,
+        client_id: &str,
         now: Timestamp,
     ) -> Result<Option<AuthorizationCode>, StoreError>;
     async fn create_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
@@ -226,12 +235,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         token_hash: &str,
         idle_expires_at: Option<Timestamp>,
     ) -> Result<(), StoreError>;
-    async fn revoke_refresh_token(
-        &self,
-        tenant_id: &str,
-        token_hash: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError>;
     async fn record_access_token(
         &self,
         tenant_id: &str,
@@ -247,6 +250,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         jti: &str,
     ) -> Result<Option<Grant>, StoreError>;
 
-    /// Deletes expired single-use rows (codes, transactions, recorded access tokens).
+    /// Deletes rows that can no longer be used: expired codes, login transactions and
+    /// recorded access tokens; ended sessions; expired or revoked refresh tokens; revoked
+    /// grants with nothing left hanging off them.
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
 }

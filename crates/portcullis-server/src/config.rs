@@ -7,8 +7,8 @@ use clap::Args;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-/// Global settings, accepted by every subcommand.
-#[derive(Args, Debug, Clone, Default)]
+/// Global settings, accepted by every subcommand. `Debug` hides the secrets.
+#[derive(Args, Clone, Default)]
 pub struct GlobalArgs {
     /// TOML file with settings (flags and environment variables override it).
     #[arg(long, global = true, env = "PORTCULLIS_CONFIG")]
@@ -39,6 +39,29 @@ pub struct GlobalArgs {
     /// Log format: json (default) or text.
     #[arg(long, global = true, env = "PORTCULLIS_LOG_FORMAT")]
     pub log_format: Option<String>,
+}
+
+impl std::fmt::Debug for GlobalArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlobalArgs")
+            .field("config", &self.config)
+            .field("database", &self.database.as_deref().map(redact_url))
+            .field("data_dir", &self.data_dir)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database URL with its password replaced by `***`.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Settings of `portcullis serve`.
@@ -72,8 +95,8 @@ struct FileSettings {
     log_format: Option<String>,
 }
 
-/// The resolved settings.
-#[derive(Debug, Clone)]
+/// The resolved settings. `Debug` hides the database password.
+#[derive(Clone)]
 pub struct Settings {
     pub listen: String,
     pub issuer: String,
@@ -83,6 +106,19 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub templates_dir: Option<PathBuf>,
     pub log_json: bool,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("issuer", &self.issuer)
+            .field("database", &redact_url(&self.database))
+            .field("data_dir", &self.data_dir)
+            .field("master_key", &self.master_key)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the master key comes from. `Debug` never shows a key.
@@ -164,6 +200,12 @@ impl Settings {
             || parsed.fragment().is_some()
         {
             bail!("the issuer must be an http(s) URL without query or fragment");
+        }
+        if !matches!(parsed.path(), "" | "/") {
+            bail!(
+                "the issuer must be the root of its host (such as https://id.example.com/); \
+                 serving under a path is not supported"
+            );
         }
         if !issuer.ends_with('/') {
             issuer.push('/');
@@ -293,5 +335,25 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::resolve(&g, &ServeArgs::default()).is_err());
+    }
+
+    #[test]
+    fn an_issuer_under_a_path_is_refused() {
+        let g = GlobalArgs {
+            issuer: Some("https://x.example/auth/".into()),
+            ..Default::default()
+        };
+        assert!(Settings::resolve(&g, &ServeArgs::default()).is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_database_passwords() {
+        let g = GlobalArgs {
+            database: Some("postgres://u:hunter2@h/db".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&g, &ServeArgs::default()).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(!format!("{g:?}").contains("hunter2"));
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod cors;
 pub mod errors;
 pub mod handlers;
+pub mod headers;
 pub mod pages;
 pub mod router;
 pub mod state;

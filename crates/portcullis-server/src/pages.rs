@@ -12,6 +12,10 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("logged_out.html", include_str!("templates/logged_out.html")),
     ("form_post.html", include_str!("templates/form_post.html")),
     (
+        "web_message.html",
+        include_str!("templates/web_message.html"),
+    ),
+    (
         "unavailable.html",
         include_str!("templates/unavailable.html"),
     ),

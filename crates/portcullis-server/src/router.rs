@@ -4,13 +4,12 @@ use crate::handlers::{authorize, discovery, logout, ops, token, userinfo};
 use crate::state::AppState;
 use crate::telemetry;
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::HeaderName;
 use axum::routing::{get, post};
 use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 /// Largest request body accepted (forms and JSON are small).
@@ -65,26 +64,24 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state);
 
-    let hsts = secure.then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains"));
-    routes.layer(
-        ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
-            .layer(telemetry::trace_layer())
-            .layer(axum::middleware::from_fn(telemetry::record_metrics))
-            .layer(PropagateRequestIdLayer::new(x_request_id))
-            .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
-            .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
-            ))
-            .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-            .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-            .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-            .layer(SetResponseHeaderLayer::overriding(
-                HeaderName::from_static("cross-origin-opener-policy"),
-                HeaderValue::from_static("same-origin"),
-            ))
-            .layer(SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, hsts)),
-    )
+    routes
+        .layer(axum::middleware::from_fn_with_state(
+            secure,
+            crate::headers::security_headers,
+        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(
+                    x_request_id.clone(),
+                    MakeRequestUuid,
+                ))
+                .layer(telemetry::trace_layer())
+                .layer(axum::middleware::from_fn(telemetry::record_metrics))
+                .layer(PropagateRequestIdLayer::new(x_request_id))
+                .layer(TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_secs(30),
+                ))
+                .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
+        )
 }

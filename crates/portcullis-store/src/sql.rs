@@ -48,7 +48,12 @@ impl SqlStore {
                 "the database URL must start with sqlite: or postgres://".to_owned(),
             ));
         };
-        let max = if backend == Backend::Sqlite { 8 } else { 16 };
+        // An in-memory SQLite database exists per connection: hold exactly one.
+        let max = match backend {
+            Backend::Sqlite if url.contains(":memory:") || url.contains("mode=memory") => 1,
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .min_connections(1)
@@ -450,6 +455,21 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn find_resource_server(
+        &self,
+        tenant_id: &str,
+        identifier: &str,
+    ) -> Result<Option<ResourceServer>, StoreError> {
+        sqlx::query("SELECT * FROM resource_servers WHERE tenant_id = $1 AND identifier = $2")
+            .bind(tenant_id)
+            .bind(identifier)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .map(|r| rows::resource_server(&r))
+            .transpose()
+    }
+
     async fn list_client_grants(&self, tenant_id: &str) -> Result<Vec<ClientGrant>, StoreError> {
         sqlx::query("SELECT * FROM client_grants WHERE tenant_id = $1 ORDER BY client_id, audience")
             .bind(tenant_id)
@@ -600,19 +620,22 @@ impl Store for SqlStore {
         id: &str,
         user_id: &str,
         session_id: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "UPDATE login_transactions SET user_id = $3, session_id = $4 \
-             WHERE tenant_id = $1 AND id = $2 AND completed_at IS NULL",
+             WHERE tenant_id = $1 AND id = $2 AND completed_at IS NULL AND user_id IS NULL \
+             AND expires_at > $5",
         )
         .bind(tenant_id)
         .bind(id)
         .bind(user_id)
         .bind(session_id)
+        .bind(now)
         .execute(&self.pool)
         .await
-        .map(|_| ())
-        .map_err(backend_err)
+        .map_err(backend_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn find_consent(
@@ -859,12 +882,13 @@ impl Store for SqlStore {
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO authorization_codes (tenant_id, code_hash, grant_id, request, \
-             created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+            "INSERT INTO authorization_codes (tenant_id, code_hash, grant_id, client_id, \
+             request, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
         )
         .bind(tenant_id)
         .bind(code_hash)
         .bind(grant_id)
+        .bind(&grant.request.client_id)
         .bind(to_json(grant))
         .bind(now)
         .bind(expires_at)
@@ -878,16 +902,18 @@ impl Store for SqlStore {
         &self,
         tenant_id: &str,
         code_hash: &str,
+        client_id: &str,
         now: Timestamp,
     ) -> Result<Option<AuthorizationCode>, StoreError> {
         let fresh = sqlx::query(
             "UPDATE authorization_codes SET used_at = $3 \
-             WHERE tenant_id = $1 AND code_hash = $2 AND used_at IS NULL \
+             WHERE tenant_id = $1 AND code_hash = $2 AND client_id = $4 AND used_at IS NULL \
              RETURNING grant_id, request, expires_at",
         )
         .bind(tenant_id)
         .bind(code_hash)
         .bind(now)
+        .bind(client_id)
         .fetch_optional(&self.pool)
         .await
         .map_err(backend_err)?;
@@ -896,10 +922,11 @@ impl Store for SqlStore {
             None => {
                 let spent = sqlx::query(
                     "SELECT grant_id, request, expires_at FROM authorization_codes \
-                     WHERE tenant_id = $1 AND code_hash = $2",
+                     WHERE tenant_id = $1 AND code_hash = $2 AND client_id = $3",
                 )
                 .bind(tenant_id)
                 .bind(code_hash)
+                .bind(client_id)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(backend_err)?;
@@ -987,25 +1014,6 @@ impl Store for SqlStore {
         .map_err(backend_err)
     }
 
-    async fn revoke_refresh_token(
-        &self,
-        tenant_id: &str,
-        token_hash: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND token_hash = $2 \
-             AND revoked_at IS NULL",
-        )
-        .bind(tenant_id)
-        .bind(token_hash)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-        .map_err(backend_err)
-    }
-
     async fn record_access_token(
         &self,
         tenant_id: &str,
@@ -1047,14 +1055,23 @@ impl Store for SqlStore {
     }
 
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        // A margin keeps rows a little past expiry, so a late replay is still recognised.
+        let before = now - 3600;
         let mut total = 0;
         for statement in [
             "DELETE FROM authorization_codes WHERE expires_at < $1",
             "DELETE FROM login_transactions WHERE expires_at < $1",
             "DELETE FROM access_tokens WHERE expires_at < $1",
+            "DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1 OR revoked_at < $1",
+            "DELETE FROM refresh_tokens WHERE expires_at < $1 OR idle_expires_at < $1 \
+             OR revoked_at < $1",
+            "DELETE FROM grants WHERE revoked_at < $1 AND NOT EXISTS (SELECT 1 FROM \
+             refresh_tokens r WHERE r.tenant_id = grants.tenant_id AND r.grant_id = grants.id) \
+             AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.tenant_id = grants.tenant_id \
+             AND a.grant_id = grants.id)",
         ] {
             total += sqlx::query(statement)
-                .bind(now - 3600)
+                .bind(before)
                 .execute(&self.pool)
                 .await
                 .map_err(backend_err)?

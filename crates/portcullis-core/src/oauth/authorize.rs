@@ -5,15 +5,13 @@
 //! and never redirected (RFC 6749 §4.1.2.1).
 
 use super::{AuthResponse, split_scope};
-use crate::error::OAuthError;
+use crate::error::{OAuthError, OAuthErrorCode};
 use crate::model::{
     AuthorizeRequest, Client, CodeGrant, DATABASE_CONNECTION, Grant, LoginTransaction, Prompt,
     ResponseMode, Session,
 };
 use crate::service::Portcullis;
 use portcullis_crypto::token::OpaqueToken;
-use std::collections::HashMap;
-
 /// The raw query of `/authorize` (or the form of a POST to it).
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct AuthorizeParams {
@@ -31,11 +29,8 @@ pub struct AuthorizeParams {
     pub max_age: Option<String>,
     pub login_hint: Option<String>,
     pub response_mode: Option<String>,
-    pub screen_hint: Option<String>,
     pub request: Option<String>,
     pub request_uri: Option<String>,
-    #[serde(flatten)]
-    pub other: HashMap<String, String>,
 }
 
 /// Why `/authorize` could not proceed.
@@ -106,7 +101,7 @@ fn redirect_error(
     redirect_uri: &str,
     mode: ResponseMode,
     state: Option<&str>,
-    code: &str,
+    code: OAuthErrorCode,
     description: &str,
 ) -> AuthorizeError {
     AuthorizeError::Redirect(error_response(
@@ -124,11 +119,11 @@ pub(crate) fn error_response(
     redirect_uri: &str,
     mode: ResponseMode,
     state: Option<&str>,
-    code: &str,
+    code: OAuthErrorCode,
     description: &str,
 ) -> AuthResponse {
     let mut params = vec![
-        ("error".to_owned(), code.to_owned()),
+        ("error".to_owned(), code.as_str().to_owned()),
         ("error_description".to_owned(), description.to_owned()),
     ];
     if let Some(state) = state {
@@ -181,24 +176,43 @@ pub fn validate(
     let mode = match params.response_mode.as_deref() {
         None | Some("" | "query") => ResponseMode::Query,
         Some("form_post") => ResponseMode::FormPost,
+        Some("web_message") => {
+            let origin = url::Url::parse(redirect_uri)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default();
+            if !client
+                .web_origins
+                .iter()
+                .any(|w| w.trim_end_matches('/') == origin)
+            {
+                return Err(page(
+                    "Origin not allowed",
+                    format!(
+                        "response_mode=web_message needs {origin:?} in the Allowed Web Origins of the application {:?}.",
+                        client.name
+                    ),
+                ));
+            }
+            ResponseMode::WebMessage
+        }
         Some(other) => {
             return Err(redirect_error(
                 issuer,
                 redirect_uri,
                 ResponseMode::Query,
                 state,
-                "invalid_request",
+                OAuthErrorCode::InvalidRequest,
                 &format!("Unsupported response_mode: {other}"),
             ));
         }
     };
-    let fail = |code: &str, description: &str| {
+    let fail = |code: OAuthErrorCode, description: &str| {
         redirect_error(issuer, redirect_uri, mode, state, code, description)
     };
 
     if params.request.is_some() || params.request_uri.is_some() {
         return Err(fail(
-            "request_not_supported",
+            OAuthErrorCode::RequestNotSupported,
             "Request objects are not supported",
         ));
     }
@@ -206,20 +220,20 @@ pub fn validate(
         Some("code") => {}
         None | Some("") => {
             return Err(fail(
-                "invalid_request",
+                OAuthErrorCode::InvalidRequest,
                 "Missing required parameter: response_type",
             ));
         }
         Some(other) => {
             return Err(fail(
-                "unsupported_response_type",
+                OAuthErrorCode::UnsupportedResponseType,
                 &format!("Unsupported response type: {other}"),
             ));
         }
     }
     if !client.allows_grant("authorization_code") {
         return Err(fail(
-            "unauthorized_client",
+            OAuthErrorCode::UnauthorizedClient,
             "The application is not allowed to use the authorization code grant",
         ));
     }
@@ -232,30 +246,33 @@ pub fn validate(
             Some(c.to_owned())
         }
         (Some(_), Some("S256")) => {
-            return Err(fail("invalid_request", "The code_challenge is malformed"));
+            return Err(fail(
+                OAuthErrorCode::InvalidRequest,
+                "The code_challenge is malformed",
+            ));
         }
         (Some(_), None | Some("plain")) => {
             return Err(fail(
-                "invalid_request",
+                OAuthErrorCode::InvalidRequest,
                 "Only the S256 code_challenge_method is supported",
             ));
         }
         (_, Some(other)) if other != "S256" => {
             return Err(fail(
-                "invalid_request",
+                OAuthErrorCode::InvalidRequest,
                 "Only the S256 code_challenge_method is supported",
             ));
         }
         _ => {
             return Err(fail(
-                "invalid_request",
+                OAuthErrorCode::InvalidRequest,
                 "code_challenge_method requires code_challenge",
             ));
         }
     };
     if client.is_public() && code_challenge.is_none() {
         return Err(fail(
-            "invalid_request",
+            OAuthErrorCode::InvalidRequest,
             "Public clients must use PKCE (code_challenge with S256)",
         ));
     }
@@ -263,7 +280,7 @@ pub fn validate(
         && connection != DATABASE_CONNECTION
     {
         return Err(fail(
-            "invalid_request",
+            OAuthErrorCode::InvalidRequest,
             &format!("the connection was not found: {connection}"),
         ));
     }
@@ -271,16 +288,22 @@ pub fn validate(
         None => None,
         Some(a) if a == userinfo_audience => None,
         Some(a) if known_audience(a) => Some(a.to_owned()),
-        Some(a) => return Err(fail("access_denied", &format!("Service not found: {a}"))),
+        Some(a) => {
+            return Err(fail(
+                OAuthErrorCode::AccessDenied,
+                &format!("Service not found: {a}"),
+            ));
+        }
     };
     let prompt = match params.prompt.as_deref() {
         None | Some("") => None,
         Some("login") => Some(Prompt::Login),
         Some("none") => Some(Prompt::None),
-        Some("consent" | "select_account") => None,
+        Some("consent") => Some(Prompt::Consent),
+        Some("select_account") => None,
         Some(other) => {
             return Err(fail(
-                "invalid_request",
+                OAuthErrorCode::InvalidRequest,
                 &format!("Unsupported prompt: {other}"),
             ));
         }
@@ -291,7 +314,7 @@ pub fn validate(
             Ok(n) if n >= 0 => Some(n),
             _ => {
                 return Err(fail(
-                    "invalid_request",
+                    OAuthErrorCode::InvalidRequest,
                     "max_age must be a non-negative integer",
                 ));
             }
@@ -299,12 +322,15 @@ pub fn validate(
     };
     let scope = split_scope(params.scope.as_deref().unwrap_or("openid"));
     if scope.iter().any(|s| s.len() > 200) || scope.len() > 100 {
-        return Err(fail("invalid_scope", "The scope is too long"));
+        return Err(fail(OAuthErrorCode::InvalidScope, "The scope is too long"));
     }
     if params.nonce.as_deref().is_some_and(|n| n.len() > 512)
         || state.is_some_and(|s| s.len() > 2048)
     {
-        return Err(fail("invalid_request", "state or nonce is too long"));
+        return Err(fail(
+            OAuthErrorCode::InvalidRequest,
+            "state or nonce is too long",
+        ));
     }
     Ok(AuthorizeRequest {
         client_id: client.client_id.clone(),
@@ -336,11 +362,14 @@ impl Portcullis {
             Some(id) => self.store.find_client(tenant, id).await?,
             None => None,
         };
-        let apis = self.store.list_resource_servers(tenant).await?;
+        let audience_known = match params.audience.as_deref().filter(|a| !a.is_empty()) {
+            Some(a) => self.store.find_resource_server(tenant, a).await?.is_some(),
+            None => false,
+        };
         let request = validate(
             params,
             client.as_ref(),
-            |a| apis.iter().any(|api| api.identifier == a),
+            |_| audience_known,
             &self.settings.userinfo_audience(),
             &self.settings.issuer,
         )?;
@@ -378,7 +407,7 @@ impl Portcullis {
                             &request.redirect_uri,
                             request.response_mode,
                             request.state.as_deref(),
-                            "consent_required",
+                            OAuthErrorCode::ConsentRequired,
                             "Consent required",
                         ));
                     }
@@ -389,6 +418,7 @@ impl Portcullis {
                             &transaction.id,
                             &session.user_id,
                             &session.id,
+                            now,
                         )
                         .await?;
                     return Ok(AuthorizeStep::Consent {
@@ -409,7 +439,7 @@ impl Portcullis {
                 &request.redirect_uri,
                 request.response_mode,
                 request.state.as_deref(),
-                "login_required",
+                OAuthErrorCode::LoginRequired,
                 "Login required",
             ));
         }

@@ -89,11 +89,9 @@ pub fn access_token(input: &AccessTokenInput<'_>) -> Value {
         "jti": input.jti,
     });
     let map = claims.as_object_mut().expect("built as an object");
+    map.insert("azp".to_owned(), json!(input.azp));
     if input.machine {
-        map.insert("azp".to_owned(), json!(input.azp));
         map.insert("gty".to_owned(), json!("client-credentials"));
-    } else {
-        map.insert("azp".to_owned(), json!(input.azp));
     }
     if let Some((claim, roles)) = &input.roles {
         map.insert((*claim).to_owned(), json!(roles));

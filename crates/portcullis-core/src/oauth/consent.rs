@@ -28,13 +28,16 @@ pub struct ConsentPage {
     pub redirect_uri: String,
 }
 
-/// Whether the field token and the cookie token agree and match the transaction's hash.
+/// Whether `csrf` is the token whose hash the transaction holds.
+pub(crate) fn csrf_matches(tx: &LoginTransaction, csrf: &str) -> bool {
+    portcullis_crypto::ct_eq(hash_token(csrf).as_bytes(), tx.csrf_hash.as_bytes())
+}
+
+/// Whether the form's token matches the cookie's and the transaction's hash.
 pub(crate) fn csrf_ok(tx: &LoginTransaction, field: &str, cookie: Option<&str>) -> bool {
-    let field_matches =
-        portcullis_crypto::ct_eq(hash_token(field).as_bytes(), tx.csrf_hash.as_bytes());
     let cookie_matches =
         cookie.is_some_and(|c| portcullis_crypto::ct_eq(c.as_bytes(), field.as_bytes()));
-    field_matches && cookie_matches
+    csrf_matches(tx, field) && cookie_matches
 }
 
 fn describe(value: &str, api_description: Option<&str>) -> String {
@@ -59,6 +62,9 @@ impl Portcullis {
     ) -> Result<bool, StoreError> {
         if client.is_first_party {
             return Ok(false);
+        }
+        if request.prompt == Some(crate::model::Prompt::Consent) {
+            return Ok(true);
         }
         let granted = self
             .store
@@ -95,7 +101,7 @@ impl Portcullis {
         csrf: &str,
     ) -> Result<ConsentPage, LoginError> {
         let (tx, user_id, _) = self.paused_transaction(transaction_id).await?;
-        if !portcullis_crypto::ct_eq(hash_token(csrf).as_bytes(), tx.csrf_hash.as_bytes()) {
+        if !csrf_matches(&tx, csrf) {
             return Err(LoginError::Csrf);
         }
         let tenant = self.tenant_id();
@@ -110,12 +116,7 @@ impl Portcullis {
             .await?
             .ok_or(LoginError::Expired)?;
         let api = match &tx.request.audience {
-            Some(a) => self
-                .store
-                .list_resource_servers(tenant)
-                .await?
-                .into_iter()
-                .find(|r| &r.identifier == a),
+            Some(a) => self.store.find_resource_server(tenant, a).await?,
             None => None,
         };
         let scopes = tx
@@ -178,7 +179,7 @@ impl Portcullis {
                 &request.redirect_uri,
                 request.response_mode,
                 request.state.as_deref(),
-                "access_denied",
+                crate::error::OAuthErrorCode::AccessDenied,
                 "The user declined the requested access",
             ));
         }

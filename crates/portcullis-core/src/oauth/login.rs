@@ -7,8 +7,7 @@ use crate::model::{DATABASE_CONNECTION, Session};
 use crate::service::Portcullis;
 use portcullis_crypto::token::{OpaqueToken, hash_token};
 
-/// The posted login form, with the CSRF cookie the browser sent.
-#[derive(Debug)]
+/// The posted login form, with the CSRF cookie the browser sent. `Debug` shows no secret.
 pub struct LoginForm {
     pub transaction_id: String,
     pub csrf_field: String,
@@ -17,6 +16,14 @@ pub struct LoginForm {
     pub password: String,
     /// The SSO cookie already held, revoked when a new session replaces it.
     pub previous_session: Option<String>,
+}
+
+impl std::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginForm")
+            .field("transaction_id", &self.transaction_id)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -70,7 +77,7 @@ impl Portcullis {
             .find_login_transaction(tenant, transaction_id, self.now())
             .await?
             .ok_or(LoginError::Expired)?;
-        if !portcullis_crypto::ct_eq(hash_token(csrf).as_bytes(), tx.csrf_hash.as_bytes()) {
+        if !super::consent::csrf_matches(&tx, csrf) {
             return Err(LoginError::Csrf);
         }
         let client = self
@@ -182,9 +189,15 @@ impl Portcullis {
         metrics::counter!("portcullis_logins_total", "outcome" => "success").increment(1);
         tracing::info!(outcome = "success", user_id = %user.user_id, client_id = %tx.request.client_id, "login succeeded");
         if needs_consent {
-            self.store
-                .authenticate_login_transaction(tenant, &tx.id, &user.user_id, &session.id)
-                .await?;
+            if !self
+                .store
+                .authenticate_login_transaction(tenant, &tx.id, &user.user_id, &session.id, now)
+                .await?
+            {
+                // A concurrent post of the same form got there first.
+                self.store.revoke_session(tenant, &session.id, now).await?;
+                return Err(LoginError::Expired);
+            }
             return Ok(LoginOutcome::Consent {
                 transaction_id: tx.id,
                 session_secret: secret,

@@ -141,6 +141,9 @@ impl Portcullis {
         }
         let inactive = json!({ "active": false });
         if let Some(at) = self.verify_access_token(token).await? {
+            if !self.may_introspect(&client, &at).await? {
+                return Ok(inactive);
+            }
             let mut out = at.claims.clone();
             let map = out.as_object_mut().expect("JWT claims are an object");
             map.insert("active".to_owned(), json!(true));
@@ -188,6 +191,36 @@ impl Portcullis {
             out["exp"] = json!(exp);
         }
         Ok(out)
+    }
+
+    /// A client may introspect the access tokens issued to it, and those for an API it holds
+    /// a client grant for (it acts as that API). A blocked user's tokens are inactive.
+    async fn may_introspect(
+        &self,
+        client: &Client,
+        at: &VerifiedAccessToken,
+    ) -> Result<bool, OAuthError> {
+        let tenant = self.tenant_id();
+        if at.claims.get("gty").is_none()
+            && let Some(sub) = at.str("sub")
+            && self
+                .store
+                .find_user(tenant, sub)
+                .await?
+                .is_none_or(|u| u.blocked)
+        {
+            return Ok(false);
+        }
+        if at.str("azp") == Some(client.client_id.as_str()) {
+            return Ok(true);
+        }
+        let audiences = at.audiences();
+        Ok(self
+            .store
+            .list_client_grants(tenant)
+            .await?
+            .iter()
+            .any(|g| g.client_id == client.client_id && audiences.contains(&g.audience.as_str())))
     }
 
     /// Ends the SSO session held in `session_secret`, if any.
@@ -240,6 +273,8 @@ impl Portcullis {
         post_logout_redirect_uri: Option<&str>,
         state: Option<&str>,
     ) -> Result<LogoutOutcome, OAuthError> {
+        // The user asked to log out: end the session whatever else is wrong with the request.
+        self.end_session(session_secret).await?;
         // An expired ID token is still a fine hint: allow a generous leeway.
         let hint = match id_token_hint.filter(|s| !s.is_empty()) {
             Some(t) => Some(self.verify_jwt(t, 365 * 86_400).ok_or_else(|| {
@@ -261,7 +296,6 @@ impl Portcullis {
                 "client_id does not match id_token_hint",
             ));
         }
-        self.end_session(session_secret).await?;
         let Some(target) = post_logout_redirect_uri.filter(|s| !s.is_empty()) else {
             return Ok(LogoutOutcome::Page(None));
         };

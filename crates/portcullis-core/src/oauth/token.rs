@@ -11,15 +11,37 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 /// Credentials presented by the client, from the Basic header and/or the form.
-#[derive(Debug, Default)]
+/// `Debug` shows the client id only.
+#[derive(Default)]
 pub struct ClientCredentials {
     pub basic: Option<(String, String)>,
     pub form_id: Option<String>,
     pub form_secret: Option<String>,
 }
 
-/// A parsed token request.
-#[derive(Debug)]
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("basic_id", &self.basic.as_ref().map(|(id, _)| id))
+            .field("form_id", &self.form_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCredentials {
+    /// Takes `client_id` and `client_secret` out of a request's parameters, beside the
+    /// credentials of an HTTP Basic header.
+    #[must_use]
+    pub fn take(form: &mut HashMap<String, String>, basic: Option<(String, String)>) -> Self {
+        Self {
+            basic,
+            form_id: form.remove("client_id").filter(|s| !s.is_empty()),
+            form_secret: form.remove("client_secret").filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+/// A parsed token request. `Debug` names the grant only.
 pub enum TokenRequest {
     AuthorizationCode {
         code: String,
@@ -36,16 +58,15 @@ pub enum TokenRequest {
     },
 }
 
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenRequest({})", self.grant_type())
+    }
+}
+
 impl TokenRequest {
-    /// Parses the form body; `client_id`/`client_secret` are taken out as credentials.
-    pub fn parse(
-        mut form: HashMap<String, String>,
-    ) -> Result<(Self, ClientCredentials), OAuthError> {
-        let creds = ClientCredentials {
-            basic: None,
-            form_id: form.remove("client_id").filter(|s| !s.is_empty()),
-            form_secret: form.remove("client_secret").filter(|s| !s.is_empty()),
-        };
+    /// Parses the parameters left after [`ClientCredentials::take`].
+    pub fn parse(mut form: HashMap<String, String>) -> Result<Self, OAuthError> {
         let mut take = |k: &str| form.remove(k).filter(|s| !s.is_empty());
         let request = match take("grant_type").as_deref() {
             Some("authorization_code") => Self::AuthorizationCode {
@@ -77,7 +98,7 @@ impl TokenRequest {
                 ));
             }
         };
-        Ok((request, creds))
+        Ok(request)
     }
 
     #[must_use]
@@ -90,8 +111,8 @@ impl TokenRequest {
     }
 }
 
-/// The successful token response (RFC 6749 §5.1).
-#[derive(Debug, Serialize)]
+/// The successful token response (RFC 6749 §5.1). `Debug` shows no token.
+#[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,6 +122,15 @@ pub struct TokenResponse {
     pub scope: String,
     pub expires_in: i64,
     pub token_type: &'static str,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("scope", &self.scope)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Portcullis {
@@ -210,7 +240,7 @@ impl Portcullis {
         let now = self.now();
         let Some(stored) = self
             .store
-            .consume_authorization_code(tenant, &hash_token(code), now)
+            .consume_authorization_code(tenant, &hash_token(code), &client.client_id, now)
             .await?
         else {
             return Err(OAuthError::invalid_grant("Invalid authorization code"));
@@ -224,7 +254,7 @@ impl Portcullis {
             return Err(OAuthError::invalid_grant("Invalid authorization code"));
         }
         let request = &stored.grant.request;
-        if stored.expires_at <= now || request.client_id != client.client_id {
+        if stored.expires_at <= now {
             return Err(OAuthError::invalid_grant("Invalid authorization code"));
         }
         if redirect_uri != Some(request.redirect_uri.as_str()) {
@@ -488,10 +518,8 @@ impl Portcullis {
         };
         Ok(self
             .store
-            .list_resource_servers(self.tenant_id())
-            .await?
-            .into_iter()
-            .find(|a| a.identifier == audience))
+            .find_resource_server(self.tenant_id(), audience)
+            .await?)
     }
 
     fn wants_refresh_token(

@@ -1,10 +1,13 @@
 //! `/authorize` and the Universal Login page (`/u/login`).
 
-use super::{SESSION_COOKIE, cookie, error_page, removal, request_id, tenant_name};
+use super::{
+    Framable, SESSION_COOKIE, cookie, error_page, no_store, page_csp, removal, request_id,
+    tenant_name,
+};
 use crate::errors::PageError;
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use portcullis_core::model::ResponseMode;
@@ -127,7 +130,8 @@ pub async fn login_page(
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// The login form. Deliberately not `Debug`: it holds the password.
+#[derive(serde::Deserialize)]
 pub struct LoginFormBody {
     pub state: Option<String>,
     pub csrf: Option<String>,
@@ -243,15 +247,9 @@ pub async fn consent_page(
                 },
             );
             let mut response = Html(html).into_response();
-            let csp = format!(
-                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'",
-                origin_of(&page.redirect_uri)
-            );
-            if let Ok(v) = HeaderValue::from_str(&csp) {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_SECURITY_POLICY, v);
-            }
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, page_csp(None, None, None));
             no_store(response)
         }
         Err(LoginError::Internal(e)) => error_page(&state, &headers, PageError::internal(e)).await,
@@ -353,17 +351,11 @@ async fn render_login(
         },
     );
     let mut response = (status, Html(html)).into_response();
-    // Browsers apply form-action to the redirect that follows the post, so the client's
-    // callback origin must be allowed too.
-    let callback_origin = origin_of(&page.redirect_uri);
-    let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' {callback_origin}; frame-ancestors 'none'; base-uri 'none'"
-    );
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, v);
-    }
+    // No form-action here: browsers apply it to every redirect after the post, which would
+    // block native apps' custom schemes and callbacks that redirect onwards.
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, page_csp(None, None, None));
     no_store(response)
 }
 
@@ -375,8 +367,10 @@ fn origin_of(uri: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Sends the browser back to the client: a 302 with the query, or an auto-posting form.
+/// Sends the browser back to the client: a 303 with the query, an auto-posting form, or a
+/// `postMessage` to the opener or parent window.
 pub fn respond(state: &AppState, response: &AuthResponse) -> Response {
+    let origin = origin_of(&response.redirect_uri);
     match response.response_mode {
         ResponseMode::Query => no_store(Redirect::to(&response.query_url()).into_response()),
         ResponseMode::FormPost => {
@@ -390,24 +384,36 @@ pub fn respond(state: &AppState, response: &AuthResponse) -> Response {
                 },
             );
             let mut resp = Html(html).into_response();
-            let csp = format!(
-                "default-src 'none'; script-src 'nonce-{nonce}'; form-action {}; frame-ancestors 'none'; base-uri 'none'",
-                origin_of(&response.redirect_uri)
+            resp.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                page_csp(Some(&nonce), Some(&origin), None),
             );
-            if let Ok(v) = HeaderValue::from_str(&csp) {
-                resp.headers_mut()
-                    .insert(header::CONTENT_SECURITY_POLICY, v);
-            }
+            no_store(resp)
+        }
+        ResponseMode::WebMessage => {
+            let nonce = portcullis_crypto::b64url(&portcullis_crypto::random_bytes::<16>());
+            let params: serde_json::Map<String, serde_json::Value> = response
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let html = state.pages.render(
+                "web_message.html",
+                minijinja::context! {
+                    response => minijinja::value::Serde(&params),
+                    origin => &origin,
+                    nonce => &nonce,
+                },
+            );
+            let mut resp = Html(html).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                page_csp(Some(&nonce), None, Some(&origin)),
+            );
+            resp.extensions_mut().insert(Framable);
             no_store(resp)
         }
     }
-}
-
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 /// Sign-up and password reset arrive with the account-security work; until then the links

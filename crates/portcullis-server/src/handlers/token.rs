@@ -1,10 +1,11 @@
 //! `/oauth/token`, `/oauth/revoke` and `/oauth/introspect`.
 
+use super::no_store;
 use crate::errors::OAuthHttpError;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use portcullis_core::error::OAuthError;
@@ -86,24 +87,6 @@ pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>
     Ok(Some((decode(id), decode(secret))))
 }
 
-fn credentials(
-    headers: &HeaderMap,
-    params: &mut HashMap<String, String>,
-) -> Result<ClientCredentials, OAuthError> {
-    Ok(ClientCredentials {
-        basic: basic_credentials(headers)?,
-        form_id: params.remove("client_id").filter(|s| !s.is_empty()),
-        form_secret: params.remove("client_secret").filter(|s| !s.is_empty()),
-    })
-}
-
-fn no_store(mut response: Response) -> Response {
-    let h = response.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
-}
-
 /// `POST /oauth/token`.
 pub async fn token(
     State(state): State<AppState>,
@@ -112,9 +95,9 @@ pub async fn token(
 ) -> Response {
     let basic = headers.contains_key(header::AUTHORIZATION);
     let result = async {
-        let params = read_params(&headers, &body)?;
-        let (request, mut creds) = TokenRequest::parse(params)?;
-        creds.basic = basic_credentials(&headers)?;
+        let mut params = read_params(&headers, &body)?;
+        let creds = ClientCredentials::take(&mut params, basic_credentials(&headers)?);
+        let request = TokenRequest::parse(params)?;
         state.core.token(request, &creds).await
     }
     .await;
@@ -137,7 +120,7 @@ pub async fn revoke(
     let basic = headers.contains_key(header::AUTHORIZATION);
     let result = async {
         let mut params = read_params(&headers, &body)?;
-        let creds = credentials(&headers, &mut params)?;
+        let creds = ClientCredentials::take(&mut params, basic_credentials(&headers)?);
         let token = params
             .remove("token")
             .filter(|s| !s.is_empty())
@@ -164,7 +147,7 @@ pub async fn introspect(
     let basic = headers.contains_key(header::AUTHORIZATION);
     let result = async {
         let mut params = read_params(&headers, &body)?;
-        let creds = credentials(&headers, &mut params)?;
+        let creds = ClientCredentials::take(&mut params, basic_credentials(&headers)?);
         let token = params
             .remove("token")
             .filter(|s| !s.is_empty())

@@ -81,7 +81,7 @@ both_backends! {
         assert!(page.text.contains("name=\"csrf\""));
         assert!(page.text.contains("Web App"));
         let csp = page.header("content-security-policy").unwrap();
-        assert!(csp.contains("form-action 'self' https://app.example.com"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("script-src"), "{csp}");
         assert_eq!(page.header("cache-control").as_deref(), Some("no-store"));
     }
 
@@ -158,6 +158,34 @@ both_backends! {
         assert!(resp.text.contains("name=\"state\" value=\"fp\""));
         let csp = resp.header("content-security-policy").unwrap();
         assert!(csp.contains("script-src 'nonce-"), "{csp}");
+    }
+
+    async fn web_message_posts_the_response_to_an_allowed_web_origin(app) {
+        let (_, challenge) = (0, portcullis_crypto::b64url(&portcullis_crypto::sha256(b"verifier-verifier-verifier-verifier-verifier")));
+        let base = [("response_type", "code"), ("client_id", "spa-client-id"), ("redirect_uri", SPA_CALLBACK), ("code_challenge", challenge.as_str()), ("code_challenge_method", "S256"), ("response_mode", "web_message"), ("prompt", "none"), ("state", "wm")];
+        let resp = app.get(&query(&base), &Browser::new()).await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+        assert!(resp.text.contains("authorization_response"));
+        assert!(resp.text.contains("login_required"));
+        assert!(resp.text.contains("\"http://localhost:3000\""), "{}", resp.text);
+        let csp = resp.header("content-security-policy").unwrap();
+        assert!(csp.contains("frame-ancestors http://localhost:3000"), "{csp}");
+        assert!(csp.contains("script-src 'nonce-"));
+        assert!(resp.header("x-frame-options").is_none(), "framable by the app");
+
+        let browser = Browser::new();
+        app.login_code(&browser, &[], USER_EMAIL, USER_PASSWORD).await;
+        let resp = app.get(&query(&base), &browser).await;
+        assert!(resp.text.contains("\"code\": \"ac_"), "{}", resp.text);
+
+        let mut bad = base.to_vec();
+        bad.retain(|(k, _)| *k != "client_id" && *k != "redirect_uri");
+        bad.push(("client_id", "web-app-client-id"));
+        bad.push(("redirect_uri", WEB_CALLBACK));
+        let refused = app.get(&query(&bad), &Browser::new()).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "no web origin registered");
+        assert!(refused.text.contains("Allowed Web Origins"));
+        assert_eq!(refused.header("x-frame-options").as_deref(), Some("DENY"));
     }
 
     async fn a_blocked_user_cannot_log_in(app) {

@@ -95,6 +95,18 @@ both_backends! {
         assert_eq!(replay.status, StatusCode::BAD_REQUEST);
     }
 
+    async fn prompt_consent_asks_again(app) {
+        let browser = Browser::new();
+        let resp = app.get(&partner_authorize("openid", &[]), &browser).await;
+        let login = resp.location().unwrap();
+        let page = app.get(&login, &browser).await;
+        let form = LoginForm::parse(&login, &page.text);
+        let consent = app.submit_login(&browser, &form, USER_EMAIL, USER_PASSWORD).await.location().unwrap();
+        decide(&app, &browser, &consent, "accept").await;
+        let again = app.get(&partner_authorize("openid", &[("prompt", "consent")]), &browser).await;
+        assert!(again.location().unwrap().starts_with("/u/consent"));
+    }
+
     async fn first_party_apps_skip_consent(app) {
         let browser = Browser::new();
         let p = app.login_code(&browser, &[], USER_EMAIL, USER_PASSWORD).await;

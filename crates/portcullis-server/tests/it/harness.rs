@@ -39,6 +39,8 @@ clients:
     callbacks: ["https://app.example.com/callback"]
     allowed_logout_urls: ["https://app.example.com/"]
     grant_types: [authorization_code, refresh_token]
+    refresh_token:
+      rotation_type: rotating
   - name: Second App
     app_type: regular_web
     client_id: second-app-client-id

@@ -100,6 +100,29 @@ both_backends! {
         assert_eq!(app.userinfo(first["access_token"].as_str().unwrap()).await.status, StatusCode::UNAUTHORIZED, "access token revoked");
     }
 
+    async fn concurrent_exchanges_of_one_code_yield_exactly_one_token_set(app) {
+        let p = app.login_code(&Browser::new(), &[], USER_EMAIL, USER_PASSWORD).await;
+        let code = p["code"].clone();
+        let attempts = (0..8).map(|_| {
+            let code = code.clone();
+            let app = &app;
+            async move {
+                app.token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", WEB_CALLBACK)], Some(WEB)).await.status
+            }
+        });
+        let statuses = futures_util::future::join_all(attempts).await;
+        assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+    }
+
+    async fn regular_web_apps_default_to_non_rotating_refresh_tokens(app) {
+        app.apply("clients:\n  - name: Plain Web\n    callbacks: [\"https://plain.example/cb\"]\n").await.unwrap();
+        let clients = app.core.store.list_clients(app.core.tenant_id()).await.unwrap();
+        let plain = clients.iter().find(|c| c.name == "Plain Web").unwrap();
+        assert_eq!(plain.refresh_token.rotation_type, portcullis_core::model::RotationType::NonRotating);
+        let spa = clients.iter().find(|c| c.name == "SPA").unwrap();
+        assert_eq!(spa.refresh_token.rotation_type, portcullis_core::model::RotationType::Rotating);
+    }
+
     async fn a_code_expires_and_must_come_back_with_its_redirect_uri_and_client(app) {
         let p = app.login_code(&Browser::new(), &[], USER_EMAIL, USER_PASSWORD).await;
         let wrong_uri = app.token(&[("grant_type", "authorization_code"), ("code", &p["code"]), ("redirect_uri", "https://app.example.com/other")], Some(WEB)).await;
@@ -107,6 +130,9 @@ both_backends! {
         let p = app.login_code(&Browser::new(), &[], USER_EMAIL, USER_PASSWORD).await;
         let other_client = app.token(&[("grant_type", "authorization_code"), ("code", &p["code"]), ("redirect_uri", WEB_CALLBACK)], Some(("second-app-client-id", "second-app-secret-0123456789ab"))).await;
         assert_eq!(other_client.json()["error"], "invalid_grant");
+        // Another client's attempt neither spends the code nor revokes anything.
+        let rightful = app.token(&[("grant_type", "authorization_code"), ("code", &p["code"]), ("redirect_uri", WEB_CALLBACK)], Some(WEB)).await;
+        assert_eq!(rightful.status, StatusCode::OK, "{}", rightful.text);
         let p = app.login_code(&Browser::new(), &[], USER_EMAIL, USER_PASSWORD).await;
         app.clock.advance(301);
         let late = app.token(&[("grant_type", "authorization_code"), ("code", &p["code"]), ("redirect_uri", WEB_CALLBACK)], Some(WEB)).await;
@@ -247,5 +273,18 @@ both_backends! {
         assert_eq!(body["active"], false, "expired");
         let public = app.post_oauth("/oauth/introspect", &[("token", at), ("client_id", "spa-client-id")], None).await;
         assert_eq!(public.status, StatusCode::UNAUTHORIZED);
+    }
+
+    async fn a_client_introspects_only_its_own_tokens_or_those_for_its_apis(app) {
+        let tokens = app.web_tokens(&Browser::new(), &[]).await;
+        let at = tokens["access_token"].as_str().unwrap();
+        let other = app.post_oauth("/oauth/introspect", &[("token", at)], Some(("second-app-client-id", "second-app-secret-0123456789ab"))).await.json();
+        assert_eq!(other, json!({"active": false}));
+        let api_token = app.web_tokens(&Browser::new(), &[("audience", "https://api.finance.example"), ("scope", "openid read:transactions")]).await;
+        let as_api = app.post_oauth("/oauth/introspect", &[("token", api_token["access_token"].as_str().unwrap())], Some(("m2m-client-id", M2M_SECRET))).await.json();
+        assert_eq!(as_api["active"], true, "a client with a grant for the API acts as the API");
+        app.apply(&TENANT_YAML.replace("    name: Uma User\n", "    name: Uma User\n    blocked: true\n")).await.unwrap();
+        let blocked = app.post_oauth("/oauth/introspect", &[("token", at)], Some(WEB)).await.json();
+        assert_eq!(blocked["active"], false, "a blocked user's tokens are inactive");
     }
 }
