@@ -10,12 +10,14 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::Cookie;
 use portcullis_core::model::ResponseMode;
 use portcullis_core::oauth::AuthResponse;
 use portcullis_core::oauth::authorize::{
     AuthorizeError, AuthorizeParams, AuthorizeStep, LoginPage,
 };
 use portcullis_core::oauth::login::{LoginError, LoginForm, LoginOutcome};
+use portcullis_crypto::token::OpaqueToken;
 
 fn csrf_cookie_name(transaction_id: &str) -> String {
     format!("pc_csrf_{transaction_id}")
@@ -113,20 +115,12 @@ pub async fn login_page(
     jar: CookieJar,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let parsed: Option<LoginQuery> = serde_urlencoded::from_str(&query.unwrap_or_default()).ok();
-    let Some(tx) = parsed.and_then(|q| q.state) else {
-        return expired(&state, &headers).await;
-    };
-    let Some(csrf) = jar
-        .get(&csrf_cookie_name(&tx))
-        .map(|c| c.value().to_owned())
-    else {
+    let Some((tx, csrf)) = transaction_in(query.as_deref(), &jar) else {
         return expired(&state, &headers).await;
     };
     match state.core.login_page(&tx, &csrf).await {
         Ok(page) => render_login(&state, &headers, page, StatusCode::OK).await,
-        Err(LoginError::Internal(e)) => error_page(&state, &headers, PageError::internal(e)).await,
-        Err(LoginError::Expired | LoginError::Csrf) => expired(&state, &headers).await,
+        Err(e) => login_error(&state, &headers, e).await,
     }
 }
 
@@ -147,23 +141,12 @@ pub async fn login(
     body: String,
 ) -> Response {
     let Ok(form) = serde_urlencoded::from_str::<LoginFormBody>(&body) else {
-        return error_page(
-            &state,
-            &headers,
-            PageError::new(
-                StatusCode::BAD_REQUEST,
-                "Invalid request",
-                "The login form could not be read.",
-            ),
-        )
-        .await;
+        return bad_form(&state, &headers, "The login form could not be read.").await;
     };
     let (Some(tx), Some(csrf)) = (form.state, form.csrf) else {
         return expired(&state, &headers).await;
     };
-    let csrf_cookie = jar
-        .get(&csrf_cookie_name(&tx))
-        .map(|c| c.value().to_owned());
+    let csrf_cookie = csrf_cookie(&jar, &tx);
     let outcome = state
         .core
         .login(LoginForm {
@@ -182,13 +165,7 @@ pub async fn login(
             session_max_age,
         }) => {
             let jar = jar
-                .add(cookie(
-                    &state,
-                    SESSION_COOKIE.to_owned(),
-                    session_secret.expose().to_owned(),
-                    "/",
-                    session_max_age,
-                ))
+                .add(session_cookie(&state, &session_secret, session_max_age))
                 .add(removal(&state, csrf_cookie_name(&tx), CSRF_COOKIE_PATH));
             (jar, respond(&state, &response)).into_response()
         }
@@ -197,21 +174,14 @@ pub async fn login(
             session_secret,
             session_max_age,
         }) => {
-            let jar = jar.add(cookie(
-                &state,
-                SESSION_COOKIE.to_owned(),
-                session_secret.expose().to_owned(),
-                "/",
-                session_max_age,
-            ));
+            let jar = jar.add(session_cookie(&state, &session_secret, session_max_age));
             let location = format!("{CONSENT_PATH}?state={transaction_id}");
             (jar, no_store(Redirect::to(&location).into_response())).into_response()
         }
         Ok(LoginOutcome::Retry(page)) => {
             render_login(&state, &headers, page, StatusCode::BAD_REQUEST).await
         }
-        Err(LoginError::Internal(e)) => error_page(&state, &headers, PageError::internal(e)).await,
-        Err(LoginError::Expired | LoginError::Csrf) => expired(&state, &headers).await,
+        Err(e) => login_error(&state, &headers, e).await,
     }
 }
 
@@ -222,14 +192,7 @@ pub async fn consent_page(
     jar: CookieJar,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let parsed: Option<LoginQuery> = serde_urlencoded::from_str(&query.unwrap_or_default()).ok();
-    let Some(tx) = parsed.and_then(|q| q.state) else {
-        return expired(&state, &headers).await;
-    };
-    let Some(csrf) = jar
-        .get(&csrf_cookie_name(&tx))
-        .map(|c| c.value().to_owned())
-    else {
+    let Some((tx, csrf)) = transaction_in(query.as_deref(), &jar) else {
         return expired(&state, &headers).await;
     };
     match state.core.consent_page(&tx, &csrf).await {
@@ -252,8 +215,7 @@ pub async fn consent_page(
                 .insert(header::CONTENT_SECURITY_POLICY, page_csp(None, None, None));
             no_store(response)
         }
-        Err(LoginError::Internal(e)) => error_page(&state, &headers, PageError::internal(e)).await,
-        Err(LoginError::Expired | LoginError::Csrf) => expired(&state, &headers).await,
+        Err(e) => login_error(&state, &headers, e).await,
     }
 }
 
@@ -272,16 +234,7 @@ pub async fn consent(
     body: String,
 ) -> Response {
     let Ok(form) = serde_urlencoded::from_str::<ConsentFormBody>(&body) else {
-        return error_page(
-            &state,
-            &headers,
-            PageError::new(
-                StatusCode::BAD_REQUEST,
-                "Invalid request",
-                "The consent form could not be read.",
-            ),
-        )
-        .await;
+        return bad_form(&state, &headers, "The consent form could not be read.").await;
     };
     let (Some(tx), Some(csrf)) = (form.state, form.csrf) else {
         return expired(&state, &headers).await;
@@ -290,21 +243,10 @@ pub async fn consent(
         Some("accept") => true,
         Some("deny") => false,
         _ => {
-            return error_page(
-                &state,
-                &headers,
-                PageError::new(
-                    StatusCode::BAD_REQUEST,
-                    "Invalid request",
-                    "Choose Accept or Decline.",
-                ),
-            )
-            .await;
+            return bad_form(&state, &headers, "Choose Accept or Decline.").await;
         }
     };
-    let csrf_cookie = jar
-        .get(&csrf_cookie_name(&tx))
-        .map(|c| c.value().to_owned());
+    let csrf_cookie = csrf_cookie(&jar, &tx);
     match state
         .core
         .consent(&tx, &csrf, csrf_cookie.as_deref(), accept)
@@ -314,9 +256,47 @@ pub async fn consent(
             let jar = jar.add(removal(&state, csrf_cookie_name(&tx), CSRF_COOKIE_PATH));
             (jar, respond(&state, &response)).into_response()
         }
-        Err(LoginError::Internal(e)) => error_page(&state, &headers, PageError::internal(e)).await,
-        Err(LoginError::Expired | LoginError::Csrf) => expired(&state, &headers).await,
+        Err(e) => login_error(&state, &headers, e).await,
     }
+}
+
+/// The transaction id in a page's query and the CSRF token in its cookie.
+fn transaction_in(query: Option<&str>, jar: &CookieJar) -> Option<(String, String)> {
+    let parsed: LoginQuery = serde_urlencoded::from_str(query.unwrap_or_default()).ok()?;
+    let tx = parsed.state?;
+    let csrf = csrf_cookie(jar, &tx)?;
+    Some((tx, csrf))
+}
+
+fn csrf_cookie(jar: &CookieJar, transaction_id: &str) -> Option<String> {
+    jar.get(&csrf_cookie_name(transaction_id))
+        .map(|c| c.value().to_owned())
+}
+
+fn session_cookie(state: &AppState, secret: &OpaqueToken, max_age: i64) -> Cookie<'static> {
+    cookie(
+        state,
+        SESSION_COOKIE.to_owned(),
+        secret.expose().to_owned(),
+        "/",
+        max_age,
+    )
+}
+
+async fn login_error(state: &AppState, headers: &HeaderMap, error: LoginError) -> Response {
+    match error {
+        LoginError::Internal(e) => error_page(state, headers, PageError::internal(e)).await,
+        LoginError::Expired | LoginError::Csrf => expired(state, headers).await,
+    }
+}
+
+async fn bad_form(state: &AppState, headers: &HeaderMap, detail: &str) -> Response {
+    error_page(
+        state,
+        headers,
+        PageError::new(StatusCode::BAD_REQUEST, "Invalid request", detail),
+    )
+    .await
 }
 
 async fn expired(state: &AppState, headers: &HeaderMap) -> Response {

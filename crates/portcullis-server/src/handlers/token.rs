@@ -87,28 +87,54 @@ pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>
     Ok(Some((decode(id), decode(secret))))
 }
 
+/// Runs a client-authenticated endpoint: reads the body, takes the client credentials out
+/// of it (Basic header or form), and maps the result to a `no-store` answer or an RFC 6749
+/// error.
+async fn with_client<T, Fut>(
+    headers: &HeaderMap,
+    body: &[u8],
+    answer: impl FnOnce(T) -> Response,
+    run: impl FnOnce(ClientCredentials, HashMap<String, String>) -> Fut,
+) -> Response
+where
+    Fut: std::future::Future<Output = Result<T, OAuthError>>,
+{
+    let basic_auth = headers.contains_key(header::AUTHORIZATION);
+    let result = async {
+        let mut params = read_params(headers, body)?;
+        let creds = ClientCredentials::take(&mut params, basic_credentials(headers)?);
+        run(creds, params).await
+    }
+    .await;
+    match result {
+        Ok(value) => no_store(answer(value)),
+        Err(error) => OAuthHttpError { error, basic_auth }.into_response(),
+    }
+}
+
+fn required_token(params: &mut HashMap<String, String>) -> Result<String, OAuthError> {
+    params
+        .remove("token")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("Missing required parameter: token"))
+}
+
 /// `POST /oauth/token`.
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let basic = headers.contains_key(header::AUTHORIZATION);
-    let result = async {
-        let mut params = read_params(&headers, &body)?;
-        let creds = ClientCredentials::take(&mut params, basic_credentials(&headers)?);
-        let request = TokenRequest::parse(params)?;
-        state.core.token(request, &creds).await
-    }
-    .await;
-    match result {
-        Ok(tokens) => no_store(Json(tokens).into_response()),
-        Err(error) => OAuthHttpError {
-            error,
-            basic_auth: basic,
-        }
-        .into_response(),
-    }
+    with_client(
+        &headers,
+        &body,
+        |tokens: portcullis_core::oauth::token::TokenResponse| Json(tokens).into_response(),
+        |creds, params| async move {
+            let request = TokenRequest::parse(params)?;
+            state.core.token(request, &creds).await
+        },
+    )
+    .await
 }
 
 /// `POST /oauth/revoke` (RFC 7009): 200 for any token, known or not.
@@ -117,25 +143,16 @@ pub async fn revoke(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let basic = headers.contains_key(header::AUTHORIZATION);
-    let result = async {
-        let mut params = read_params(&headers, &body)?;
-        let creds = ClientCredentials::take(&mut params, basic_credentials(&headers)?);
-        let token = params
-            .remove("token")
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| OAuthError::invalid_request("Missing required parameter: token"))?;
-        state.core.revoke(&creds, &token).await
-    }
-    .await;
-    match result {
-        Ok(()) => no_store(StatusCode::OK.into_response()),
-        Err(error) => OAuthHttpError {
-            error,
-            basic_auth: basic,
-        }
-        .into_response(),
-    }
+    with_client(
+        &headers,
+        &body,
+        |()| StatusCode::OK.into_response(),
+        |creds, mut params| async move {
+            let token = required_token(&mut params)?;
+            state.core.revoke(&creds, &token).await
+        },
+    )
+    .await
 }
 
 /// `POST /oauth/introspect` (RFC 7662).
@@ -144,23 +161,14 @@ pub async fn introspect(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let basic = headers.contains_key(header::AUTHORIZATION);
-    let result = async {
-        let mut params = read_params(&headers, &body)?;
-        let creds = ClientCredentials::take(&mut params, basic_credentials(&headers)?);
-        let token = params
-            .remove("token")
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| OAuthError::invalid_request("Missing required parameter: token"))?;
-        state.core.introspect(&creds, &token).await
-    }
-    .await;
-    match result {
-        Ok(value) => no_store(Json(value).into_response()),
-        Err(error) => OAuthHttpError {
-            error,
-            basic_auth: basic,
-        }
-        .into_response(),
-    }
+    with_client(
+        &headers,
+        &body,
+        |value: serde_json::Value| Json(value).into_response(),
+        |creds, mut params| async move {
+            let token = required_token(&mut params)?;
+            state.core.introspect(&creds, &token).await
+        },
+    )
+    .await
 }

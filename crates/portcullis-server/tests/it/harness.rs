@@ -521,6 +521,41 @@ impl Browser {
     }
 }
 
+/// A real HTTP client acting as the browser against a server on a socket: follows
+/// `/authorize` to the login page and posts the form. Returns the `/authorize` response (for
+/// its cookies) and the response to the form post.
+pub async fn socket_login(
+    browser: &reqwest::Client,
+    origin: &str,
+    authorize_url: &str,
+    email: &str,
+    password: &str,
+) -> (reqwest::Response, reqwest::Response) {
+    let start = browser.get(authorize_url).send().await.unwrap();
+    let location = start.headers()["location"].to_str().unwrap().to_owned();
+    let page = browser
+        .get(format!("{origin}{location}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form = LoginForm::parse(&location, &page);
+    let posted = browser
+        .post(format!("{origin}{}", form.action))
+        .form(&[
+            ("state", form.state.as_str()),
+            ("csrf", form.csrf.as_str()),
+            ("username", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (start, posted)
+}
+
 /// The login page's form, read from its HTML.
 #[derive(Debug, Clone)]
 pub struct LoginForm {

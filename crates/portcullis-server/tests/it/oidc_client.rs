@@ -71,28 +71,14 @@ async fn code_flow_with_pkce_and_refresh(backend: Backend) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let resp = browser.get(auth_url.as_str()).send().await.unwrap();
-    let login_path = resp.headers()["location"].to_str().unwrap().to_owned();
-    let page = browser
-        .get(format!("http://{addr}{login_path}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let form = LoginForm::parse(&login_path, &page);
-    let resp = browser
-        .post(format!("http://{addr}{}", form.action))
-        .form(&[
-            ("state", form.state.as_str()),
-            ("csrf", form.csrf.as_str()),
-            ("username", USER_EMAIL),
-            ("password", USER_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let (_, resp) = socket_login(
+        &browser,
+        &format!("http://{addr}"),
+        auth_url.as_str(),
+        USER_EMAIL,
+        USER_PASSWORD,
+    )
+    .await;
     let callback = callback_params(resp.headers()["location"].to_str().unwrap());
     assert_eq!(&callback["state"], csrf.secret());
     assert_eq!(callback["iss"], issuer);
