@@ -3,9 +3,10 @@
 
 use crate::model::{
     AppType, Client, ClientGrant, DATABASE_CONNECTION, RefreshTokenPolicy, ResourceServer, Role,
-    Tenant, Timestamp, TokenEndpointAuthMethod, User,
+    Tenant, TokenEndpointAuthMethod, User,
 };
 use crate::passwords::PasswordPool;
+use crate::service::Portcullis;
 use crate::store::{Change, Store, StoreError};
 use crate::tenant_file::{FileError, TenantFile, locate};
 use portcullis_crypto::aead::MasterKey;
@@ -60,14 +61,16 @@ fn err(text: &str, key: &str, value: &str, message: String) -> ApplyError {
 
 /// Plans and applies `file` (already interpolated; `text` is its source, for error lines).
 pub async fn apply(
-    store: &dyn Store,
-    master: &MasterKey,
-    passwords: &PasswordPool,
-    tenant_id: &str,
+    core: &Portcullis,
     file: TenantFile,
     text: &str,
-    now: Timestamp,
 ) -> Result<ApplyReport, ApplyError> {
+    let store: &dyn Store = core.store.as_ref();
+    let master: &MasterKey = &core.master;
+    let passwords: &PasswordPool = &core.passwords;
+    let tenant_id = core.tenant_id();
+    let now = core.now();
+    let management_audience = core.settings.management_audience();
     store
         .ensure_tenant(&Tenant::new_default(tenant_id), now)
         .await?;
@@ -355,7 +358,20 @@ pub async fn apply(
                 ));
             }
         };
-        if !api_identifiers.contains(&entry.audience) {
+        if entry.audience == management_audience {
+            if let Some(bad) = entry
+                .scope
+                .iter()
+                .find(|s| !crate::management::ALL_SCOPES.contains(&s.as_str()))
+            {
+                return Err(err(
+                    text,
+                    "audience",
+                    &entry.audience,
+                    format!("client grant: the Management API has no scope {bad:?}"),
+                ));
+            }
+        } else if !api_identifiers.contains(&entry.audience) {
             return Err(err(
                 text,
                 "audience",

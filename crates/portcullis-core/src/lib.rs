@@ -6,6 +6,7 @@ pub mod apply;
 pub mod clock;
 pub mod error;
 pub mod keys;
+pub mod management;
 pub mod model;
 pub mod oauth;
 pub mod passwords;

@@ -49,6 +49,12 @@ impl Settings {
         format!("{}userinfo", self.issuer)
     }
 
+    /// `{issuer}api/v2/`, the Management API's audience.
+    #[must_use]
+    pub fn management_audience(&self) -> String {
+        format!("{}api/v2/", self.issuer)
+    }
+
     /// An absolute URL for `path` (without its leading `/`) under the issuer.
     #[must_use]
     pub fn url(&self, path: &str) -> String {

@@ -102,6 +102,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         tenant_id: &str,
         user_id: &str,
     ) -> Result<Vec<Role>, StoreError>;
+    /// Adds a user; a taken email is a `Conflict`.
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Replaces a user's stored profile.
+    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Erases a user and everything that is theirs (sessions, grants, tokens, consents, role
+    /// assignments); `false` if there was no such user.
+    async fn delete_user(&self, tenant_id: &str, user_id: &str) -> Result<bool, StoreError>;
+    /// Revokes every session and grant (so every refresh token) of a user.
+    async fn end_user_sessions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// A page of users matching a search, and how many match in all.
+    async fn search_users(
+        &self,
+        tenant_id: &str,
+        search: &crate::management::query::UserSearch,
+    ) -> Result<(Vec<User>, i64), StoreError>;
     async fn record_login(
         &self,
         tenant_id: &str,

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use portcullis_core::clock::{Clock, SystemClock};
+use portcullis_core::clock::SystemClock;
 use portcullis_crypto::jose::SigningAlg;
 use portcullis_server::config::{GlobalArgs, ServeArgs, Settings};
 use std::path::PathBuf;
@@ -117,17 +117,9 @@ async fn apply(settings: &Settings, file: &PathBuf) -> anyhow::Result<()> {
     let parsed =
         tenant_file::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let core = portcullis_server::open_core(settings, Arc::new(SystemClock)).await?;
-    let report = portcullis_core::apply::apply(
-        core.store.as_ref(),
-        &core.master,
-        &core.passwords,
-        core.tenant_id(),
-        parsed,
-        &text,
-        SystemClock.now(),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let report = portcullis_core::apply::apply(&core, parsed, &text)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     if report.changes.is_empty() {
         println!("No changes: the tenant already matches {}.", file.display());
     } else {

@@ -1,6 +1,6 @@
 //! Every route and its layers, on one screen.
 
-use crate::handlers::{authorize, discovery, logout, ops, token, userinfo};
+use crate::handlers::{authorize, discovery, logout, management, ops, token, userinfo};
 use crate::state::AppState;
 use crate::telemetry;
 use axum::Router;
@@ -55,6 +55,19 @@ pub fn router(state: AppState) -> Router {
             "/oidc/logout",
             get(logout::end_session).post(logout::end_session),
         )
+        // Management API (Auth0's /api/v2/)
+        .route(
+            "/api/v2/users",
+            get(management::list_users).post(management::create_user),
+        )
+        .route(
+            "/api/v2/users/{id}",
+            get(management::get_user)
+                .patch(management::update_user)
+                .delete(management::delete_user),
+        )
+        .route("/api/v2/users-by-email", get(management::users_by_email))
+        .route("/api/v2/{*rest}", axum::routing::any(management::not_found))
         // Operations
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))

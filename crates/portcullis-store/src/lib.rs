@@ -7,6 +7,7 @@
 
 mod rows;
 mod sql;
+mod users;
 
 pub use sql::SqlStore;
 

@@ -558,6 +558,39 @@ impl Store for SqlStore {
         Self::roles_from_rows(&rows, &mut perms)
     }
 
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        crate::users::insert(&self.pool, user).await
+    }
+
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        crate::users::update(&self.pool, user).await
+    }
+
+    async fn delete_user(&self, tenant_id: &str, user_id: &str) -> Result<bool, StoreError> {
+        crate::users::delete(&self.pool, tenant_id, user_id).await
+    }
+
+    async fn end_user_sessions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        crate::users::end_sessions(&self.pool, tenant_id, user_id, now).await
+    }
+
+    async fn search_users(
+        &self,
+        tenant_id: &str,
+        search: &portcullis_core::management::query::UserSearch,
+    ) -> Result<(Vec<User>, i64), StoreError> {
+        let dialect = match self.backend {
+            Backend::Sqlite => crate::users::Dialect::Sqlite,
+            Backend::Postgres => crate::users::Dialect::Postgres,
+        };
+        crate::users::search(&self.pool, dialect, tenant_id, search).await
+    }
+
     async fn record_login(
         &self,
         tenant_id: &str,

@@ -447,7 +447,12 @@ impl Portcullis {
             ));
         };
         let tenant = self.tenant_id();
-        let api = self.resource_server(Some(audience)).await?.ok_or_else(|| {
+        let api = if audience == self.settings.management_audience() {
+            Some(self.management_api())
+        } else {
+            self.resource_server(Some(audience)).await?
+        }
+        .ok_or_else(|| {
             OAuthError::new(
                 OAuthErrorCode::AccessDenied,
                 format!("Service not found: {audience}"),
@@ -506,6 +511,29 @@ impl Portcullis {
             Some(user) if !user.blocked => Ok(user),
             Some(_) => Err(OAuthError::invalid_grant("user is blocked")),
             None => Err(OAuthError::invalid_grant("Unknown or invalid grant")),
+        }
+    }
+
+    /// The built-in Management API, as a resource server for the client-credentials grant.
+    #[must_use]
+    pub fn management_api(&self) -> ResourceServer {
+        ResourceServer {
+            tenant_id: self.tenant_id().to_owned(),
+            id: "management-api".to_owned(),
+            identifier: self.settings.management_audience(),
+            name: "Portcullis Management API".to_owned(),
+            scopes: crate::management::ALL_SCOPES
+                .iter()
+                .map(|s| crate::model::ScopeDef {
+                    value: (*s).to_owned(),
+                    description: String::new(),
+                })
+                .collect(),
+            enforce_policies: false,
+            token_dialect: "access_token".to_owned(),
+            token_lifetime: 86_400,
+            signing_alg: SigningAlg::RS256,
+            allow_offline_access: false,
         }
     }
 

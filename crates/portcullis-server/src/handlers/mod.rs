@@ -3,6 +3,7 @@
 pub mod authorize;
 pub mod discovery;
 pub mod logout;
+pub mod management;
 pub mod ops;
 pub mod token;
 pub mod userinfo;

@@ -56,7 +56,7 @@ async fn the_binary_serves_https_from_a_config_file_logs_json_and_stops_cleanly_
     ];
 
     // apply with ${VAR} interpolation, twice: the second changes nothing.
-    let tenant = TENANT_YAML.replace(
+    let tenant = TENANT_YAML.replace(ISSUER, &issuer).replace(
         "password: correct horse battery staple",
         "password: ${SEED_PASSWORD}",
     );

@@ -74,6 +74,14 @@ clients:
     app_type: non_interactive
     client_id: m2m-client-id
     client_secret: m2m-secret-0123456789abcdef-xyz
+  - name: Admin Tool
+    app_type: non_interactive
+    client_id: admin-tool-id
+    client_secret: admin-tool-secret-0123456789abcdef
+  - name: Reader Tool
+    app_type: non_interactive
+    client_id: reader-tool-id
+    client_secret: reader-tool-secret-0123456789abcde
 resourceServers:
   - name: Finance API
     identifier: https://api.finance.example
@@ -101,6 +109,12 @@ clientGrants:
   - client_id: Machine
     audience: https://ed.example
     scope: [read:things]
+  - client_id: Admin Tool
+    audience: http://portcullis.test/api/v2/
+    scope: [read:users, create:users, update:users, delete:users]
+  - client_id: Reader Tool
+    audience: http://portcullis.test/api/v2/
+    scope: [read:users]
 roles:
   - name: admin
     description: Administrators
@@ -236,17 +250,9 @@ impl TestApp {
 
     pub async fn apply(&self, yaml: &str) -> Result<portcullis_core::apply::ApplyReport, String> {
         let file = portcullis_core::tenant_file::parse(yaml).map_err(|e| e.to_string())?;
-        portcullis_core::apply::apply(
-            self.core.store.as_ref(),
-            &self.core.master,
-            &self.core.passwords,
-            self.core.tenant_id(),
-            file,
-            yaml,
-            self.clock.now_value(),
-        )
-        .await
-        .map_err(|e| e.to_string())
+        portcullis_core::apply::apply(&self.core, file, yaml)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -406,6 +412,43 @@ impl TestApp {
         resp.json()
     }
 
+    /// A Management API token for a machine client.
+    pub async fn management_token(&self, client_id: &str, secret: &str) -> String {
+        let resp = self
+            .token(
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("audience", &format!("{ISSUER}api/v2/")),
+                ],
+                Some((client_id, secret)),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+        resp.json()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A Management API call with a bearer token and an optional JSON body.
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some(b) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+
     /// Verifies one of our tokens and returns its claims.
     pub fn claims(&self, token: &str) -> Value {
         self.core
@@ -419,17 +462,6 @@ impl TestApp {
     pub fn header_of(token: &str) -> Value {
         let part = token.split('.').next().unwrap();
         serde_json::from_slice(&portcullis_crypto::b64url_decode(part).unwrap()).unwrap()
-    }
-}
-
-pub trait NowValue {
-    fn now_value(&self) -> i64;
-}
-
-impl NowValue for MockClock {
-    fn now_value(&self) -> i64 {
-        use portcullis_core::clock::Clock;
-        self.now()
     }
 }
 

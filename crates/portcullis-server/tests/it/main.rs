@@ -9,6 +9,7 @@ mod consent;
 mod discovery;
 mod keys;
 mod logout;
+mod management;
 mod oidc_client;
 mod token;
 mod userinfo;

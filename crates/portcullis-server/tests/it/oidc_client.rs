@@ -39,7 +39,9 @@ async fn code_flow_with_pkce_and_refresh(backend: Backend) {
     let Some(app) = TestApp::with_issuer(backend, &issuer, real_now()).await else {
         return;
     };
-    app.apply(TENANT_YAML).await.unwrap();
+    app.apply(&TENANT_YAML.replace(ISSUER, &issuer))
+        .await
+        .unwrap();
     let server = tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
 
     let metadata =

@@ -1,0 +1,217 @@
+//! The Management API (`/api/v2/`): who may call it, and the services behind its endpoints.
+//!
+//! Callers present an access token for `{issuer}api/v2/` from the client-credentials grant.
+//! Every service method takes a [`Granted`] proof for its scope, which only
+//! [`Caller::require`] can mint: an endpoint that forgets its scope check does not compile.
+
+pub mod query;
+pub mod users;
+
+use std::marker::PhantomData;
+
+/// A Management API scope, as a type.
+pub trait Scope {
+    const NAME: &'static str;
+}
+
+macro_rules! scopes {
+    ($($ty:ident => $name:literal),* $(,)?) => {
+        $(
+            #[derive(Debug)]
+            pub struct $ty;
+            impl Scope for $ty {
+                const NAME: &'static str = $name;
+            }
+        )*
+        /// Every scope the Management API knows, for client grants and discovery.
+        pub const ALL_SCOPES: &[&str] = &[$($name),*];
+    };
+}
+
+scopes! {
+    ReadUsers => "read:users",
+    CreateUsers => "create:users",
+    UpdateUsers => "update:users",
+    DeleteUsers => "delete:users",
+    ReadUsersAppMetadata => "read:users_app_metadata",
+    UpdateUsersAppMetadata => "update:users_app_metadata",
+    ReadRoles => "read:roles",
+    CreateRoles => "create:roles",
+    UpdateRoles => "update:roles",
+    DeleteRoles => "delete:roles",
+    ReadClients => "read:clients",
+    CreateClients => "create:clients",
+    UpdateClients => "update:clients",
+    DeleteClients => "delete:clients",
+    ReadClientKeys => "read:client_keys",
+    ReadResourceServers => "read:resource_servers",
+    CreateResourceServers => "create:resource_servers",
+    UpdateResourceServers => "update:resource_servers",
+    DeleteResourceServers => "delete:resource_servers",
+    ReadClientGrants => "read:client_grants",
+    CreateClientGrants => "create:client_grants",
+    UpdateClientGrants => "update:client_grants",
+    DeleteClientGrants => "delete:client_grants",
+    ReadLogs => "read:logs",
+}
+
+/// Proof that the caller holds scope `S`. Only [`Caller::require`] makes one.
+#[derive(Debug)]
+pub struct Granted<S: Scope> {
+    _scope: PhantomData<S>,
+}
+
+/// An authenticated Management API caller: the client behind the token and its scopes.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+}
+
+impl Caller {
+    /// The proof for scope `S`, or Auth0's 403 naming the scope that is missing.
+    pub fn require<S: Scope>(&self) -> Result<Granted<S>, ManagementError> {
+        if self.scopes.iter().any(|s| s == S::NAME) {
+            Ok(Granted {
+                _scope: PhantomData,
+            })
+        } else {
+            Err(ManagementError::forbidden(S::NAME))
+        }
+    }
+
+    /// Whether the caller also holds scope `S` (for optional parts of an answer).
+    #[must_use]
+    pub fn has<S: Scope>(&self) -> bool {
+        self.scopes.iter().any(|s| s == S::NAME)
+    }
+}
+
+impl crate::service::Portcullis {
+    /// Authenticates a Management API call from its bearer token: one of our access tokens
+    /// for `{issuer}api/v2/` from the client-credentials grant.
+    pub async fn management_caller(&self, bearer: Option<&str>) -> Result<Caller, ManagementError> {
+        let token =
+            bearer.ok_or_else(|| ManagementError::unauthorized("Missing authentication"))?;
+        let invalid = || ManagementError::unauthorized("Invalid token");
+        let at = self
+            .verify_access_token(token)
+            .await
+            .map_err(ManagementError::internal)?
+            .ok_or_else(invalid)?;
+        let audience = self.settings.management_audience();
+        if !at.audiences().contains(&audience.as_str()) {
+            return Err(ManagementError::unauthorized("Bad audience"));
+        }
+        if at.claims.get("gty").and_then(serde_json::Value::as_str) != Some("client-credentials") {
+            return Err(invalid());
+        }
+        let client_id = at
+            .claims
+            .get("azp")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(invalid)?
+            .to_owned();
+        // A deleted client's tokens stop working at once.
+        if self
+            .store
+            .find_client(self.tenant_id(), &client_id)
+            .await?
+            .is_none()
+        {
+            return Err(invalid());
+        }
+        let scopes = at
+            .claims
+            .get("scope")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(Caller { client_id, scopes })
+    }
+}
+
+/// An error in Auth0's Management API shape: `{statusCode, error, message, errorCode}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {error_code}: {message}")]
+pub struct ManagementError {
+    pub status: u16,
+    pub message: String,
+    pub error_code: String,
+}
+
+impl ManagementError {
+    pub fn new(status: u16, error_code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            error_code: error_code.to_owned(),
+        }
+    }
+
+    #[must_use]
+    pub fn unauthorized(message: &str) -> Self {
+        Self::new(401, "invalid_token", message)
+    }
+
+    #[must_use]
+    pub fn forbidden(scope: &str) -> Self {
+        Self::new(
+            403,
+            "insufficient_scope",
+            format!("Insufficient scope, expected any of: {scope}"),
+        )
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "invalid_body", message)
+    }
+
+    pub fn invalid_query(message: impl Into<String>) -> Self {
+        Self::new(400, "invalid_query_string", message)
+    }
+
+    #[must_use]
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            404,
+            "inexistent_user",
+            format!("The {what} does not exist."),
+        )
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(409, "auth0_idp_error", message)
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error on the Management API");
+        Self::new(500, "internal_error", "Internal error")
+    }
+
+    /// The HTTP reason phrase Auth0 puts in `error`.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self.status {
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            409 => "Conflict",
+            429 => "Too Many Requests",
+            _ => "Internal Server Error",
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ManagementError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Conflict(_) => Self::conflict("The user already exists."),
+            other => Self::internal(other),
+        }
+    }
+}

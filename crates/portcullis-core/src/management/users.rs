@@ -1,0 +1,459 @@
+//! Users through the Management API: Auth0's user object, search, create, update (with
+//! Auth0's metadata merge), block and delete.
+
+use super::query::{self, UserSearch};
+use super::{CreateUsers, DeleteUsers, Granted, ManagementError, ReadUsers, UpdateUsers};
+use crate::model::{DATABASE_CONNECTION, Timestamp, User, normalize_email};
+use crate::service::Portcullis;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// Unix seconds as Auth0's ISO 8601 timestamps.
+fn iso(ts: Timestamp) -> Value {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
+            ))
+            .ok()
+        })
+        .map_or(Value::Null, Value::String)
+}
+
+/// The user object as Auth0's Management API returns it.
+#[must_use]
+pub fn user_json(user: &User) -> Value {
+    let id_part = user
+        .user_id
+        .split_once('|')
+        .map_or(user.user_id.as_str(), |(_, id)| id);
+    let mut out = json!({
+        "user_id": user.user_id,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "name": user.name,
+        "nickname": user.nickname,
+        "picture": user.picture,
+        "identities": [{
+            "connection": user.connection,
+            "user_id": id_part,
+            "provider": "auth0",
+            "isSocial": false,
+        }],
+        "created_at": iso(user.created_at),
+        "updated_at": iso(user.updated_at),
+        "logins_count": user.logins_count,
+        "blocked": user.blocked,
+        "user_metadata": user.user_metadata,
+        "app_metadata": user.app_metadata,
+    });
+    if let Some(last) = user.last_login {
+        out["last_login"] = iso(last);
+    }
+    out
+}
+
+/// `GET /api/v2/users` parameters.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListUsersParams {
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+    pub include_totals: Option<bool>,
+    pub q: Option<String>,
+    pub sort: Option<String>,
+    pub fields: Option<String>,
+    pub include_fields: Option<bool>,
+    pub search_engine: Option<String>,
+    pub connection: Option<String>,
+}
+
+/// `POST /api/v2/users` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub connection: String,
+    pub email: String,
+    pub password: Option<String>,
+    pub email_verified: Option<bool>,
+    pub verify_email: Option<bool>,
+    pub user_id: Option<String>,
+    pub name: Option<String>,
+    pub nickname: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub picture: Option<String>,
+    pub blocked: Option<bool>,
+    pub user_metadata: Option<Map<String, Value>>,
+    pub app_metadata: Option<Map<String, Value>>,
+}
+
+/// `PATCH /api/v2/users/{id}` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    pub connection: Option<String>,
+    pub client_id: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub email_verified: Option<bool>,
+    pub verify_email: Option<bool>,
+    pub verify_password: Option<bool>,
+    pub name: Option<String>,
+    pub nickname: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub picture: Option<String>,
+    pub blocked: Option<bool>,
+    pub user_metadata: Option<Map<String, Value>>,
+    pub app_metadata: Option<Map<String, Value>>,
+}
+
+/// Auth0's metadata update: top-level keys are merged, a `null` removes a key, and an empty
+/// object clears the document.
+#[must_use]
+pub fn merge_metadata(current: &Value, patch: &Map<String, Value>) -> Value {
+    if patch.is_empty() {
+        return Value::Object(Map::new());
+    }
+    let mut merged = current.as_object().cloned().unwrap_or_default();
+    for (k, v) in patch {
+        if v.is_null() {
+            merged.remove(k);
+        } else {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(merged)
+}
+
+fn check_email(email: &str) -> Result<String, ManagementError> {
+    let email = email.trim();
+    match email.split_once('@') {
+        Some((l, d))
+            if !l.is_empty()
+                && d.contains('.')
+                && !email.contains(char::is_whitespace)
+                && email.len() <= 254 =>
+        {
+            Ok(email.to_owned())
+        }
+        _ => Err(ManagementError::bad_request(
+            "Object didn't pass validation for format email",
+        )),
+    }
+}
+
+fn check_password(password: &str) -> Result<(), ManagementError> {
+    if password.chars().count() < 8 {
+        return Err(ManagementError::new(
+            400,
+            "invalid_password",
+            "PasswordStrengthError: Password is too weak",
+        ));
+    }
+    if password.len() > 4096 {
+        return Err(ManagementError::bad_request("The password is too long"));
+    }
+    Ok(())
+}
+
+fn check_connection(connection: &str) -> Result<(), ManagementError> {
+    if connection == DATABASE_CONNECTION {
+        Ok(())
+    } else {
+        Err(ManagementError::new(
+            400,
+            "invalid_body",
+            "The connection does not exist.",
+        ))
+    }
+}
+
+/// Keeps only the requested fields of a user object (`fields`, `include_fields`).
+fn select_fields(user: Value, fields: Option<&str>, include: bool) -> Value {
+    let Some(fields) = fields.filter(|f| !f.is_empty()) else {
+        return user;
+    };
+    let wanted: Vec<&str> = fields.split(',').map(str::trim).collect();
+    let Value::Object(map) = user else {
+        return user;
+    };
+    Value::Object(
+        map.into_iter()
+            .filter(|(k, _)| wanted.contains(&k.as_str()) == include)
+            .collect(),
+    )
+}
+
+impl Portcullis {
+    async fn user_or_404(&self, user_id: &str) -> Result<User, ManagementError> {
+        self.store
+            .find_user(self.tenant_id(), user_id)
+            .await?
+            .ok_or_else(|| ManagementError::not_found("user"))
+    }
+
+    /// `GET /api/v2/users`.
+    pub async fn list_users(
+        &self,
+        _: Granted<ReadUsers>,
+        params: &ListUsersParams,
+    ) -> Result<Value, ManagementError> {
+        let per_page = params.per_page.unwrap_or(50);
+        let page = params.page.unwrap_or(0);
+        if !(1..=100).contains(&per_page) || page < 0 {
+            return Err(ManagementError::invalid_query(
+                "per_page must be 1 to 100 and page 0 or more",
+            ));
+        }
+        if (page + 1) * per_page > 1000 {
+            return Err(ManagementError::invalid_query(
+                "You can only page through the first 1000 records. Narrow the search with q.",
+            ));
+        }
+        let mut terms = query::parse(params.q.as_deref().unwrap_or_default())
+            .map_err(|e| ManagementError::invalid_query(e.0))?;
+        if let Some(connection) = params.connection.as_deref().filter(|c| !c.is_empty()) {
+            check_connection(connection)
+                .map_err(|_| ManagementError::invalid_query("The connection does not exist."))?;
+        }
+        terms.dedup();
+        let search = UserSearch {
+            terms,
+            sort: query::parse_sort(params.sort.as_deref())
+                .map_err(|e| ManagementError::invalid_query(e.0))?,
+            offset: page * per_page,
+            limit: per_page,
+        };
+        let (users, total) = self.store.search_users(self.tenant_id(), &search).await?;
+        let include = params.include_fields.unwrap_or(true);
+        let users: Vec<Value> = users
+            .iter()
+            .map(|u| select_fields(user_json(u), params.fields.as_deref(), include))
+            .collect();
+        if params.include_totals.unwrap_or(false) {
+            Ok(
+                json!({ "start": search.offset, "limit": per_page, "length": users.len(), "total": total, "users": users }),
+            )
+        } else {
+            Ok(Value::Array(users))
+        }
+    }
+
+    /// `GET /api/v2/users/{id}`.
+    pub async fn get_user(
+        &self,
+        _: Granted<ReadUsers>,
+        user_id: &str,
+    ) -> Result<Value, ManagementError> {
+        Ok(user_json(&self.user_or_404(user_id).await?))
+    }
+
+    /// `GET /api/v2/users-by-email?email=`.
+    pub async fn users_by_email(
+        &self,
+        _: Granted<ReadUsers>,
+        email: &str,
+    ) -> Result<Value, ManagementError> {
+        if email.trim().is_empty() {
+            return Err(ManagementError::invalid_query("email is required"));
+        }
+        let user = self
+            .store
+            .find_user_by_email(self.tenant_id(), DATABASE_CONNECTION, email)
+            .await?;
+        Ok(Value::Array(user.iter().map(user_json).collect()))
+    }
+
+    /// `POST /api/v2/users`.
+    pub async fn create_user(
+        &self,
+        _: Granted<CreateUsers>,
+        body: CreateUser,
+    ) -> Result<Value, ManagementError> {
+        check_connection(&body.connection)?;
+        let email = check_email(&body.email)?;
+        let Some(password) = body.password else {
+            return Err(ManagementError::bad_request(
+                "Payload validation error: 'Missing required property: password'.",
+            ));
+        };
+        check_password(&password)?;
+        let now = self.now();
+        let user_id = match body.user_id {
+            Some(id)
+                if !id.is_empty()
+                    && id.len() <= 64
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+            {
+                format!("auth0|{id}")
+            }
+            Some(_) => {
+                return Err(ManagementError::bad_request(
+                    "user_id may hold letters, digits, '-' and '_' only",
+                ));
+            }
+            None => format!(
+                "auth0|{}",
+                portcullis_crypto::token::hex(&portcullis_crypto::random_bytes::<12>())
+            ),
+        };
+        if self
+            .store
+            .find_user_by_email(self.tenant_id(), DATABASE_CONNECTION, &email)
+            .await?
+            .is_some()
+        {
+            return Err(ManagementError::conflict("The user already exists."));
+        }
+        let hash = self
+            .passwords
+            .hash(password)
+            .await
+            .map_err(ManagementError::internal)?;
+        let local = email.split('@').next().unwrap_or_default().to_owned();
+        let name = body
+            .name
+            .or_else(|| match (&body.given_name, &body.family_name) {
+                (Some(g), Some(f)) => Some(format!("{g} {f}")),
+                _ => None,
+            });
+        let user = User {
+            tenant_id: self.tenant_id().to_owned(),
+            user_id,
+            connection: DATABASE_CONNECTION.to_owned(),
+            email: email.clone(),
+            email_verified: body.email_verified.unwrap_or(false),
+            name: name.unwrap_or_else(|| email.clone()),
+            nickname: body.nickname.unwrap_or(local),
+            picture: body
+                .picture
+                .unwrap_or_else(|| crate::apply::default_picture(&email)),
+            password_hash: Some(hash),
+            user_metadata: Value::Object(body.user_metadata.unwrap_or_default()),
+            app_metadata: Value::Object(body.app_metadata.unwrap_or_default()),
+            blocked: body.blocked.unwrap_or(false),
+            created_at: now,
+            updated_at: now,
+            last_login: None,
+            logins_count: 0,
+        };
+        self.store.insert_user(&user).await?;
+        tracing::info!(user_id = %user.user_id, "user created");
+        Ok(user_json(&user))
+    }
+
+    /// `PATCH /api/v2/users/{id}`. Blocking ends the user's sessions and refresh tokens at once.
+    pub async fn update_user(
+        &self,
+        _: Granted<UpdateUsers>,
+        user_id: &str,
+        patch: UpdateUser,
+    ) -> Result<Value, ManagementError> {
+        let mut user = self.user_or_404(user_id).await?;
+        if let Some(connection) = &patch.connection {
+            check_connection(connection)?;
+        }
+        let tenant = self.tenant_id();
+        let now = self.now();
+        if let Some(email) = &patch.email {
+            let email = check_email(email)?;
+            if normalize_email(&email) != normalize_email(&user.email)
+                && self
+                    .store
+                    .find_user_by_email(tenant, DATABASE_CONNECTION, &email)
+                    .await?
+                    .is_some()
+            {
+                return Err(ManagementError::conflict(
+                    "The specified new email already exists",
+                ));
+            }
+            user.email = email;
+        }
+        if let Some(password) = patch.password {
+            check_password(&password)?;
+            user.password_hash = Some(
+                self.passwords
+                    .hash(password)
+                    .await
+                    .map_err(ManagementError::internal)?,
+            );
+        }
+        if let Some(v) = patch.email_verified {
+            user.email_verified = v;
+        }
+        if let Some(v) = patch.name {
+            user.name = v;
+        }
+        if let Some(v) = patch.nickname {
+            user.nickname = v;
+        }
+        if let Some(v) = patch.picture {
+            user.picture = v;
+        }
+        if let Some(m) = &patch.user_metadata {
+            user.user_metadata = merge_metadata(&user.user_metadata, m);
+        }
+        if let Some(m) = &patch.app_metadata {
+            user.app_metadata = merge_metadata(&user.app_metadata, m);
+        }
+        let newly_blocked = patch.blocked == Some(true) && !user.blocked;
+        if let Some(b) = patch.blocked {
+            user.blocked = b;
+        }
+        user.updated_at = now;
+        self.store.update_user(&user).await?;
+        if newly_blocked {
+            self.store
+                .end_user_sessions(tenant, &user.user_id, now)
+                .await?;
+            tracing::info!(user_id = %user.user_id, "user blocked; sessions and refresh tokens ended");
+        }
+        Ok(user_json(&user))
+    }
+
+    /// `DELETE /api/v2/users/{id}`: erases the user's data (profile, sessions, tokens,
+    /// consents and role assignments).
+    pub async fn delete_user(
+        &self,
+        _: Granted<DeleteUsers>,
+        user_id: &str,
+    ) -> Result<(), ManagementError> {
+        // Auth0 answers 204 whether or not the user existed.
+        if self.store.delete_user(self.tenant_id(), user_id).await? {
+            tracing::info!(user_id = %user_id, "user deleted");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_merges_top_level_keys_removes_nulls_and_clears_on_empty() {
+        let current = json!({"a": 1, "b": {"x": 1}, "c": 3});
+        let patch = json!({"b": {"y": 2}, "c": null, "d": 4});
+        let merged = merge_metadata(&current, patch.as_object().unwrap());
+        assert_eq!(merged, json!({"a": 1, "b": {"y": 2}, "d": 4}));
+        assert_eq!(merge_metadata(&current, &Map::new()), json!({}));
+    }
+
+    #[test]
+    fn fields_select_or_exclude() {
+        let user = json!({"email": "e", "name": "n", "user_id": "u"});
+        assert_eq!(
+            select_fields(user.clone(), Some("email,user_id"), true),
+            json!({"email": "e", "user_id": "u"})
+        );
+        assert_eq!(
+            select_fields(user, Some("email"), false),
+            json!({"name": "n", "user_id": "u"})
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! The Management API (`/api/v2/`): thin handlers over `portcullis_core::management`.
+//! Errors use Auth0's shape: `{statusCode, error, message, errorCode}`.
+
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portcullis_core::management::users::{CreateUser, ListUsersParams, UpdateUser};
+use portcullis_core::management::{
+    Caller, CreateUsers, DeleteUsers, ManagementError, ReadUsers, UpdateUsers,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// A Management API error as a response.
+#[derive(Debug)]
+pub struct ApiError(pub ManagementError);
+
+impl From<ManagementError> for ApiError {
+    fn from(e: ManagementError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = json!({
+            "statusCode": e.status,
+            "error": e.reason(),
+            "message": e.message,
+            "errorCode": e.error_code,
+        });
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED
+            && let Ok(v) =
+                HeaderValue::from_str("Bearer realm=\"portcullis\", error=\"invalid_token\"")
+        {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        response
+    }
+}
+
+type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+
+/// The authenticated caller, extracted from the bearer token.
+pub struct ApiCaller(pub Caller);
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim().to_owned());
+        Ok(Self(state.core.management_caller(bearer.as_deref()).await?))
+    }
+}
+
+/// Parses a JSON body, answering Auth0's payload validation error.
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let detail = e.to_string();
+        let detail = detail.split(" at line ").next().unwrap_or_default();
+        ApiError(ManagementError::bad_request(format!(
+            "Payload validation error: {detail}"
+        )))
+    })
+}
+
+fn query<T: DeserializeOwned + Default>(raw: Option<&str>) -> Result<T, ApiError> {
+    match raw {
+        None | Some("") => Ok(T::default()),
+        Some(q) => serde_urlencoded::from_str(q).map_err(|e| {
+            ApiError(ManagementError::invalid_query(format!(
+                "Query validation error: {e}"
+            )))
+        }),
+    }
+}
+
+/// `GET /api/v2/users`.
+pub async fn list_users(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadUsers>()?;
+    let params: ListUsersParams = query(q.as_deref())?;
+    Ok(Json(state.core.list_users(granted, &params).await?))
+}
+
+/// `POST /api/v2/users`.
+pub async fn create_user(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let granted = caller.require::<CreateUsers>()?;
+    let input: CreateUser = body(&bytes)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.core.create_user(granted, input).await?),
+    ))
+}
+
+/// `GET /api/v2/users/{id}`.
+pub async fn get_user(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let granted = caller.require::<ReadUsers>()?;
+    Ok(Json(state.core.get_user(granted, &id).await?))
+}
+
+/// `PATCH /api/v2/users/{id}`.
+pub async fn update_user(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    let granted = caller.require::<UpdateUsers>()?;
+    let patch: UpdateUser = body(&bytes)?;
+    Ok(Json(state.core.update_user(granted, &id, patch).await?))
+}
+
+/// `DELETE /api/v2/users/{id}`.
+pub async fn delete_user(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<DeleteUsers>()?;
+    state.core.delete_user(granted, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ByEmail {
+    pub email: Option<String>,
+    pub fields: Option<String>,
+    pub include_fields: Option<bool>,
+}
+
+/// `GET /api/v2/users-by-email?email=`.
+pub async fn users_by_email(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadUsers>()?;
+    let params: ByEmail = query(q.as_deref())?;
+    let email = params.email.unwrap_or_default();
+    Ok(Json(state.core.users_by_email(granted, &email).await?))
+}
+
+/// Unknown paths under `/api/v2/` answer in the API's error shape.
+pub async fn not_found() -> ApiError {
+    ApiError(ManagementError::new(404, "not_found", "Not Found"))
+}
