@@ -3,8 +3,8 @@
 //! `consume_*` spends a single-use secret in one statement so a replay loses the race.
 
 use crate::model::{
-    AuthorizationCode, Client, ClientGrant, CodeGrant, Grant, LoginTransaction, RefreshToken,
-    ResourceServer, Role, Session, SigningKeyRecord, Tenant, Timestamp, User,
+    AuthorizationCode, Client, ClientGrant, CodeGrant, Grant, LoginTransaction, Permission,
+    RefreshToken, ResourceServer, Role, Session, SigningKeyRecord, Tenant, Timestamp, User,
 };
 use async_trait::async_trait;
 
@@ -79,6 +79,38 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<ResourceServer>, StoreError>;
     async fn list_client_grants(&self, tenant_id: &str) -> Result<Vec<ClientGrant>, StoreError>;
     async fn list_roles(&self, tenant_id: &str) -> Result<Vec<Role>, StoreError>;
+
+    async fn find_role(&self, tenant_id: &str, role_id: &str) -> Result<Option<Role>, StoreError>;
+    /// Adds a role (its permissions too); a taken name is a `Conflict`.
+    async fn insert_role(&self, role: &Role, now: Timestamp) -> Result<(), StoreError>;
+    /// Renames or redescribes a role; a taken name is a `Conflict`.
+    async fn update_role(&self, role: &Role) -> Result<(), StoreError>;
+    /// Deletes a role with its permissions and assignments; `false` if there was none.
+    async fn delete_role(&self, tenant_id: &str, role_id: &str) -> Result<bool, StoreError>;
+    /// Adds (`add = true`) or removes permissions of a role, in one transaction.
+    async fn change_role_permissions(
+        &self,
+        tenant_id: &str,
+        role_id: &str,
+        permissions: &[Permission],
+        add: bool,
+    ) -> Result<(), StoreError>;
+    /// Assigns (`add = true`) or unassigns roles of a user, in one transaction.
+    async fn change_user_roles(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        role_ids: &[String],
+        add: bool,
+    ) -> Result<(), StoreError>;
+    /// A page of the users holding a role, and how many hold it.
+    async fn list_role_users(
+        &self,
+        tenant_id: &str,
+        role_id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<User>, i64), StoreError>;
 
     /// Applies a tenant file's changes all together or not at all.
     async fn apply_changes(

@@ -66,7 +66,37 @@ pub fn router(state: AppState) -> Router {
                 .patch(management::update_user)
                 .delete(management::delete_user),
         )
+        .route(
+            "/api/v2/users/{id}/roles",
+            get(management::list_user_roles)
+                .post(management::assign_user_roles)
+                .delete(management::remove_user_roles),
+        )
+        .route(
+            "/api/v2/users/{id}/permissions",
+            get(management::list_user_permissions),
+        )
         .route("/api/v2/users-by-email", get(management::users_by_email))
+        .route(
+            "/api/v2/roles",
+            get(management::list_roles).post(management::create_role),
+        )
+        .route(
+            "/api/v2/roles/{id}",
+            get(management::get_role)
+                .patch(management::update_role)
+                .delete(management::delete_role),
+        )
+        .route(
+            "/api/v2/roles/{id}/permissions",
+            get(management::list_role_permissions)
+                .post(management::add_role_permissions)
+                .delete(management::remove_role_permissions),
+        )
+        .route(
+            "/api/v2/roles/{id}/users",
+            get(management::list_role_users).post(management::assign_role_users),
+        )
         .route("/api/v2/{*rest}", axum::routing::any(management::not_found))
         // Operations
         .route("/health", get(ops::health))

@@ -3,8 +3,8 @@
 use crate::rows::{self, backend_err, to_json};
 use async_trait::async_trait;
 use portcullis_core::model::{
-    AuthorizationCode, Client, ClientGrant, CodeGrant, Grant, LoginTransaction, RefreshToken,
-    ResourceServer, Role, Session, SigningKeyRecord, Tenant, Timestamp, User,
+    AuthorizationCode, Client, ClientGrant, CodeGrant, Grant, LoginTransaction, Permission,
+    RefreshToken, ResourceServer, Role, Session, SigningKeyRecord, Tenant, Timestamp, User,
 };
 use portcullis_core::store::{Change, Store, StoreError};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -489,6 +489,62 @@ impl Store for SqlStore {
             .await
             .map_err(backend_err)?;
         Self::roles_from_rows(&rows, &mut perms)
+    }
+
+    async fn find_role(&self, tenant_id: &str, role_id: &str) -> Result<Option<Role>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM roles WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(role_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut perms = self.role_permissions(tenant_id).await?;
+        Ok(Self::roles_from_rows(&rows, &mut perms)?.pop())
+    }
+
+    async fn insert_role(&self, role: &Role, now: Timestamp) -> Result<(), StoreError> {
+        crate::roles::insert(&self.pool, role, now).await
+    }
+
+    async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
+        crate::roles::update(&self.pool, role).await
+    }
+
+    async fn delete_role(&self, tenant_id: &str, role_id: &str) -> Result<bool, StoreError> {
+        crate::roles::delete(&self.pool, tenant_id, role_id).await
+    }
+
+    async fn change_role_permissions(
+        &self,
+        tenant_id: &str,
+        role_id: &str,
+        permissions: &[Permission],
+        add: bool,
+    ) -> Result<(), StoreError> {
+        crate::roles::change_permissions(&self.pool, tenant_id, role_id, permissions, add).await
+    }
+
+    async fn change_user_roles(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        role_ids: &[String],
+        add: bool,
+    ) -> Result<(), StoreError> {
+        crate::roles::change_user_roles(&self.pool, tenant_id, user_id, role_ids, add).await
+    }
+
+    async fn list_role_users(
+        &self,
+        tenant_id: &str,
+        role_id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<User>, i64), StoreError> {
+        crate::roles::users(&self.pool, tenant_id, role_id, offset, limit).await
     }
 
     async fn apply_changes(

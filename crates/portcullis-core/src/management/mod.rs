@@ -5,6 +5,7 @@
 //! [`Caller::require`] can mint: an endpoint that forgets its scope check does not compile.
 
 pub mod query;
+pub mod roles;
 pub mod users;
 
 use std::marker::PhantomData;
@@ -39,6 +40,9 @@ scopes! {
     CreateRoles => "create:roles",
     UpdateRoles => "update:roles",
     DeleteRoles => "delete:roles",
+    ReadRoleMembers => "read:role_members",
+    CreateRoleMembers => "create:role_members",
+    DeleteRoleMembers => "delete:role_members",
     ReadClients => "read:clients",
     CreateClients => "create:clients",
     UpdateClients => "update:clients",
@@ -178,7 +182,11 @@ impl ManagementError {
     pub fn not_found(what: &str) -> Self {
         Self::new(
             404,
-            "inexistent_user",
+            if what == "user" {
+                "inexistent_user"
+            } else {
+                "inexistent_role"
+            },
             format!("The {what} does not exist."),
         )
     }

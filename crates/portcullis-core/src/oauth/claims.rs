@@ -70,6 +70,8 @@ pub struct AccessTokenInput<'a> {
     pub lifetime: i64,
     pub machine: bool,
     pub roles: Option<(&'a str, Vec<String>)>,
+    /// Auth0's `permissions` claim (`token_dialect: access_token_authz`).
+    pub permissions: Option<Vec<String>>,
 }
 
 #[must_use]
@@ -95,6 +97,9 @@ pub fn access_token(input: &AccessTokenInput<'_>) -> Value {
     }
     if let Some((claim, roles)) = &input.roles {
         map.insert((*claim).to_owned(), json!(roles));
+    }
+    if let Some(permissions) = &input.permissions {
+        map.insert("permissions".to_owned(), json!(permissions));
     }
     claims
 }

@@ -97,7 +97,11 @@ impl Portcullis {
         }
         let scope = super::split_scope(at.str("scope").unwrap_or_default());
         let mut out: Map<String, Value> = claims::profile_claims(&user, &scope);
-        if let Some((claim, roles)) = self.roles_claim(&user.user_id).await? {
+        let roles = self
+            .store
+            .list_user_roles(self.tenant_id(), &user.user_id)
+            .await?;
+        if let Some((claim, roles)) = self.roles_claim(&roles).await? {
             out.insert(claim, json!(roles));
         }
         Ok(Some(Value::Object(out)))

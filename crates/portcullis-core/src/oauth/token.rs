@@ -3,12 +3,20 @@
 use super::claims::{self, AccessTokenInput, IdTokenInput};
 use super::split_scope;
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::model::{Client, ExpirationType, RefreshToken, ResourceServer, RotationType, User};
+use crate::model::{
+    Client, ExpirationType, RefreshToken, ResourceServer, Role, RotationType, User,
+};
 use crate::service::Portcullis;
 use portcullis_crypto::jose::SigningAlg;
 use portcullis_crypto::token::{OpaqueToken, hash_token};
 use serde::Serialize;
 use std::collections::HashMap;
+
+/// The user a token is for, with their roles (read once per token request).
+pub struct Subject<'a> {
+    pub user: &'a User,
+    pub roles: &'a [Role],
+}
 
 /// Credentials presented by the client, from the Basic header and/or the form.
 /// `Debug` shows the client id only.
@@ -276,7 +284,8 @@ impl Portcullis {
         }
         let user = self.active_user(&stored.grant.user_id).await?;
         let api = self.resource_server(request.audience.as_deref()).await?;
-        let scope = granted_scope(&request.scope, api.as_ref());
+        let roles = self.store.list_user_roles(tenant, &user.user_id).await?;
+        let scope = granted_scope(&request.scope, api.as_ref(), &roles);
         let refresh = self.wants_refresh_token(client, &scope, api.as_ref());
         let refresh_token = if refresh {
             let token = OpaqueToken::generate("rt");
@@ -309,7 +318,10 @@ impl Portcullis {
         let mut response = self
             .user_tokens(
                 client,
-                &user,
+                &Subject {
+                    user: &user,
+                    roles: &roles,
+                },
                 &scope,
                 api.as_ref(),
                 &stored.grant_id,
@@ -378,6 +390,9 @@ impl Portcullis {
         };
         let user = self.active_user(&token.user_id).await?;
         let api = self.resource_server(token.audience.as_deref()).await?;
+        // Permissions removed since the token was issued are no longer granted.
+        let roles = self.store.list_user_roles(tenant, &user.user_id).await?;
+        let scope = granted_scope(&scope, api.as_ref(), &roles);
         let idle_expires_at = (policy.expiration_type == ExpirationType::Expiring
             && !policy.infinite_idle_token_lifetime)
             .then_some(now + policy.idle_token_lifetime);
@@ -416,7 +431,10 @@ impl Portcullis {
         let mut response = self
             .user_tokens(
                 client,
-                &user,
+                &Subject {
+                    user: &user,
+                    roles: &roles,
+                },
                 &scope,
                 api.as_ref(),
                 &token.grant_id,
@@ -494,6 +512,7 @@ impl Portcullis {
             lifetime: api.token_lifetime,
             machine: true,
             roles: None,
+            permissions: None,
         });
         let access_token = self.sign(api.signing_alg, &claims)?;
         Ok(TokenResponse {
@@ -577,17 +596,12 @@ impl Portcullis {
     /// Role names for the roles claim, when the tenant has one.
     pub(crate) async fn roles_claim(
         &self,
-        user_id: &str,
+        roles: &[Role],
     ) -> Result<Option<(String, Vec<String>)>, OAuthError> {
         let tenant = self.tenant().await?;
-        let Some(claim) = tenant.roles_claim else {
-            return Ok(None);
-        };
-        let roles = self
-            .store
-            .list_user_roles(self.tenant_id(), user_id)
-            .await?;
-        Ok(Some((claim, roles.into_iter().map(|r| r.name).collect())))
+        Ok(tenant
+            .roles_claim
+            .map(|claim| (claim, roles.iter().map(|r| r.name.clone()).collect())))
     }
 
     #[expect(
@@ -597,7 +611,7 @@ impl Portcullis {
     async fn user_tokens(
         &self,
         client: &Client,
-        user: &User,
+        subject: &Subject<'_>,
         scope: &[String],
         api: Option<&ResourceServer>,
         grant_id: &str,
@@ -606,8 +620,12 @@ impl Portcullis {
         sid: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         let now = self.now();
-        let roles = self.roles_claim(&user.user_id).await?;
+        let user = subject.user;
+        let roles = self.roles_claim(subject.roles).await?;
         let roles_ref = roles.as_ref().map(|(c, r)| (c.as_str(), r.clone()));
+        let permissions = api
+            .filter(|a| a.enforce_policies && a.token_dialect == "access_token_authz")
+            .map(|a| permissions_for(a, subject.roles));
         let openid = scope.iter().any(|s| s == "openid");
         let userinfo = self.settings.userinfo_audience();
         let (audience, lifetime, alg) = match api {
@@ -639,6 +657,7 @@ impl Portcullis {
             lifetime,
             machine: false,
             roles: roles_ref.clone(),
+            permissions,
         });
         let access_token = self.sign(alg, &access)?;
         self.store
@@ -672,16 +691,38 @@ impl Portcullis {
     }
 }
 
-/// The scopes granted for a user token: OIDC scopes always, API scopes only when the API
-/// defines them (RBAC narrowing comes with the authorization work).
+/// The scopes granted for a user token: OIDC scopes always; an API's scopes when the API
+/// defines them and, if it enforces RBAC policies, when the user's roles grant them.
 #[must_use]
-pub fn granted_scope(requested: &[String], api: Option<&ResourceServer>) -> Vec<String> {
+pub fn granted_scope(
+    requested: &[String],
+    api: Option<&ResourceServer>,
+    roles: &[Role],
+) -> Vec<String> {
+    let permitted = api.map(|a| permissions_for(a, roles)).unwrap_or_default();
     requested
         .iter()
         .filter(|s| {
             super::OIDC_SCOPES.contains(&s.as_str())
-                || api.is_some_and(|a| a.scopes.iter().any(|d| &d.value == *s))
+                || api.is_some_and(|a| {
+                    a.scopes.iter().any(|d| &d.value == *s)
+                        && (!a.enforce_policies || permitted.contains(*s))
+                })
         })
         .cloned()
         .collect()
+}
+
+/// The permission names the user's roles grant on `api`, sorted and without repeats.
+#[must_use]
+pub fn permissions_for(api: &ResourceServer, roles: &[Role]) -> Vec<String> {
+    let mut out: Vec<String> = roles
+        .iter()
+        .flat_map(|r| r.permissions.iter())
+        .filter(|p| p.resource_server_identifier == api.identifier)
+        .map(|p| p.permission_name.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }

@@ -7,9 +7,13 @@ use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use portcullis_core::management::roles::{
+    PageParams, PermissionsInput, RoleInput, RolesInput, UsersInput,
+};
 use portcullis_core::management::users::{CreateUser, ListUsersParams, UpdateUser};
 use portcullis_core::management::{
-    Caller, CreateUsers, DeleteUsers, ManagementError, ReadUsers, UpdateUsers,
+    Caller, CreateRoleMembers, CreateRoles, CreateUsers, DeleteRoleMembers, DeleteRoles,
+    DeleteUsers, ManagementError, ReadRoleMembers, ReadRoles, ReadUsers, UpdateRoles, UpdateUsers,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -162,6 +166,189 @@ pub async fn users_by_email(
     let params: ByEmail = query(q.as_deref())?;
     let email = params.email.unwrap_or_default();
     Ok(Json(state.core.users_by_email(granted, &email).await?))
+}
+
+/// `GET /api/v2/users/{id}/roles`.
+pub async fn list_user_roles(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let (users, roles) = (
+        caller.require::<ReadUsers>()?,
+        caller.require::<ReadRoles>()?,
+    );
+    Ok(Json(state.core.user_roles(users, roles, &id).await?))
+}
+
+/// `POST /api/v2/users/{id}/roles`.
+pub async fn assign_user_roles(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<CreateRoleMembers>()?;
+    state
+        .core
+        .assign_user_roles(granted, &id, body::<RolesInput>(&bytes)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/v2/users/{id}/roles`.
+pub async fn remove_user_roles(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<DeleteRoleMembers>()?;
+    state
+        .core
+        .remove_user_roles(granted, &id, body::<RolesInput>(&bytes)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v2/users/{id}/permissions`.
+pub async fn list_user_permissions(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let granted = caller.require::<ReadUsers>()?;
+    Ok(Json(state.core.user_permissions(granted, &id).await?))
+}
+
+/// `GET /api/v2/roles`.
+pub async fn list_roles(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadRoles>()?;
+    let params: PageParams = query(q.as_deref())?;
+    Ok(Json(state.core.list_roles_api(granted, &params).await?))
+}
+
+/// `POST /api/v2/roles`.
+pub async fn create_role(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    let granted = caller.require::<CreateRoles>()?;
+    Ok(Json(
+        state
+            .core
+            .create_role(granted, body::<RoleInput>(&bytes)?)
+            .await?,
+    ))
+}
+
+/// `GET /api/v2/roles/{id}`.
+pub async fn get_role(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let granted = caller.require::<ReadRoles>()?;
+    Ok(Json(state.core.get_role(granted, &id).await?))
+}
+
+/// `PATCH /api/v2/roles/{id}`.
+pub async fn update_role(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    let granted = caller.require::<UpdateRoles>()?;
+    Ok(Json(
+        state
+            .core
+            .update_role_api(granted, &id, body::<RoleInput>(&bytes)?)
+            .await?,
+    ))
+}
+
+/// `DELETE /api/v2/roles/{id}`.
+pub async fn delete_role(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<DeleteRoles>()?;
+    state.core.delete_role_api(granted, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v2/roles/{id}/permissions`.
+pub async fn list_role_permissions(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let granted = caller.require::<ReadRoles>()?;
+    Ok(Json(state.core.role_permissions(granted, &id).await?))
+}
+
+/// `POST /api/v2/roles/{id}/permissions`.
+pub async fn add_role_permissions(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<UpdateRoles>()?;
+    state
+        .core
+        .change_role_permissions_api(granted, &id, body::<PermissionsInput>(&bytes)?, true)
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `DELETE /api/v2/roles/{id}/permissions`.
+pub async fn remove_role_permissions(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<UpdateRoles>()?;
+    state
+        .core
+        .change_role_permissions_api(granted, &id, body::<PermissionsInput>(&bytes)?, false)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v2/roles/{id}/users`.
+pub async fn list_role_users(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadRoleMembers>()?;
+    let params: PageParams = query(q.as_deref())?;
+    Ok(Json(state.core.role_users(granted, &id, &params).await?))
+}
+
+/// `POST /api/v2/roles/{id}/users`.
+pub async fn assign_role_users(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<CreateRoleMembers>()?;
+    state
+        .core
+        .assign_role_users(granted, &id, body::<UsersInput>(&bytes)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Unknown paths under `/api/v2/` answer in the API's error shape.

@@ -95,6 +95,15 @@ resourceServers:
     signing_alg: ES256
     token_lifetime: 600
     scopes: [{value: read:things}]
+  - name: Coach API
+    identifier: https://coach.example
+    enforce_policies: true
+    token_dialect: access_token_authz
+    allow_offline_access: true
+    scopes:
+      - value: read:transactions
+        description: Read your transactions
+      - value: read:reports
   - name: Ed API
     identifier: https://ed.example
     signing_alg: EdDSA
@@ -111,7 +120,7 @@ clientGrants:
     scope: [read:things]
   - client_id: Admin Tool
     audience: http://portcullis.test/api/v2/
-    scope: [read:users, create:users, update:users, delete:users]
+    scope: [read:users, create:users, update:users, delete:users, read:roles, create:roles, update:roles, delete:roles, read:role_members, create:role_members, delete:role_members]
   - client_id: Reader Tool
     audience: http://portcullis.test/api/v2/
     scope: [read:users]
@@ -121,6 +130,8 @@ roles:
     permissions:
       - resource_server_identifier: https://api.finance.example
         permission_name: read:transactions
+      - resource_server_identifier: https://coach.example
+        permission_name: read:reports
   - name: member
 users:
   - email: user@example.com

@@ -11,5 +11,6 @@ mod keys;
 mod logout;
 mod management;
 mod oidc_client;
+mod rbac;
 mod token;
 mod userinfo;

@@ -1,0 +1,415 @@
+//! Roles, their permissions, and who holds them, through the Management API.
+
+use super::{
+    CreateRoleMembers, CreateRoles, DeleteRoleMembers, DeleteRoles, Granted, ManagementError,
+    ReadRoleMembers, ReadRoles, ReadUsers, UpdateRoles,
+};
+use crate::model::{Permission, Role};
+use crate::service::Portcullis;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[must_use]
+pub fn role_json(role: &Role) -> Value {
+    json!({ "id": role.id, "name": role.name, "description": role.description })
+}
+
+/// Paging parameters shared by the role lists.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageParams {
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+    pub include_totals: Option<bool>,
+    pub name_filter: Option<String>,
+}
+
+impl PageParams {
+    fn window(&self) -> Result<(i64, i64), ManagementError> {
+        let per_page = self.per_page.unwrap_or(50);
+        let page = self.page.unwrap_or(0);
+        if !(1..=100).contains(&per_page) || page < 0 {
+            return Err(ManagementError::invalid_query(
+                "per_page must be 1 to 100 and page 0 or more",
+            ));
+        }
+        Ok((page * per_page, per_page))
+    }
+}
+
+fn paged(items: Vec<Value>, key: &str, start: i64, limit: i64, total: i64, totals: bool) -> Value {
+    if totals {
+        json!({ "start": start, "limit": limit, "total": total, key: items })
+    } else {
+        Value::Array(items)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsInput {
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesInput {
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersInput {
+    pub users: Vec<String>,
+}
+
+fn check_name(name: &str) -> Result<String, ManagementError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 50 {
+        return Err(ManagementError::bad_request(
+            "Payload validation error: the role name must be 1 to 50 characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+impl Portcullis {
+    async fn role_or_404(&self, role_id: &str) -> Result<Role, ManagementError> {
+        self.store
+            .find_role(self.tenant_id(), role_id)
+            .await?
+            .ok_or_else(|| ManagementError::not_found("role"))
+    }
+
+    /// `GET /api/v2/roles`.
+    pub async fn list_roles_api(
+        &self,
+        _: Granted<ReadRoles>,
+        params: &PageParams,
+    ) -> Result<Value, ManagementError> {
+        let (start, limit) = params.window()?;
+        let filter = params
+            .name_filter
+            .as_deref()
+            .unwrap_or_default()
+            .to_lowercase();
+        let roles: Vec<Role> = self
+            .store
+            .list_roles(self.tenant_id())
+            .await?
+            .into_iter()
+            .filter(|r| r.name.to_lowercase().contains(&filter))
+            .collect();
+        let total = i64::try_from(roles.len()).unwrap_or(i64::MAX);
+        let page: Vec<Value> = roles
+            .iter()
+            .skip(usize::try_from(start).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(0))
+            .map(role_json)
+            .collect();
+        Ok(paged(
+            page,
+            "roles",
+            start,
+            limit,
+            total,
+            params.include_totals.unwrap_or(false),
+        ))
+    }
+
+    /// `POST /api/v2/roles`.
+    pub async fn create_role(
+        &self,
+        _: Granted<CreateRoles>,
+        input: RoleInput,
+    ) -> Result<Value, ManagementError> {
+        let name = check_name(input.name.as_deref().unwrap_or_default())?;
+        let role = Role {
+            tenant_id: self.tenant_id().to_owned(),
+            id: format!("rol_{}", portcullis_crypto::token::random_alphanumeric(16)),
+            name,
+            description: input.description.unwrap_or_default(),
+            permissions: Vec::new(),
+        };
+        self.store
+            .insert_role(&role, self.now())
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict(_) => {
+                    ManagementError::conflict("A role with this name already exists")
+                }
+                other => other.into(),
+            })?;
+        Ok(role_json(&role))
+    }
+
+    /// `GET /api/v2/roles/{id}`.
+    pub async fn get_role(
+        &self,
+        _: Granted<ReadRoles>,
+        role_id: &str,
+    ) -> Result<Value, ManagementError> {
+        Ok(role_json(&self.role_or_404(role_id).await?))
+    }
+
+    /// `PATCH /api/v2/roles/{id}`.
+    pub async fn update_role_api(
+        &self,
+        _: Granted<UpdateRoles>,
+        role_id: &str,
+        input: RoleInput,
+    ) -> Result<Value, ManagementError> {
+        let mut role = self.role_or_404(role_id).await?;
+        if let Some(name) = &input.name {
+            role.name = check_name(name)?;
+        }
+        if let Some(d) = input.description {
+            role.description = d;
+        }
+        self.store.update_role(&role).await.map_err(|e| match e {
+            crate::store::StoreError::Conflict(_) => {
+                ManagementError::conflict("A role with this name already exists")
+            }
+            other => other.into(),
+        })?;
+        Ok(role_json(&role))
+    }
+
+    /// `DELETE /api/v2/roles/{id}`.
+    pub async fn delete_role_api(
+        &self,
+        _: Granted<DeleteRoles>,
+        role_id: &str,
+    ) -> Result<(), ManagementError> {
+        if !self.store.delete_role(self.tenant_id(), role_id).await? {
+            return Err(ManagementError::not_found("role"));
+        }
+        Ok(())
+    }
+
+    /// The permissions with their API's name, as Auth0 lists them.
+    async fn permissions_json(
+        &self,
+        permissions: &[(Permission, Option<&Role>)],
+    ) -> Result<Vec<Value>, ManagementError> {
+        let apis = self.store.list_resource_servers(self.tenant_id()).await?;
+        Ok(permissions
+            .iter()
+            .map(|(p, source)| {
+                let api = apis.iter().find(|a| a.identifier == p.resource_server_identifier);
+                let description = api
+                    .and_then(|a| a.scopes.iter().find(|s| s.value == p.permission_name))
+                    .map(|s| s.description.clone())
+                    .unwrap_or_default();
+                let mut v = json!({
+                    "permission_name": p.permission_name,
+                    "description": description,
+                    "resource_server_name": api.map(|a| a.name.clone()).unwrap_or_default(),
+                    "resource_server_identifier": p.resource_server_identifier,
+                });
+                if let Some(role) = source {
+                    v["sources"] = json!([{ "source_id": role.id, "source_name": role.name, "source_type": "ROLE" }]);
+                }
+                v
+            })
+            .collect())
+    }
+
+    /// `GET /api/v2/roles/{id}/permissions`.
+    pub async fn role_permissions(
+        &self,
+        _: Granted<ReadRoles>,
+        role_id: &str,
+    ) -> Result<Value, ManagementError> {
+        let role = self.role_or_404(role_id).await?;
+        let items: Vec<(Permission, Option<&Role>)> = role
+            .permissions
+            .iter()
+            .cloned()
+            .map(|p| (p, None))
+            .collect();
+        Ok(Value::Array(self.permissions_json(&items).await?))
+    }
+
+    /// `POST` (add) or `DELETE` (remove) `/api/v2/roles/{id}/permissions`. Every permission
+    /// must be a scope of an existing API; nothing changes otherwise.
+    pub async fn change_role_permissions_api(
+        &self,
+        _: Granted<UpdateRoles>,
+        role_id: &str,
+        input: PermissionsInput,
+        add: bool,
+    ) -> Result<(), ManagementError> {
+        self.role_or_404(role_id).await?;
+        if input.permissions.is_empty() {
+            return Err(ManagementError::bad_request(
+                "Payload validation error: permissions must not be empty",
+            ));
+        }
+        if add {
+            let apis = self.store.list_resource_servers(self.tenant_id()).await?;
+            for p in &input.permissions {
+                let known = apis.iter().any(|a| {
+                    a.identifier == p.resource_server_identifier
+                        && a.scopes.iter().any(|s| s.value == p.permission_name)
+                });
+                if !known {
+                    return Err(ManagementError::bad_request(format!(
+                        "Permission {} is not defined on the resource server {}",
+                        p.permission_name, p.resource_server_identifier
+                    )));
+                }
+            }
+        }
+        self.store
+            .change_role_permissions(self.tenant_id(), role_id, &input.permissions, add)
+            .await?;
+        Ok(())
+    }
+
+    /// `GET /api/v2/roles/{id}/users`.
+    pub async fn role_users(
+        &self,
+        _: Granted<ReadRoleMembers>,
+        role_id: &str,
+        params: &PageParams,
+    ) -> Result<Value, ManagementError> {
+        self.role_or_404(role_id).await?;
+        let (start, limit) = params.window()?;
+        let (users, total) = self
+            .store
+            .list_role_users(self.tenant_id(), role_id, start, limit)
+            .await?;
+        let items = users
+            .iter()
+            .map(|u| json!({ "user_id": u.user_id, "email": u.email, "name": u.name, "picture": u.picture }))
+            .collect();
+        Ok(paged(
+            items,
+            "users",
+            start,
+            limit,
+            total,
+            params.include_totals.unwrap_or(false),
+        ))
+    }
+
+    /// `POST /api/v2/roles/{id}/users`: assigns the role to users.
+    pub async fn assign_role_users(
+        &self,
+        _: Granted<CreateRoleMembers>,
+        role_id: &str,
+        input: UsersInput,
+    ) -> Result<(), ManagementError> {
+        self.role_or_404(role_id).await?;
+        for user_id in &input.users {
+            if self
+                .store
+                .find_user(self.tenant_id(), user_id)
+                .await?
+                .is_none()
+            {
+                return Err(ManagementError::not_found("user"));
+            }
+        }
+        for user_id in &input.users {
+            self.store
+                .change_user_roles(self.tenant_id(), user_id, &[role_id.to_owned()], true)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `GET /api/v2/users/{id}/roles`.
+    pub async fn user_roles(
+        &self,
+        _: Granted<ReadUsers>,
+        _: Granted<ReadRoles>,
+        user_id: &str,
+    ) -> Result<Value, ManagementError> {
+        self.store
+            .find_user(self.tenant_id(), user_id)
+            .await?
+            .ok_or_else(|| ManagementError::not_found("user"))?;
+        let roles = self
+            .store
+            .list_user_roles(self.tenant_id(), user_id)
+            .await?;
+        Ok(Value::Array(roles.iter().map(role_json).collect()))
+    }
+
+    async fn check_user_and_roles(
+        &self,
+        user_id: &str,
+        role_ids: &[String],
+    ) -> Result<(), ManagementError> {
+        self.store
+            .find_user(self.tenant_id(), user_id)
+            .await?
+            .ok_or_else(|| ManagementError::not_found("user"))?;
+        if role_ids.is_empty() {
+            return Err(ManagementError::bad_request(
+                "Payload validation error: roles must not be empty",
+            ));
+        }
+        for id in role_ids {
+            self.role_or_404(id).await?;
+        }
+        Ok(())
+    }
+
+    /// `POST /api/v2/users/{id}/roles`.
+    pub async fn assign_user_roles(
+        &self,
+        _: Granted<CreateRoleMembers>,
+        user_id: &str,
+        input: RolesInput,
+    ) -> Result<(), ManagementError> {
+        self.check_user_and_roles(user_id, &input.roles).await?;
+        self.store
+            .change_user_roles(self.tenant_id(), user_id, &input.roles, true)
+            .await?;
+        Ok(())
+    }
+
+    /// `DELETE /api/v2/users/{id}/roles`.
+    pub async fn remove_user_roles(
+        &self,
+        _: Granted<DeleteRoleMembers>,
+        user_id: &str,
+        input: RolesInput,
+    ) -> Result<(), ManagementError> {
+        self.check_user_and_roles(user_id, &input.roles).await?;
+        self.store
+            .change_user_roles(self.tenant_id(), user_id, &input.roles, false)
+            .await?;
+        Ok(())
+    }
+
+    /// `GET /api/v2/users/{id}/permissions`: what the user holds through roles.
+    pub async fn user_permissions(
+        &self,
+        _: Granted<ReadUsers>,
+        user_id: &str,
+    ) -> Result<Value, ManagementError> {
+        self.store
+            .find_user(self.tenant_id(), user_id)
+            .await?
+            .ok_or_else(|| ManagementError::not_found("user"))?;
+        let roles = self
+            .store
+            .list_user_roles(self.tenant_id(), user_id)
+            .await?;
+        let items: Vec<(Permission, Option<&Role>)> = roles
+            .iter()
+            .flat_map(|r| r.permissions.iter().cloned().map(move |p| (p, Some(r))))
+            .collect();
+        Ok(Value::Array(self.permissions_json(&items).await?))
+    }
+}
