@@ -80,6 +80,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_client_grants(&self, tenant_id: &str) -> Result<Vec<ClientGrant>, StoreError>;
     async fn list_roles(&self, tenant_id: &str) -> Result<Vec<Role>, StoreError>;
 
+    /// Deletes an API with its client grants and the role permissions on it.
+    async fn delete_resource_server(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError>;
+    /// Deletes an application with its client grants, refresh tokens and consents, and
+    /// revokes its grants.
+    async fn delete_client(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    async fn delete_client_grant(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError>;
     async fn find_role(&self, tenant_id: &str, role_id: &str) -> Result<Option<Role>, StoreError>;
     /// Adds a role (its permissions too); a taken name is a `Conflict`.
     async fn insert_role(&self, role: &Role, now: Timestamp) -> Result<(), StoreError>;

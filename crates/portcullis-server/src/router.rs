@@ -97,6 +97,39 @@ pub fn router(state: AppState) -> Router {
             "/api/v2/roles/{id}/users",
             get(management::list_role_users).post(management::assign_role_users),
         )
+        .route(
+            "/api/v2/resource-servers",
+            get(management::list_resource_servers).post(management::create_resource_server),
+        )
+        .route(
+            "/api/v2/resource-servers/{id}",
+            get(management::get_resource_server)
+                .patch(management::update_resource_server)
+                .delete(management::delete_resource_server),
+        )
+        .route(
+            "/api/v2/clients",
+            get(management::list_clients).post(management::create_client),
+        )
+        .route(
+            "/api/v2/clients/{id}",
+            get(management::get_client)
+                .patch(management::update_client)
+                .delete(management::delete_client),
+        )
+        .route(
+            "/api/v2/clients/{id}/rotate-secret",
+            post(management::rotate_client_secret),
+        )
+        .route(
+            "/api/v2/client-grants",
+            get(management::list_client_grants).post(management::create_client_grant),
+        )
+        .route(
+            "/api/v2/client-grants/{id}",
+            axum::routing::patch(management::update_client_grant)
+                .delete(management::delete_client_grant),
+        )
         .route("/api/v2/{*rest}", axum::routing::any(management::not_found))
         // Operations
         .route("/health", get(ops::health))

@@ -167,3 +167,26 @@ pub(crate) async fn users(
             .map_err(backend_err)?;
     Ok((users, total))
 }
+
+/// Runs `statements` (each binding `$1` tenant and `$2` key) in one transaction; the last
+/// one's row count says whether the object existed.
+pub(crate) async fn delete_cascade(
+    pool: &AnyPool,
+    tenant_id: &str,
+    key: &str,
+    statements: &[&'static str],
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await.map_err(backend_err)?;
+    let mut last = 0;
+    for statement in statements {
+        last = sqlx::query(*statement)
+            .bind(tenant_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?
+            .rows_affected();
+    }
+    tx.commit().await.map_err(backend_err)?;
+    Ok(last > 0)
+}

@@ -491,6 +491,69 @@ impl Store for SqlStore {
         Self::roles_from_rows(&rows, &mut perms)
     }
 
+    async fn delete_resource_server(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+        crate::roles::delete_cascade(
+            &self.pool,
+            tenant_id,
+            id,
+            &[
+                "DELETE FROM client_grants WHERE tenant_id = $1 AND audience = \
+                 (SELECT identifier FROM resource_servers WHERE tenant_id = $1 AND id = $2)",
+                "DELETE FROM role_permissions WHERE tenant_id = $1 AND resource_server_identifier = \
+                 (SELECT identifier FROM resource_servers WHERE tenant_id = $1 AND id = $2)",
+                "DELETE FROM resource_servers WHERE tenant_id = $1 AND id = $2",
+            ],
+        )
+        .await
+    }
+
+    async fn delete_client(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        // Its grants stay, revoked, so access tokens it was issued stop at /userinfo too.
+        sqlx::query(
+            "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND client_id = $2 \
+             AND revoked_at IS NULL",
+        )
+        .bind(tenant_id)
+        .bind(client_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        let mut last = 0;
+        for statement in [
+            "DELETE FROM client_grants WHERE tenant_id = $1 AND client_id = $2",
+            "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND client_id = $2",
+            "DELETE FROM consents WHERE tenant_id = $1 AND client_id = $2",
+            "DELETE FROM clients WHERE tenant_id = $1 AND client_id = $2",
+        ] {
+            last = sqlx::query(statement)
+                .bind(tenant_id)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(backend_err)?;
+        Ok(last > 0)
+    }
+
+    async fn delete_client_grant(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+        crate::roles::delete_cascade(
+            &self.pool,
+            tenant_id,
+            id,
+            &["DELETE FROM client_grants WHERE tenant_id = $1 AND id = $2"],
+        )
+        .await
+    }
+
     async fn find_role(&self, tenant_id: &str, role_id: &str) -> Result<Option<Role>, StoreError> {
         let rows = sqlx::query("SELECT * FROM roles WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)

@@ -4,6 +4,7 @@
 //! Every service method takes a [`Granted`] proof for its scope, which only
 //! [`Caller::require`] can mint: an endpoint that forgets its scope check does not compile.
 
+pub mod apps;
 pub mod query;
 pub mod roles;
 pub mod users;
@@ -48,6 +49,7 @@ scopes! {
     UpdateClients => "update:clients",
     DeleteClients => "delete:clients",
     ReadClientKeys => "read:client_keys",
+    UpdateClientKeys => "update:client_keys",
     ReadResourceServers => "read:resource_servers",
     CreateResourceServers => "create:resource_servers",
     UpdateResourceServers => "update:resource_servers",

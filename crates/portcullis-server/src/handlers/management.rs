@@ -7,13 +7,17 @@ use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use portcullis_core::management::apps::{ClientGrantPatch, ClientGrantQuery, NewClientGrant};
 use portcullis_core::management::roles::{
     PageParams, PermissionsInput, RoleInput, RolesInput, UsersInput,
 };
 use portcullis_core::management::users::{CreateUser, ListUsersParams, UpdateUser};
 use portcullis_core::management::{
-    Caller, CreateRoleMembers, CreateRoles, CreateUsers, DeleteRoleMembers, DeleteRoles,
-    DeleteUsers, ManagementError, ReadRoleMembers, ReadRoles, ReadUsers, UpdateRoles, UpdateUsers,
+    Caller, CreateClientGrants, CreateClients, CreateResourceServers, CreateRoleMembers,
+    CreateRoles, CreateUsers, DeleteClientGrants, DeleteClients, DeleteResourceServers,
+    DeleteRoleMembers, DeleteRoles, DeleteUsers, ManagementError, ReadClientGrants, ReadClientKeys,
+    ReadClients, ReadResourceServers, ReadRoleMembers, ReadRoles, ReadUsers, UpdateClientGrants,
+    UpdateClientKeys, UpdateClients, UpdateResourceServers, UpdateRoles, UpdateUsers,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -348,6 +352,214 @@ pub async fn assign_role_users(
         .core
         .assign_role_users(granted, &id, body::<UsersInput>(&bytes)?)
         .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+type Object = serde_json::Map<String, Value>;
+
+/// `GET /api/v2/resource-servers`.
+pub async fn list_resource_servers(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadResourceServers>()?;
+    let params: PageParams = query(q.as_deref())?;
+    Ok(Json(
+        state
+            .core
+            .list_resource_servers_api(granted, &params)
+            .await?,
+    ))
+}
+
+/// `POST /api/v2/resource-servers`.
+pub async fn create_resource_server(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let granted = caller.require::<CreateResourceServers>()?;
+    let input: Value = body(&bytes)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.core.create_resource_server(granted, input).await?),
+    ))
+}
+
+/// `GET /api/v2/resource-servers/{id}`.
+pub async fn get_resource_server(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let granted = caller.require::<ReadResourceServers>()?;
+    Ok(Json(state.core.get_resource_server(granted, &id).await?))
+}
+
+/// `PATCH /api/v2/resource-servers/{id}`.
+pub async fn update_resource_server(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    let granted = caller.require::<UpdateResourceServers>()?;
+    let patch: Object = body(&bytes)?;
+    Ok(Json(
+        state
+            .core
+            .update_resource_server(granted, &id, patch)
+            .await?,
+    ))
+}
+
+/// `DELETE /api/v2/resource-servers/{id}`.
+pub async fn delete_resource_server(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<DeleteResourceServers>()?;
+    state.core.delete_resource_server(granted, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v2/clients`: secrets only for callers with `read:client_keys`.
+pub async fn list_clients(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadClients>()?;
+    let params: PageParams = query(q.as_deref())?;
+    Ok(Json(
+        state
+            .core
+            .list_clients_api(granted, caller.has::<ReadClientKeys>(), &params)
+            .await?,
+    ))
+}
+
+/// `POST /api/v2/clients`.
+pub async fn create_client(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let granted = caller.require::<CreateClients>()?;
+    let input: Value = body(&bytes)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.core.create_client(granted, input).await?),
+    ))
+}
+
+/// `GET /api/v2/clients/{id}`.
+pub async fn get_client(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let granted = caller.require::<ReadClients>()?;
+    Ok(Json(
+        state
+            .core
+            .get_client(granted, caller.has::<ReadClientKeys>(), &id)
+            .await?,
+    ))
+}
+
+/// `PATCH /api/v2/clients/{id}`.
+pub async fn update_client(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    let granted = caller.require::<UpdateClients>()?;
+    let patch: Object = body(&bytes)?;
+    if patch.contains_key("client_secret") {
+        caller.require::<UpdateClientKeys>()?;
+    }
+    Ok(Json(
+        state
+            .core
+            .update_client(granted, caller.has::<ReadClientKeys>(), &id, patch)
+            .await?,
+    ))
+}
+
+/// `POST /api/v2/clients/{id}/rotate-secret`.
+pub async fn rotate_client_secret(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let granted = caller.require::<UpdateClientKeys>()?;
+    Ok(Json(state.core.rotate_client_secret(granted, &id).await?))
+}
+
+/// `DELETE /api/v2/clients/{id}`.
+pub async fn delete_client(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<DeleteClients>()?;
+    state.core.delete_client(granted, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v2/client-grants`.
+pub async fn list_client_grants(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadClientGrants>()?;
+    let params: ClientGrantQuery = query(q.as_deref())?;
+    Ok(Json(
+        state.core.list_client_grants_api(granted, &params).await?,
+    ))
+}
+
+/// `POST /api/v2/client-grants`.
+pub async fn create_client_grant(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let granted = caller.require::<CreateClientGrants>()?;
+    let input: NewClientGrant = body(&bytes)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.core.create_client_grant(granted, input).await?),
+    ))
+}
+
+/// `PATCH /api/v2/client-grants/{id}`.
+pub async fn update_client_grant(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    let granted = caller.require::<UpdateClientGrants>()?;
+    let patch: ClientGrantPatch = body(&bytes)?;
+    Ok(Json(
+        state.core.update_client_grant(granted, &id, patch).await?,
+    ))
+}
+
+/// `DELETE /api/v2/client-grants/{id}`.
+pub async fn delete_client_grant(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<DeleteClientGrants>()?;
+    state.core.delete_client_grant(granted, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

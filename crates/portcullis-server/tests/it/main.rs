@@ -3,6 +3,7 @@
 mod harness;
 
 mod apply;
+mod apps;
 mod authorize;
 mod binary;
 mod consent;

@@ -1,0 +1,593 @@
+//! Applications (clients), APIs (resource servers) and client grants through the
+//! Management API. Bodies are read into the same declared forms the tenant file uses, and
+//! built by the same functions, so both paths apply one set of rules.
+
+use super::roles::PageParams;
+use super::{
+    CreateClientGrants, CreateClients, CreateResourceServers, DeleteClientGrants, DeleteClients,
+    DeleteResourceServers, Granted, ManagementError, ReadClientGrants, ReadClients,
+    ReadResourceServers, UpdateClientGrants, UpdateClientKeys, UpdateClients,
+    UpdateResourceServers,
+};
+use crate::apply::{
+    EntryError, build_client, build_resource_server, open_client_secret, seal_client_secret,
+};
+use crate::model::{Client, ClientGrant, ResourceServer};
+use crate::service::Portcullis;
+use crate::store::{Change, StoreError};
+use crate::tenant_file::{ClientEntry, ResourceServerEntry};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+fn invalid(e: &EntryError) -> ManagementError {
+    ManagementError::bad_request(format!("Payload validation error: {}", e.message))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ManagementError> {
+    serde_json::from_value(value)
+        .map_err(|e| ManagementError::bad_request(format!("Payload validation error: {e}")))
+}
+
+fn conflict_as(what: &'static str) -> impl Fn(StoreError) -> ManagementError {
+    move |e| match e {
+        StoreError::Conflict(_) => ManagementError::conflict(format!("{what} already exists")),
+        other => other.into(),
+    }
+}
+
+fn page<'a, T>(
+    items: &'a [T],
+    params: &PageParams,
+) -> Result<(i64, i64, Vec<&'a T>), ManagementError> {
+    let per_page = params.per_page.unwrap_or(50);
+    let page = params.page.unwrap_or(0);
+    if !(1..=100).contains(&per_page) || page < 0 {
+        return Err(ManagementError::invalid_query(
+            "per_page must be 1 to 100 and page 0 or more",
+        ));
+    }
+    let start = page * per_page;
+    let slice = items
+        .iter()
+        .skip(usize::try_from(start).unwrap_or(usize::MAX))
+        .take(usize::try_from(per_page).unwrap_or(0))
+        .collect();
+    Ok((start, per_page, slice))
+}
+
+fn paged(
+    items: Vec<Value>,
+    key: &str,
+    start: i64,
+    limit: i64,
+    total: usize,
+    totals: bool,
+) -> Value {
+    if totals {
+        json!({ "start": start, "limit": limit, "total": total, key: items })
+    } else {
+        Value::Array(items)
+    }
+}
+
+/// Top-level keys of `patch` replace those of `base`.
+fn overlay(mut base: Value, patch: Map<String, Value>) -> Value {
+    if let Value::Object(map) = &mut base {
+        for (k, v) in patch {
+            map.insert(k, v);
+        }
+    }
+    base
+}
+
+#[must_use]
+pub fn resource_server_json(rs: &ResourceServer) -> Value {
+    json!({
+        "id": rs.id,
+        "name": rs.name,
+        "identifier": rs.identifier,
+        "scopes": rs.scopes,
+        "signing_alg": rs.signing_alg.as_str(),
+        "token_lifetime": rs.token_lifetime,
+        "enforce_policies": rs.enforce_policies,
+        "token_dialect": rs.token_dialect,
+        "allow_offline_access": rs.allow_offline_access,
+    })
+}
+
+fn resource_server_entry(rs: &ResourceServer) -> Value {
+    json!({
+        "name": rs.name,
+        "identifier": rs.identifier,
+        "scopes": rs.scopes,
+        "signing_alg": rs.signing_alg.as_str(),
+        "token_lifetime": rs.token_lifetime,
+        "enforce_policies": rs.enforce_policies,
+        "token_dialect": rs.token_dialect,
+        "allow_offline_access": rs.allow_offline_access,
+    })
+}
+
+/// The application as Auth0 shows it; the secret only to callers with `read:client_keys`.
+#[must_use]
+pub fn client_json(client: &Client, secret: Option<String>) -> Value {
+    let mut v = json!({
+        "client_id": client.client_id,
+        "name": client.name,
+        "app_type": client.app_type.as_str(),
+        "callbacks": client.callbacks,
+        "allowed_logout_urls": client.allowed_logout_urls,
+        "web_origins": client.web_origins,
+        "grant_types": client.grant_types,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method.as_str(),
+        "refresh_token": client.refresh_token,
+        "is_first_party": client.is_first_party,
+    });
+    if let Some(s) = secret {
+        v["client_secret"] = Value::String(s);
+    }
+    v
+}
+
+fn client_entry(client: &Client) -> Value {
+    let mut v = client_json(client, None);
+    if let Value::Object(map) = &mut v {
+        map.remove("client_id");
+    }
+    v["client_id"] = Value::String(client.client_id.clone());
+    v
+}
+
+#[must_use]
+pub fn client_grant_json(g: &ClientGrant) -> Value {
+    json!({ "id": g.id, "client_id": g.client_id, "audience": g.audience, "scope": g.scope })
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ClientGrantQuery {
+    pub audience: Option<String>,
+    pub client_id: Option<String>,
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+    pub include_totals: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewClientGrant {
+    pub client_id: String,
+    pub audience: String,
+    pub scope: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientGrantPatch {
+    pub scope: Vec<String>,
+}
+
+impl Portcullis {
+    async fn api_or_404(&self, id: &str) -> Result<ResourceServer, ManagementError> {
+        // Auth0 accepts the id or the identifier.
+        let apis = self.store.list_resource_servers(self.tenant_id()).await?;
+        apis.into_iter()
+            .find(|a| a.id == id || a.identifier == id)
+            .ok_or_else(|| {
+                ManagementError::new(
+                    404,
+                    "inexistent_resource_server",
+                    "The resource server does not exist",
+                )
+            })
+    }
+
+    async fn client_or_404(&self, id: &str) -> Result<Client, ManagementError> {
+        self.store
+            .find_client(self.tenant_id(), id)
+            .await?
+            .ok_or_else(|| {
+                ManagementError::new(404, "inexistent_client", "The client does not exist")
+            })
+    }
+
+    /// `GET /api/v2/resource-servers`.
+    pub async fn list_resource_servers_api(
+        &self,
+        _: Granted<ReadResourceServers>,
+        params: &PageParams,
+    ) -> Result<Value, ManagementError> {
+        let apis = self.store.list_resource_servers(self.tenant_id()).await?;
+        let (start, limit, slice) = page(&apis, params)?;
+        let items = slice.into_iter().map(resource_server_json).collect();
+        Ok(paged(
+            items,
+            "resource_servers",
+            start,
+            limit,
+            apis.len(),
+            params.include_totals.unwrap_or(false),
+        ))
+    }
+
+    /// `GET /api/v2/resource-servers/{id}`.
+    pub async fn get_resource_server(
+        &self,
+        _: Granted<ReadResourceServers>,
+        id: &str,
+    ) -> Result<Value, ManagementError> {
+        Ok(resource_server_json(&self.api_or_404(id).await?))
+    }
+
+    /// `POST /api/v2/resource-servers`.
+    pub async fn create_resource_server(
+        &self,
+        _: Granted<CreateResourceServers>,
+        body: Value,
+    ) -> Result<Value, ManagementError> {
+        let entry: ResourceServerEntry = decode(body)?;
+        let rs = build_resource_server(self.tenant_id(), &entry, None).map_err(|e| invalid(&e))?;
+        if self
+            .store
+            .find_resource_server(self.tenant_id(), &rs.identifier)
+            .await?
+            .is_some()
+        {
+            return Err(ManagementError::conflict(
+                "A resource server with the same identifier already exists",
+            ));
+        }
+        self.store
+            .apply_changes(
+                self.tenant_id(),
+                &[Change::ResourceServer(rs.clone())],
+                self.now(),
+            )
+            .await
+            .map_err(conflict_as("A resource server with the same identifier"))?;
+        Ok(resource_server_json(&rs))
+    }
+
+    /// `PATCH /api/v2/resource-servers/{id}`: the identifier cannot change.
+    pub async fn update_resource_server(
+        &self,
+        _: Granted<UpdateResourceServers>,
+        id: &str,
+        patch: Map<String, Value>,
+    ) -> Result<Value, ManagementError> {
+        let current = self.api_or_404(id).await?;
+        if patch
+            .get("identifier")
+            .is_some_and(|v| v.as_str() != Some(current.identifier.as_str()))
+        {
+            return Err(ManagementError::bad_request(
+                "Payload validation error: the identifier cannot be changed",
+            ));
+        }
+        let entry: ResourceServerEntry = decode(overlay(resource_server_entry(&current), patch))?;
+        let rs = build_resource_server(self.tenant_id(), &entry, Some(&current))
+            .map_err(|e| invalid(&e))?;
+        self.store
+            .apply_changes(
+                self.tenant_id(),
+                &[Change::ResourceServer(rs.clone())],
+                self.now(),
+            )
+            .await?;
+        Ok(resource_server_json(&rs))
+    }
+
+    /// `DELETE /api/v2/resource-servers/{id}`: its client grants and role permissions go too.
+    pub async fn delete_resource_server(
+        &self,
+        _: Granted<DeleteResourceServers>,
+        id: &str,
+    ) -> Result<(), ManagementError> {
+        let api = self.api_or_404(id).await?;
+        self.store
+            .delete_resource_server(self.tenant_id(), &api.id)
+            .await?;
+        Ok(())
+    }
+
+    /// `GET /api/v2/clients`.
+    pub async fn list_clients_api(
+        &self,
+        _: Granted<ReadClients>,
+        with_secrets: bool,
+        params: &PageParams,
+    ) -> Result<Value, ManagementError> {
+        let clients = self.store.list_clients(self.tenant_id()).await?;
+        let (start, limit, slice) = page(&clients, params)?;
+        let items = slice
+            .into_iter()
+            .map(|c| {
+                client_json(
+                    c,
+                    with_secrets
+                        .then(|| open_client_secret(&self.master, c))
+                        .flatten(),
+                )
+            })
+            .collect();
+        Ok(paged(
+            items,
+            "clients",
+            start,
+            limit,
+            clients.len(),
+            params.include_totals.unwrap_or(false),
+        ))
+    }
+
+    /// `GET /api/v2/clients/{id}`.
+    pub async fn get_client(
+        &self,
+        _: Granted<ReadClients>,
+        with_secret: bool,
+        id: &str,
+    ) -> Result<Value, ManagementError> {
+        let c = self.client_or_404(id).await?;
+        Ok(client_json(
+            &c,
+            with_secret
+                .then(|| open_client_secret(&self.master, &c))
+                .flatten(),
+        ))
+    }
+
+    /// `POST /api/v2/clients`: a confidential client's new secret is in the answer.
+    pub async fn create_client(
+        &self,
+        _: Granted<CreateClients>,
+        body: Value,
+    ) -> Result<Value, ManagementError> {
+        let entry: ClientEntry = decode(body)?;
+        if let Some(id) = &entry.client_id
+            && self
+                .store
+                .find_client(self.tenant_id(), id)
+                .await?
+                .is_some()
+        {
+            return Err(ManagementError::conflict(
+                "A client with this client_id already exists",
+            ));
+        }
+        let client =
+            build_client(&self.master, self.tenant_id(), &entry, None).map_err(|e| invalid(&e))?;
+        self.store
+            .apply_changes(
+                self.tenant_id(),
+                &[Change::Client(client.clone())],
+                self.now(),
+            )
+            .await
+            .map_err(conflict_as("A client with this name"))?;
+        Ok(client_json(
+            &client,
+            open_client_secret(&self.master, &client),
+        ))
+    }
+
+    /// `PATCH /api/v2/clients/{id}`.
+    pub async fn update_client(
+        &self,
+        _: Granted<UpdateClients>,
+        with_secret: bool,
+        id: &str,
+        patch: Map<String, Value>,
+    ) -> Result<Value, ManagementError> {
+        let current = self.client_or_404(id).await?;
+        if patch
+            .get("client_id")
+            .is_some_and(|v| v.as_str() != Some(current.client_id.as_str()))
+        {
+            return Err(ManagementError::bad_request(
+                "Payload validation error: the client_id cannot be changed",
+            ));
+        }
+        let entry: ClientEntry = decode(overlay(client_entry(&current), patch))?;
+        let client = build_client(&self.master, self.tenant_id(), &entry, Some(&current))
+            .map_err(|e| invalid(&e))?;
+        self.store
+            .apply_changes(
+                self.tenant_id(),
+                &[Change::Client(client.clone())],
+                self.now(),
+            )
+            .await
+            .map_err(conflict_as("A client with this name"))?;
+        Ok(client_json(
+            &client,
+            with_secret
+                .then(|| open_client_secret(&self.master, &client))
+                .flatten(),
+        ))
+    }
+
+    /// `POST /api/v2/clients/{id}/rotate-secret`: the old secret stops working at once.
+    pub async fn rotate_client_secret(
+        &self,
+        _: Granted<UpdateClientKeys>,
+        id: &str,
+    ) -> Result<Value, ManagementError> {
+        let mut client = self.client_or_404(id).await?;
+        if client.is_public() {
+            return Err(ManagementError::bad_request(
+                "A public client has no secret to rotate",
+            ));
+        }
+        let secret = crate::apply::generate_client_secret();
+        client.secret_sealed = Some(seal_client_secret(&self.master, &client.client_id, &secret));
+        self.store
+            .apply_changes(
+                self.tenant_id(),
+                &[Change::Client(client.clone())],
+                self.now(),
+            )
+            .await?;
+        tracing::info!(client_id = %client.client_id, "client secret rotated");
+        Ok(client_json(&client, Some(secret)))
+    }
+
+    /// `DELETE /api/v2/clients/{id}`: its grants go too, and its tokens stop refreshing.
+    pub async fn delete_client(
+        &self,
+        _: Granted<DeleteClients>,
+        id: &str,
+    ) -> Result<(), ManagementError> {
+        let client = self.client_or_404(id).await?;
+        self.store
+            .delete_client(self.tenant_id(), &client.client_id, self.now())
+            .await?;
+        Ok(())
+    }
+
+    /// `GET /api/v2/client-grants`.
+    pub async fn list_client_grants_api(
+        &self,
+        _: Granted<ReadClientGrants>,
+        q: &ClientGrantQuery,
+    ) -> Result<Value, ManagementError> {
+        let grants: Vec<ClientGrant> = self
+            .store
+            .list_client_grants(self.tenant_id())
+            .await?
+            .into_iter()
+            .filter(|g| q.audience.as_ref().is_none_or(|a| &g.audience == a))
+            .filter(|g| q.client_id.as_ref().is_none_or(|c| &g.client_id == c))
+            .collect();
+        let params = PageParams {
+            page: q.page,
+            per_page: q.per_page,
+            include_totals: q.include_totals,
+            name_filter: None,
+        };
+        let (start, limit, slice) = page(&grants, &params)?;
+        let items = slice.into_iter().map(client_grant_json).collect();
+        Ok(paged(
+            items,
+            "client_grants",
+            start,
+            limit,
+            grants.len(),
+            q.include_totals.unwrap_or(false),
+        ))
+    }
+
+    async fn check_grant_scopes(
+        &self,
+        audience: &str,
+        scope: &[String],
+    ) -> Result<(), ManagementError> {
+        let allowed: Vec<String> = if audience == self.settings.management_audience() {
+            super::ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect()
+        } else {
+            self.store
+                .find_resource_server(self.tenant_id(), audience)
+                .await?
+                .ok_or_else(|| {
+                    ManagementError::new(
+                        404,
+                        "inexistent_resource_server",
+                        "No resource server with this audience",
+                    )
+                })?
+                .scopes
+                .into_iter()
+                .map(|s| s.value)
+                .collect()
+        };
+        if let Some(bad) = scope.iter().find(|s| !allowed.contains(s)) {
+            return Err(ManagementError::bad_request(format!(
+                "Payload validation error: the API has no scope {bad:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `POST /api/v2/client-grants`.
+    pub async fn create_client_grant(
+        &self,
+        _: Granted<CreateClientGrants>,
+        body: NewClientGrant,
+    ) -> Result<Value, ManagementError> {
+        let client = self.client_or_404(&body.client_id).await?;
+        self.check_grant_scopes(&body.audience, &body.scope).await?;
+        let exists = self
+            .store
+            .list_client_grants(self.tenant_id())
+            .await?
+            .iter()
+            .any(|g| g.client_id == client.client_id && g.audience == body.audience);
+        if exists {
+            return Err(ManagementError::conflict(
+                "A client grant for this client and audience already exists",
+            ));
+        }
+        let grant = ClientGrant {
+            tenant_id: self.tenant_id().to_owned(),
+            id: format!("cgr_{}", portcullis_crypto::token::random_alphanumeric(16)),
+            client_id: client.client_id,
+            audience: body.audience,
+            scope: body.scope,
+        };
+        self.store
+            .apply_changes(
+                self.tenant_id(),
+                &[Change::ClientGrant(grant.clone())],
+                self.now(),
+            )
+            .await?;
+        Ok(client_grant_json(&grant))
+    }
+
+    /// `PATCH /api/v2/client-grants/{id}`.
+    pub async fn update_client_grant(
+        &self,
+        _: Granted<UpdateClientGrants>,
+        id: &str,
+        patch: ClientGrantPatch,
+    ) -> Result<Value, ManagementError> {
+        let mut grant = self
+            .store
+            .list_client_grants(self.tenant_id())
+            .await?
+            .into_iter()
+            .find(|g| g.id == id)
+            .ok_or_else(|| {
+                ManagementError::new(
+                    404,
+                    "inexistent_client_grant",
+                    "The client grant does not exist",
+                )
+            })?;
+        self.check_grant_scopes(&grant.audience, &patch.scope)
+            .await?;
+        grant.scope = patch.scope;
+        self.store
+            .apply_changes(
+                self.tenant_id(),
+                &[Change::ClientGrant(grant.clone())],
+                self.now(),
+            )
+            .await?;
+        Ok(client_grant_json(&grant))
+    }
+
+    /// `DELETE /api/v2/client-grants/{id}`.
+    pub async fn delete_client_grant(
+        &self,
+        _: Granted<DeleteClientGrants>,
+        id: &str,
+    ) -> Result<(), ManagementError> {
+        if !self.store.delete_client_grant(self.tenant_id(), id).await? {
+            return Err(ManagementError::new(
+                404,
+                "inexistent_client_grant",
+                "The client grant does not exist",
+            ));
+        }
+        Ok(())
+    }
+}
