@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
-"""Interop tests: the Flask quickstart logs in against a real Portcullis server.
+"""Interop tests: the Flask quickstart logs in against a real Portcullis server,
+and Auth0's own Python SDK (auth0-python) drives its Management API.
 
 The runner applies a tenant file to a fresh SQLite database, starts
 `portcullis serve` and examples/flask-quickstart/app.py on free loopback ports,
 and plays the browser with a requests.Session (cookies kept, redirects followed
 by hand so each hop can be checked).
+
+The SDK only speaks https, so the Management API tests start a second
+Portcullis (its own tenant file and database) serving TLS with a self-signed
+certificate for `localhost`, generated into the temporary directory, and point
+REQUESTS_CA_BUNDLE (the SDK's Authentication API client, requests) and
+SSL_CERT_FILE (its Management API client, httpx) at it. That server is started
+by the first test that needs it.
 
     python tests/interop/run_interop.py --portcullis target/debug/portcullis
 
@@ -15,6 +23,9 @@ Each test prints `PASS name` or `FAIL name: reason`; the last line is
 from __future__ import annotations
 
 import argparse
+import base64
+import datetime
+import ipaddress
 import json
 import os
 import re
@@ -26,10 +37,11 @@ import sys
 import tempfile
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import requests
@@ -67,6 +79,29 @@ users:
     password: correct horse battery staple
     email_verified: true
     name: Uma User
+"""
+
+MGMT_CLIENT_NAME = "Admin Tool"
+DB_CONNECTION = "Username-Password-Authentication"
+MGMT_SCOPES = [
+    "read:users", "create:users", "update:users", "delete:users",
+    "read:roles", "create:roles", "update:roles", "delete:roles",
+    "read:role_members", "create:role_members", "delete:role_members",
+]
+
+MGMT_TENANT_YAML = f"""\
+tenant:
+  roles_claim: https://yourapp.com/roles
+clients:
+  - name: {MGMT_CLIENT_NAME}
+    app_type: non_interactive
+clientGrants:
+  - client_id: {MGMT_CLIENT_NAME}
+    audience: https://localhost:MGMTPORT/api/v2/
+    scope: [{", ".join(MGMT_SCOPES)}]
+roles:
+  - name: admin
+    description: Administrators
 """
 
 
@@ -111,7 +146,7 @@ class Server:
                 argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
 
-    def wait_healthy(self, url: str, timeout: float = START_TIMEOUT) -> None:
+    def wait_healthy(self, url: str, timeout: float = START_TIMEOUT, verify: bool | str = True) -> None:
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
@@ -119,7 +154,7 @@ class Server:
             if code is not None:
                 raise Failure(f"{self.name} exited with status {code} before {url} answered")
             try:
-                response = requests.get(url, timeout=2)
+                response = requests.get(url, timeout=2, verify=verify)
                 if response.status_code == 200:
                     return
                 last = f"status {response.status_code}"
@@ -164,6 +199,85 @@ def parse_json_output(text: str) -> dict:
         if start != -1 and end > start:
             return json.loads(text[start : end + 1])
         raise
+
+
+def write_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for `localhost` and 127.0.0.1, valid for a day; returns
+    the PEM certificate and its PKCS#8 private key. The certificate is its own trust
+    anchor, so it is marked as a CA the way `openssl req -x509` marks one."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    public_key = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "localhost.crt", directory / "localhost.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+@contextmanager
+def trusting(cert: Path) -> Iterator[None]:
+    """Make `cert` the CA bundle of requests (REQUESTS_CA_BUNDLE) and of httpx and the
+    ssl module (SSL_CERT_FILE) while the block runs; the previous values come back after.
+    httpx reads SSL_CERT_FILE when a client is created, so create SDK objects inside."""
+    names = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: str(cert) for name in names})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def jwt_claims(token: str) -> dict:
+    """The payload of a JWT, not verified (the tests only look at what was issued)."""
+    try:
+        payload = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError) as error:
+        raise Failure(f"access token is not a JWT ({error}): {token[:40]!r}...") from None
 
 
 # ---------------------------------------------------------------------------
@@ -335,15 +449,70 @@ class Browser:
 
 
 @dataclass
+class Management:
+    """The second Portcullis, serving https on `localhost`, that the SDK talks to."""
+
+    tmp: Path
+    port: int
+    cert: Path
+    key: Path
+    client_id: str = ""
+    client_secret: str = ""
+    _token: str = ""
+
+    @property
+    def domain(self) -> str:
+        return f"localhost:{self.port}"
+
+    @property
+    def base(self) -> str:
+        return f"https://{self.domain}"
+
+    @property
+    def audience(self) -> str:
+        return f"{self.base}/api/v2/"
+
+    @property
+    def database(self) -> str:
+        return f"sqlite://{self.tmp / 'mgmt.db'}"
+
+    def request_token(self) -> dict:
+        """The SDK's client-credentials grant for the Management API audience."""
+        from auth0.authentication import GetToken
+
+        with trusting(self.cert):
+            token_client = GetToken(self.domain, self.client_id, client_secret=self.client_secret)
+            return token_client.client_credentials(self.audience)
+
+    def token(self) -> str:
+        if not self._token:
+            answer = self.request_token()
+            check(isinstance(answer, dict) and answer.get("access_token"), f"no access_token in {answer!r}")
+            self._token = answer["access_token"]
+        return self._token
+
+    @contextmanager
+    def client(self, token: str | None = None) -> Iterator:
+        """An SDK ManagementClient for this server, trusting its certificate while in use."""
+        from auth0.management import ManagementClient
+
+        with trusting(self.cert):
+            yield ManagementClient(domain=self.domain, token=token if token is not None else self.token())
+
+
+@dataclass
 class Env:
     portcullis: Path
     tmp: Path
     port: int
     flask_port: int
     admin_password: str
+    mgmt_port: int = 0
     servers: list[Server] = field(default_factory=list)
     client_id: str = ""
     client_secret: str = ""
+    mgmt: Management | None = None
+    mgmt_error: str = ""
 
     @property
     def issuer_base(self) -> str:
@@ -424,6 +593,61 @@ class Env:
         self.servers.append(flask)
         flask.start([sys.executable, str(FLASK_APP)], flask_env, self.tmp)
         flask.wait_healthy(f"{self.app}/health")
+
+    def management(self) -> Management:
+        """The https server for the SDK tests, started on first use (once: a failed start
+        is remembered and fails the later tests at once)."""
+        if self.mgmt_error:
+            raise Failure(f"management server not available: {self.mgmt_error}")
+        if self.mgmt is None:
+            try:
+                self.mgmt = self._start_management()
+            except Exception as error:
+                self.mgmt_error = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise
+        return self.mgmt
+
+    def _start_management(self) -> Management:
+        cert, key = write_self_signed_certificate(self.tmp)
+        mgmt = Management(self.tmp, self.mgmt_port, cert, key)
+        tenant = self.tmp / "mgmt-tenant.yaml"
+        tenant.write_text(MGMT_TENANT_YAML.replace("MGMTPORT", str(mgmt.port)))
+        common = ["--database", mgmt.database, "--data-dir", str(self.tmp)]
+        # The Management API's identifier is `{issuer}api/v2/`, so apply needs the issuer
+        # to resolve the client grant's audience.
+        run_cli(
+            [str(self.portcullis), "apply", *common, "--issuer", f"{mgmt.base}/", str(tenant)],
+            self.cli_env(),
+            "portcullis apply (management tenant)",
+        )
+
+        server = Server("portcullis-mgmt", self.tmp / "portcullis-mgmt.log")
+        self.servers.append(server)
+        server.start(
+            [
+                str(self.portcullis), "serve",
+                "--listen", f"127.0.0.1:{mgmt.port}",
+                *common,
+                "--issuer", f"{mgmt.base}/",
+                "--tls-cert", str(cert),
+                "--tls-key", str(key),
+            ],
+            self.cli_env(),
+            self.tmp,
+        )
+        server.wait_healthy(f"{mgmt.base}/health", verify=str(cert))
+
+        out = run_cli(
+            [str(self.portcullis), "clients", "get", MGMT_CLIENT_NAME, "--json", *common],
+            self.cli_env(),
+            "portcullis clients get (management client)",
+        )
+        try:
+            client = parse_json_output(out)
+            mgmt.client_id, mgmt.client_secret = client["client_id"], client["client_secret"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise Failure(f"clients get printed no client_id/client_secret ({error}): {out!r}") from None
+        return mgmt
 
     def teardown(self) -> None:
         for server in reversed(self.servers):
@@ -642,6 +866,226 @@ def unregistered_redirect_uri_gets_error_page(env: Env) -> None:
         )
 
 
+# -- Management API through auth0-python -------------------------------------
+
+
+# The SDK retries 408, 409, 429 and 5xx with back-off (twice by default), so a call that
+# is meant to get a 409 would otherwise be sent three times and take seconds.
+NO_RETRY = {"max_retries": 0}
+
+
+def expect_api_error(call: Callable[[], object], status: int, what: str):
+    """Run an SDK Management API call that must fail with `status`; returns the SDK's
+    exception (an auth0.management.core.api_error.ApiError) after checking its body
+    is Auth0's error object for that status."""
+    from auth0.management.core.api_error import ApiError
+
+    try:
+        result = call()
+    except ApiError as error:
+        check(
+            error.status_code == status,
+            f"{what}: the SDK raised {type(error).__name__} with status {error.status_code}, "
+            f"expected {status}; body {error.body!r}",
+        )
+        body = error.body
+        check(
+            isinstance(body, dict) and body.get("statusCode") == status
+            and body.get("error") and body.get("message"),
+            f"{what}: error body is not Auth0's {{statusCode, error, message}}: {body!r}",
+        )
+        return error
+    raise Failure(f"{what}: expected a {status} error, the SDK returned {result!r}")
+
+
+@contextmanager
+def sdk_user(client, email: str, **fields) -> Iterator:
+    """A user created through the SDK, deleted again afterwards (a 204 even if the test
+    deleted it already)."""
+    user = client.users.create(
+        connection=DB_CONNECTION, email=email, password="Sdk-" + secrets.token_urlsafe(12), **fields
+    )
+    check(user.user_id, f"users.create returned no user_id: {user!r}")
+    try:
+        yield user
+    finally:
+        try:
+            client.users.delete(user.user_id)
+        except Exception as error:  # noqa: BLE001 - cleanup must not hide the test's outcome
+            print(f"  (cleanup: deleting {user.user_id} failed: {error})")
+
+
+def sdk_email() -> str:
+    return f"sdk-{secrets.token_hex(5)}@example.com"
+
+
+@test
+def sdk_client_credentials_token_for_management_api(env: Env) -> None:
+    from auth0.authentication import GetToken
+    from auth0.authentication.exceptions import Auth0Error
+
+    mgmt = env.management()
+    answer = mgmt.request_token()
+    check(isinstance(answer, dict) and answer.get("access_token"), f"token answer: {answer!r}")
+    check(str(answer.get("token_type", "")).lower() == "bearer", f"token_type is {answer.get('token_type')!r}")
+    check(
+        isinstance(answer.get("expires_in"), int) and answer["expires_in"] > 0,
+        f"expires_in is {answer.get('expires_in')!r}",
+    )
+    claims = jwt_claims(answer["access_token"])
+    audiences = claims.get("aud") if isinstance(claims.get("aud"), list) else [claims.get("aud")]
+    check(mgmt.audience in audiences, f"aud is {claims.get('aud')!r}, expected {mgmt.audience!r}")
+    check(claims.get("iss") == f"{mgmt.base}/", f"iss is {claims.get('iss')!r}")
+    granted = set(str(claims.get("scope", "")).split())
+    check(set(MGMT_SCOPES) <= granted, f"scope lacks {sorted(set(MGMT_SCOPES) - granted)}: {claims.get('scope')!r}")
+
+    with trusting(mgmt.cert):
+        wrong = GetToken(mgmt.domain, mgmt.client_id, client_secret="not-the-secret")
+        try:
+            result = wrong.client_credentials(mgmt.audience)
+        except Auth0Error as error:
+            check(error.status_code == 401, f"wrong secret: status {error.status_code} ({error})")
+            check(error.error_code, f"wrong secret: no error code in {error}")
+        else:
+            raise Failure(f"wrong secret got a token: {result!r}")
+
+
+@test
+def sdk_creates_finds_updates_and_deletes_user(env: Env) -> None:
+    mgmt = env.management()
+    email = sdk_email()
+    with mgmt.client() as client, sdk_user(
+        client, email, name="Sam Sdk", app_metadata={"plan": "silver", "team": "blue"}
+    ) as created:
+        user_id = created.user_id
+        check(user_id.startswith("auth0|"), f"user_id {user_id!r} does not start with 'auth0|'")
+        check(created.email == email, f"created email is {created.email!r}")
+        check(created.name == "Sam Sdk", f"created name is {created.name!r}")
+        check(created.blocked in (None, False), f"new user is blocked: {created.blocked!r}")
+        check(
+            created.app_metadata == {"plan": "silver", "team": "blue"},
+            f"created app_metadata is {created.app_metadata!r}",
+        )
+        identities = [(i.provider, i.connection) for i in created.identities or []]
+        check(identities == [("auth0", DB_CONNECTION)], f"identities are {identities!r}")
+
+        fetched = client.users.get(user_id)
+        check(
+            (fetched.user_id, fetched.email, fetched.name) == (user_id, email, "Sam Sdk"),
+            f"users.get returned {fetched!r}",
+        )
+
+        by_email = client.users.list_users_by_email(email=email)
+        check([u.user_id for u in by_email] == [user_id], f"users-by-email found {by_email!r}")
+
+        pager = client.users.list(q=f'email:"{email}"', search_engine="v3")
+        check([u.user_id for u in pager.items] == [user_id], f"users.list(q=email) found {pager.items!r}")
+        check(pager.response.total == 1, f"users.list total is {pager.response.total!r}")
+        # Iterating the pager asks for the next page until one comes back empty.
+        check([u.user_id for u in pager] == [user_id], "iterating users.list did not end after one user")
+
+        blocked = client.users.update(user_id, blocked=True)
+        check(blocked.blocked is True, f"update(blocked=True) returned blocked={blocked.blocked!r}")
+        check(client.users.get(user_id).blocked is True, "users.get does not show the user blocked")
+
+        merged = client.users.update(user_id, app_metadata={"plan": "gold"})
+        check(
+            merged.app_metadata == {"plan": "gold", "team": "blue"},
+            f"app_metadata was not merged: {merged.app_metadata!r}",
+        )
+        gold = client.users.list(q='app_metadata.plan:"gold"')
+        check(user_id in [u.user_id for u in gold.items], f"q=app_metadata.plan found {gold.items!r}")
+
+        client.users.delete(user_id)
+        expect_api_error(lambda: client.users.get(user_id), 404, "users.get after delete")
+        check(client.users.list_users_by_email(email=email) == [], "users-by-email still finds the deleted user")
+
+
+@test
+def sdk_manages_roles_and_role_members(env: Env) -> None:
+    mgmt = env.management()
+    with mgmt.client() as client, sdk_user(client, sdk_email(), name="Rita Roles") as user:
+        roles = client.roles.list()
+        admins = [r for r in roles.items if r.name == "admin"]
+        check(len(admins) == 1, f"roles.list has no single 'admin' role: {roles.items!r}")
+        admin = admins[0]
+        check(admin.description == "Administrators", f"admin description is {admin.description!r}")
+        check(roles.response.total == len(roles.items), f"roles.list total is {roles.response.total!r}")
+        check(client.roles.get(admin.id).name == "admin", "roles.get(admin id) is not 'admin'")
+
+        def members() -> list[str]:
+            # The SDK pages role members with checkpoints (take/from, "next").
+            return [m.user_id for m in client.roles.users.list(admin.id)]
+
+        client.users.roles.assign(user.user_id, roles=[admin.id])
+        check(user.user_id in members(), f"roles.users.list(admin) lacks {user.user_id} after assigning")
+        assigned = client.users.roles.list(user.user_id)
+        check([r.name for r in assigned.items] == ["admin"], f"users.roles.list: {assigned.items!r}")
+        check(list(client.users.permissions.list(user.user_id)) == [], "user has permissions")
+        check(list(client.roles.permissions.list(admin.id)) == [], "admin role has permissions")
+
+        client.users.roles.delete(user.user_id, roles=[admin.id])
+        check(user.user_id not in members(), "user still a member of admin after users.roles.delete")
+        check(client.users.roles.list(user.user_id).items == [], "role still assigned after users.roles.delete")
+        expect_api_error(
+            lambda: client.users.roles.assign(user.user_id, roles=["rol_doesnotexist0000"]),
+            404,
+            "assigning an unknown role",
+        )
+
+        name = f"sdk-{secrets.token_hex(4)}"
+        role = client.roles.create(name=name, description="Made by the SDK")
+        try:
+            check(role.id and role.name == name, f"roles.create returned {role!r}")
+            expect_api_error(
+                lambda: client.roles.create(name=name, request_options=NO_RETRY),
+                409,
+                "creating a role with a taken name",
+            )
+            updated = client.roles.update(role.id, description="Changed by the SDK")
+            check(updated.description == "Changed by the SDK", f"roles.update returned {updated!r}")
+            found = client.roles.list(name_filter=name)
+            check([r.id for r in found.items] == [role.id], f"roles.list(name_filter) found {found.items!r}")
+        finally:
+            client.roles.delete(role.id)
+        expect_api_error(lambda: client.roles.get(role.id), 404, "roles.get after delete")
+
+
+@test
+def sdk_reports_management_api_errors(env: Env) -> None:
+    from auth0.management.errors import BadRequestError, ConflictError, NotFoundError, UnauthorizedError
+
+    mgmt = env.management()
+    email = sdk_email()
+    with mgmt.client() as client, sdk_user(client, email, name="Dee Duplicate"):
+        error = expect_api_error(
+            lambda: client.users.create(
+                connection=DB_CONNECTION,
+                email=email,
+                password="Sdk-" + secrets.token_urlsafe(12),
+                request_options=NO_RETRY,
+            ),
+            409,
+            "creating a user with a taken email",
+        )
+        check(isinstance(error, ConflictError), f"taken email raised {type(error).__name__}")
+
+        error = expect_api_error(
+            lambda: client.users.create(connection=DB_CONNECTION, email=sdk_email(), password="short"),
+            400,
+            "creating a user with a short password",
+        )
+        check(isinstance(error, BadRequestError), f"short password raised {type(error).__name__}")
+
+        error = expect_api_error(lambda: client.users.get("auth0|doesnotexist"), 404, "an unknown user")
+        check(isinstance(error, NotFoundError), f"unknown user raised {type(error).__name__}")
+        check(error.body.get("errorCode") == "inexistent_user", f"unknown user body: {error.body!r}")
+
+    with mgmt.client(token="not-a-token") as client:
+        error = expect_api_error(lambda: client.users.list(), 401, "a bad token")
+        check(isinstance(error, UnauthorizedError), f"bad token raised {type(error).__name__}")
+
+
 # ---------------------------------------------------------------------------
 # Runner
 # ---------------------------------------------------------------------------
@@ -666,7 +1110,14 @@ def main() -> int:
     flask_port = free_port()
     while flask_port == port:
         flask_port = free_port()
-    env = Env(binary, tmp, port, flask_port, admin_password="Adm1n-" + secrets.token_urlsafe(18))
+    mgmt_port = free_port()
+    while mgmt_port in (port, flask_port):
+        mgmt_port = free_port()
+    env = Env(
+        binary, tmp, port, flask_port,
+        admin_password="Adm1n-" + secrets.token_urlsafe(18),
+        mgmt_port=mgmt_port,
+    )
 
     passed = failed = 0
     try:

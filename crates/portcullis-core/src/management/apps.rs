@@ -35,41 +35,6 @@ fn conflict_as(what: &'static str) -> impl Fn(StoreError) -> ManagementError {
     }
 }
 
-fn page<'a, T>(
-    items: &'a [T],
-    params: &PageParams,
-) -> Result<(i64, i64, Vec<&'a T>), ManagementError> {
-    let per_page = params.per_page.unwrap_or(50);
-    let page = params.page.unwrap_or(0);
-    if !(1..=100).contains(&per_page) || page < 0 {
-        return Err(ManagementError::invalid_query(
-            "per_page must be 1 to 100 and page 0 or more",
-        ));
-    }
-    let start = page * per_page;
-    let slice = items
-        .iter()
-        .skip(usize::try_from(start).unwrap_or(usize::MAX))
-        .take(usize::try_from(per_page).unwrap_or(0))
-        .collect();
-    Ok((start, per_page, slice))
-}
-
-fn paged(
-    items: Vec<Value>,
-    key: &str,
-    start: i64,
-    limit: i64,
-    total: usize,
-    totals: bool,
-) -> Value {
-    if totals {
-        json!({ "start": start, "limit": limit, "total": total, key: items })
-    } else {
-        Value::Array(items)
-    }
-}
-
 /// Top-level keys of `patch` replace those of `base`.
 fn overlay(mut base: Value, patch: Map<String, Value>) -> Value {
     if let Value::Object(map) = &mut base {
@@ -197,15 +162,14 @@ impl Portcullis {
         params: &PageParams,
     ) -> Result<Value, ManagementError> {
         let apis = self.store.list_resource_servers(self.tenant_id()).await?;
-        let (start, limit, slice) = page(&apis, params)?;
+        let (start, limit, slice) = params.slice(&apis)?;
         let items = slice.into_iter().map(resource_server_json).collect();
-        Ok(paged(
+        Ok(params.answer(
             items,
             "resource_servers",
             start,
             limit,
-            apis.len(),
-            params.include_totals.unwrap_or(false),
+            i64::try_from(apis.len()).unwrap_or(i64::MAX),
         ))
     }
 
@@ -297,7 +261,7 @@ impl Portcullis {
         params: &PageParams,
     ) -> Result<Value, ManagementError> {
         let clients = self.store.list_clients(self.tenant_id()).await?;
-        let (start, limit, slice) = page(&clients, params)?;
+        let (start, limit, slice) = params.slice(&clients)?;
         let items = slice
             .into_iter()
             .map(|c| {
@@ -309,13 +273,12 @@ impl Portcullis {
                 )
             })
             .collect();
-        Ok(paged(
+        Ok(params.answer(
             items,
             "clients",
             start,
             limit,
-            clients.len(),
-            params.include_totals.unwrap_or(false),
+            i64::try_from(clients.len()).unwrap_or(i64::MAX),
         ))
     }
 
@@ -461,17 +424,16 @@ impl Portcullis {
             page: q.page,
             per_page: q.per_page,
             include_totals: q.include_totals,
-            name_filter: None,
+            ..PageParams::default()
         };
-        let (start, limit, slice) = page(&grants, &params)?;
+        let (start, limit, slice) = params.slice(&grants)?;
         let items = slice.into_iter().map(client_grant_json).collect();
-        Ok(paged(
+        Ok(params.answer(
             items,
             "client_grants",
             start,
             limit,
-            grants.len(),
-            q.include_totals.unwrap_or(false),
+            i64::try_from(grants.len()).unwrap_or(i64::MAX),
         ))
     }
 

@@ -14,17 +14,33 @@ pub fn role_json(role: &Role) -> Value {
     json!({ "id": role.id, "name": role.name, "description": role.description })
 }
 
-/// Paging parameters shared by the role lists.
+/// Paging parameters of the lists: Auth0's `page`/`per_page`/`include_totals`, and its
+/// checkpoint form `take`/`from` where an endpoint offers it.
 #[derive(Debug, Default, Deserialize)]
 pub struct PageParams {
     pub page: Option<i64>,
     pub per_page: Option<i64>,
     pub include_totals: Option<bool>,
     pub name_filter: Option<String>,
+    pub take: Option<i64>,
+    pub from: Option<String>,
 }
 
 impl PageParams {
-    fn window(&self) -> Result<(i64, i64), ManagementError> {
+    /// The offset and size of the page asked for.
+    pub fn window(&self) -> Result<(i64, i64), ManagementError> {
+        if let Some(take) = self.take {
+            if !(1..=100).contains(&take) {
+                return Err(ManagementError::invalid_query("take must be 1 to 100"));
+            }
+            let from = match self.from.as_deref() {
+                None | Some("") => 0,
+                Some(f) => f.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    ManagementError::invalid_query("from is not a checkpoint this server issued")
+                })?,
+            };
+            return Ok((from, take));
+        }
         let per_page = self.per_page.unwrap_or(50);
         let page = self.page.unwrap_or(0);
         if !(1..=100).contains(&per_page) || page < 0 {
@@ -34,13 +50,42 @@ impl PageParams {
         }
         Ok((page * per_page, per_page))
     }
-}
 
-fn paged(items: Vec<Value>, key: &str, start: i64, limit: i64, total: i64, totals: bool) -> Value {
-    if totals {
-        json!({ "start": start, "limit": limit, "total": total, key: items })
-    } else {
-        Value::Array(items)
+    /// The answer in the form the caller asked for: a bare array, Auth0's totals object, or
+    /// a checkpoint page with `next`.
+    #[must_use]
+    pub fn answer(
+        &self,
+        items: Vec<Value>,
+        key: &str,
+        start: i64,
+        limit: i64,
+        total: i64,
+    ) -> Value {
+        if self.take.is_some() {
+            let next = start + i64::try_from(items.len()).unwrap_or(0);
+            let mut v = json!({ key: items });
+            if next < total {
+                v["next"] = Value::String(next.to_string());
+            }
+            return v;
+        }
+        if self.include_totals.unwrap_or(false) {
+            json!({ "start": start, "limit": limit, "total": total, key: items })
+        } else {
+            Value::Array(items)
+        }
+    }
+
+    /// Pages through a list held in memory.
+    pub fn slice<'a, T>(&self, items: &'a [T]) -> Result<(i64, i64, Vec<&'a T>), ManagementError> {
+        let (start, limit) = self.window()?;
+        let page = items
+            .iter()
+            .skip(usize::try_from(start).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(0))
+            .collect();
+        Ok((start, limit, page))
     }
 }
 
@@ -93,7 +138,6 @@ impl Portcullis {
         _: Granted<ReadRoles>,
         params: &PageParams,
     ) -> Result<Value, ManagementError> {
-        let (start, limit) = params.window()?;
         let filter = params
             .name_filter
             .as_deref()
@@ -106,20 +150,14 @@ impl Portcullis {
             .into_iter()
             .filter(|r| r.name.to_lowercase().contains(&filter))
             .collect();
-        let total = i64::try_from(roles.len()).unwrap_or(i64::MAX);
-        let page: Vec<Value> = roles
-            .iter()
-            .skip(usize::try_from(start).unwrap_or(usize::MAX))
-            .take(usize::try_from(limit).unwrap_or(0))
-            .map(role_json)
-            .collect();
-        Ok(paged(
-            page,
+        let (start, limit, page) = params.slice(&roles)?;
+        let items = page.into_iter().map(role_json).collect();
+        Ok(params.answer(
+            items,
             "roles",
             start,
             limit,
-            total,
-            params.include_totals.unwrap_or(false),
+            i64::try_from(roles.len()).unwrap_or(i64::MAX),
         ))
     }
 
@@ -226,6 +264,7 @@ impl Portcullis {
         &self,
         _: Granted<ReadRoles>,
         role_id: &str,
+        params: &PageParams,
     ) -> Result<Value, ManagementError> {
         let role = self.role_or_404(role_id).await?;
         let items: Vec<(Permission, Option<&Role>)> = role
@@ -234,7 +273,16 @@ impl Portcullis {
             .cloned()
             .map(|p| (p, None))
             .collect();
-        Ok(Value::Array(self.permissions_json(&items).await?))
+        let all = self.permissions_json(&items).await?;
+        let (start, limit, page) = params.slice(&all)?;
+        let total = i64::try_from(all.len()).unwrap_or(i64::MAX);
+        Ok(params.answer(
+            page.into_iter().cloned().collect(),
+            "permissions",
+            start,
+            limit,
+            total,
+        ))
     }
 
     /// `POST` (add) or `DELETE` (remove) `/api/v2/roles/{id}/permissions`. Every permission
@@ -290,14 +338,7 @@ impl Portcullis {
             .iter()
             .map(|u| json!({ "user_id": u.user_id, "email": u.email, "name": u.name, "picture": u.picture }))
             .collect();
-        Ok(paged(
-            items,
-            "users",
-            start,
-            limit,
-            total,
-            params.include_totals.unwrap_or(false),
-        ))
+        Ok(params.answer(items, "users", start, limit, total))
     }
 
     /// `POST /api/v2/roles/{id}/users`: assigns the role to users.
@@ -332,6 +373,7 @@ impl Portcullis {
         _: Granted<ReadUsers>,
         _: Granted<ReadRoles>,
         user_id: &str,
+        params: &PageParams,
     ) -> Result<Value, ManagementError> {
         self.store
             .find_user(self.tenant_id(), user_id)
@@ -341,7 +383,15 @@ impl Portcullis {
             .store
             .list_user_roles(self.tenant_id(), user_id)
             .await?;
-        Ok(Value::Array(roles.iter().map(role_json).collect()))
+        let (start, limit, page) = params.slice(&roles)?;
+        let items = page.into_iter().map(role_json).collect();
+        Ok(params.answer(
+            items,
+            "roles",
+            start,
+            limit,
+            i64::try_from(roles.len()).unwrap_or(i64::MAX),
+        ))
     }
 
     async fn check_user_and_roles(
@@ -397,6 +447,7 @@ impl Portcullis {
         &self,
         _: Granted<ReadUsers>,
         user_id: &str,
+        params: &PageParams,
     ) -> Result<Value, ManagementError> {
         self.store
             .find_user(self.tenant_id(), user_id)
@@ -410,6 +461,14 @@ impl Portcullis {
             .iter()
             .flat_map(|r| r.permissions.iter().cloned().map(move |p| (p, Some(r))))
             .collect();
-        Ok(Value::Array(self.permissions_json(&items).await?))
+        let all = self.permissions_json(&items).await?;
+        let (start, limit, page) = params.slice(&all)?;
+        Ok(params.answer(
+            page.into_iter().cloned().collect(),
+            "permissions",
+            start,
+            limit,
+            i64::try_from(all.len()).unwrap_or(i64::MAX),
+        ))
     }
 }

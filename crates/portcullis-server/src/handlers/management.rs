@@ -177,12 +177,16 @@ pub async fn list_user_roles(
     State(state): State<AppState>,
     ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
+    RawQuery(q): RawQuery,
 ) -> ApiResult {
     let (users, roles) = (
         caller.require::<ReadUsers>()?,
         caller.require::<ReadRoles>()?,
     );
-    Ok(Json(state.core.user_roles(users, roles, &id).await?))
+    let params: PageParams = query(q.as_deref())?;
+    Ok(Json(
+        state.core.user_roles(users, roles, &id, &params).await?,
+    ))
 }
 
 /// `POST /api/v2/users/{id}/roles`.
@@ -220,9 +224,13 @@ pub async fn list_user_permissions(
     State(state): State<AppState>,
     ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
+    RawQuery(q): RawQuery,
 ) -> ApiResult {
     let granted = caller.require::<ReadUsers>()?;
-    Ok(Json(state.core.user_permissions(granted, &id).await?))
+    let params: PageParams = query(q.as_deref())?;
+    Ok(Json(
+        state.core.user_permissions(granted, &id, &params).await?,
+    ))
 }
 
 /// `GET /api/v2/roles`.
@@ -293,9 +301,13 @@ pub async fn list_role_permissions(
     State(state): State<AppState>,
     ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
+    RawQuery(q): RawQuery,
 ) -> ApiResult {
     let granted = caller.require::<ReadRoles>()?;
-    Ok(Json(state.core.role_permissions(granted, &id).await?))
+    let params: PageParams = query(q.as_deref())?;
+    Ok(Json(
+        state.core.role_permissions(granted, &id, &params).await?,
+    ))
 }
 
 /// `POST /api/v2/roles/{id}/permissions`.

@@ -150,6 +150,17 @@ both_backends! {
         assert_eq!(perms[0]["sources"][0]["source_name"], "admin");
         let members = app.api("GET", &format!("/api/v2/roles/{admin_role}/users?include_totals=true"), Some(&token), None).await.json();
         assert_eq!(members["total"], 2);
+        // Auth0's checkpoint paging, as its SDKs use it.
+        let first = app.api("GET", &format!("/api/v2/roles/{admin_role}/users?take=1"), Some(&token), None).await.json();
+        assert_eq!(first["users"].as_array().unwrap().len(), 1);
+        assert_eq!(first["next"], "1");
+        let second = app.api("GET", &format!("/api/v2/roles/{admin_role}/users?take=1&from=1"), Some(&token), None).await.json();
+        assert_eq!(second["users"].as_array().unwrap().len(), 1);
+        assert!(second.get("next").is_none());
+        assert_ne!(first["users"][0]["user_id"], second["users"][0]["user_id"]);
+        let totals = app.api("GET", &format!("{roles_path}?include_totals=true"), Some(&token), None).await.json();
+        assert_eq!(totals["total"], 2);
+        assert_eq!(totals["roles"].as_array().unwrap().len(), 2);
         // The roles claim follows at the next token.
         let fresh = app.web_tokens(&Browser::new(), &[]).await;
         assert_eq!(app.claims(fresh["id_token"].as_str().unwrap())["https://yourapp.com/roles"], json!(["admin", "member"]));
