@@ -6,6 +6,7 @@ CREATE TABLE tenants (
     session_lifetime_hours BIGINT NOT NULL,
     idle_session_lifetime_hours BIGINT NOT NULL,
     roles_claim TEXT,
+    log_retention_days BIGINT NOT NULL DEFAULT 30,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
@@ -217,3 +218,23 @@ CREATE TABLE consents (
     PRIMARY KEY (tenant_id, user_id, client_id, audience),
     FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, user_id) ON DELETE CASCADE
 );
+
+-- The audit trail: Auth0-style log events. They outlive the users and clients they name
+-- (no foreign keys), and are purged after the tenant's retention.
+CREATE TABLE log_events (
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    id TEXT NOT NULL,
+    date BIGINT NOT NULL,
+    type TEXT NOT NULL,
+    description TEXT NOT NULL,
+    client_id TEXT,
+    client_name TEXT,
+    user_id TEXT,
+    user_name TEXT,
+    ip TEXT,
+    user_agent TEXT,
+    details TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX log_events_date ON log_events (tenant_id, date);
+CREATE INDEX log_events_user ON log_events (tenant_id, user_id, date);

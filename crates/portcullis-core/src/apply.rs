@@ -93,6 +93,9 @@ pub async fn apply(
         if let Some(h) = section.idle_session_lifetime {
             next.idle_session_lifetime_hours = h.0;
         }
+        if let Some(days) = section.log_retention_days {
+            next.log_retention_days = days.0;
+        }
         if let Some(claim) = &section.roles_claim {
             next.roles_claim = Some(claim.0.clone());
         }

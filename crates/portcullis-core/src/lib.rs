@@ -3,6 +3,7 @@
 //! template engine.
 
 pub mod apply;
+pub mod audit;
 pub mod clock;
 pub mod error;
 pub mod keys;

@@ -21,6 +21,8 @@ pub struct Tenant {
     pub idle_session_lifetime_hours: i64,
     /// Namespaced claim that carries the user's role names in ID and access tokens.
     pub roles_claim: Option<String>,
+    /// Days log events are kept.
+    pub log_retention_days: i64,
 }
 
 impl Tenant {
@@ -32,6 +34,7 @@ impl Tenant {
             session_lifetime_hours: 168,
             idle_session_lifetime_hours: 72,
             roles_claim: None,
+            log_retention_days: 30,
         }
     }
 }

@@ -313,6 +313,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         jti: &str,
     ) -> Result<Option<Grant>, StoreError>;
 
+    // Audit trail
+    async fn insert_log_event(&self, event: &crate::audit::LogEvent) -> Result<(), StoreError>;
+    async fn find_log_event(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<crate::audit::LogEvent>, StoreError>;
+    /// A page of events, newest first unless `ascending`, and how many match.
+    async fn search_log_events(
+        &self,
+        tenant_id: &str,
+        filter: &crate::audit::LogFilter,
+    ) -> Result<(Vec<crate::audit::LogEvent>, i64), StoreError>;
+    /// Deletes events dated before `before_ms` (unix milliseconds).
+    async fn purge_log_events(&self, tenant_id: &str, before_ms: i64) -> Result<u64, StoreError>;
+
     /// Deletes rows that can no longer be used: expired codes, login transactions and
     /// recorded access tokens; ended sessions; expired or revoked refresh tokens; revoked
     /// grants with nothing left hanging off them.

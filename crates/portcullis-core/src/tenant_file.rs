@@ -42,6 +42,8 @@ pub struct TenantSection {
     /// Hours.
     pub idle_session_lifetime: Option<PositiveHours>,
     pub roles_claim: Option<NamespacedClaim>,
+    /// Days log events are kept (our own setting; default 30).
+    pub log_retention_days: Option<RetentionDays>,
     /// Accepted for compatibility with Deploy CLI files; shown nowhere yet.
     pub picture_url: Option<String>,
     pub support_email: Option<String>,
@@ -65,6 +67,21 @@ impl TryFrom<f64> for PositiveHours {
             Err(format!(
                 "expected a whole number of hours between 1 and 8760, got {v}"
             ))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct RetentionDays(pub i64);
+
+impl TryFrom<i64> for RetentionDays {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        if (1..=3650).contains(&v) {
+            Ok(Self(v))
+        } else {
+            Err(format!("log_retention_days must be 1 to 3650, got {v}"))
         }
     }
 }

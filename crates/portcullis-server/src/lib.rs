@@ -1,6 +1,7 @@
 //! The Portcullis server: the axum application (router, handlers, pages, errors),
 //! configuration, telemetry, and start-up shared by the `portcullis` binary and the tests.
 
+pub mod audit;
 pub mod config;
 pub mod cors;
 pub mod errors;
@@ -141,6 +142,10 @@ async fn housekeeping(core: Arc<Portcullis>) {
             match core.store.purge_expired(core.now()).await {
                 Ok(rows) => tracing::debug!(rows, "purged expired rows"),
                 Err(e) => tracing::error!(error = %e, "purging expired rows failed"),
+            }
+            match core.purge_logs().await {
+                Ok(rows) => tracing::debug!(rows, "purged log events past retention"),
+                Err(e) => tracing::error!(error = %e, "purging log events failed"),
             }
         }
     }

@@ -130,6 +130,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::patch(management::update_client_grant)
                 .delete(management::delete_client_grant),
         )
+        .route("/api/v2/logs", get(management::list_logs))
+        .route("/api/v2/logs/{id}", get(management::get_log))
         .route("/api/v2/{*rest}", axum::routing::any(management::not_found))
         // Operations
         .route("/health", get(ops::health))
@@ -138,6 +140,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::cors::cors,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::management_calls,
+        ))
+        .layer(axum::middleware::from_fn(crate::audit::request_info))
         .with_state(state);
 
     routes

@@ -42,6 +42,7 @@ pub(crate) fn tenant(row: &AnyRow) -> Result<Tenant, StoreError> {
         session_lifetime_hours: get(row, "session_lifetime_hours")?,
         idle_session_lifetime_hours: get(row, "idle_session_lifetime_hours")?,
         roles_claim: get(row, "roles_claim")?,
+        log_retention_days: get(row, "log_retention_days")?,
     })
 }
 

@@ -157,7 +157,8 @@ async fn apply_one(
         Change::Tenant(t) => {
             sqlx::query(
                 "UPDATE tenants SET friendly_name = $2, session_lifetime_hours = $3, \
-                 idle_session_lifetime_hours = $4, roles_claim = $5, updated_at = $6 WHERE id = $1",
+                 idle_session_lifetime_hours = $4, roles_claim = $5, updated_at = $6, \
+                 log_retention_days = $7 WHERE id = $1",
             )
             .bind(tenant_id)
             .bind(&t.friendly_name)
@@ -165,6 +166,7 @@ async fn apply_one(
             .bind(t.idle_session_lifetime_hours)
             .bind(t.roles_claim.as_deref())
             .bind(now)
+            .bind(t.log_retention_days)
             .execute(&mut *conn)
             .await?;
         }
@@ -1204,6 +1206,33 @@ impl Store for SqlStore {
         .map_err(backend_err)?
         .map(|r| rows::grant(&r))
         .transpose()
+    }
+
+    async fn insert_log_event(
+        &self,
+        event: &portcullis_core::audit::LogEvent,
+    ) -> Result<(), StoreError> {
+        crate::logs::insert(&self.pool, event).await
+    }
+
+    async fn find_log_event(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<portcullis_core::audit::LogEvent>, StoreError> {
+        crate::logs::find(&self.pool, tenant_id, id).await
+    }
+
+    async fn search_log_events(
+        &self,
+        tenant_id: &str,
+        filter: &portcullis_core::audit::LogFilter,
+    ) -> Result<(Vec<portcullis_core::audit::LogEvent>, i64), StoreError> {
+        crate::logs::search(&self.pool, tenant_id, filter).await
+    }
+
+    async fn purge_log_events(&self, tenant_id: &str, before_ms: i64) -> Result<u64, StoreError> {
+        crate::logs::purge(&self.pool, tenant_id, before_ms).await
     }
 
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {

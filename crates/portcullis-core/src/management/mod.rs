@@ -5,6 +5,7 @@
 //! [`Caller::require`] can mint: an endpoint that forgets its scope check does not compile.
 
 pub mod apps;
+pub mod logs;
 pub mod query;
 pub mod roles;
 pub mod users;

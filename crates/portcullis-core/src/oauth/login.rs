@@ -138,21 +138,48 @@ impl Portcullis {
             .await?;
         // Verify even when the user is unknown, against a dummy hash, so both cost the same.
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        let user_known = user.is_some();
         let ok = self.passwords.verify(form.password, stored).await;
+        let client_fields = || crate::audit::EventFields {
+            client_id: client.as_ref().map(|c| c.client_id.as_str()),
+            client_name: client.as_ref().map(|c| c.name.as_str()),
+            ..Default::default()
+        };
         let Some(user) = user.filter(|_| ok) else {
+            let kind = if user_known { "fp" } else { "fu" };
+            let description = if user_known {
+                "Wrong email or password."
+            } else {
+                "Wrong email or password (no such user)."
+            };
+            self.audit(
+                kind,
+                description,
+                crate::audit::EventFields {
+                    user_name: Some(email),
+                    ..client_fields()
+                },
+            )
+            .await;
             metrics::counter!("portcullis_logins_total", "outcome" => "wrong_credentials")
                 .increment(1);
             tracing::info!(outcome = "wrong_credentials", "login failed");
             return Ok(retry(WRONG_CREDENTIALS));
         };
+        let user_fields = || crate::audit::EventFields {
+            user_id: Some(&user.user_id),
+            user_name: Some(&user.email),
+            ..client_fields()
+        };
         if user.blocked {
+            self.audit("f", "user is blocked", user_fields()).await;
             metrics::counter!("portcullis_logins_total", "outcome" => "blocked").increment(1);
             tracing::info!(outcome = "blocked", user_id = %user.user_id, "login refused");
             return Ok(retry("Your account is blocked. Contact the administrator."));
         }
-        let client = client.ok_or(LoginError::Expired)?;
+        let client_ref = client.as_ref().ok_or(LoginError::Expired)?;
         let needs_consent = self
-            .needs_consent(&client, &tx.request, &user.user_id)
+            .needs_consent(client_ref, &tx.request, &user.user_id)
             .await?;
         if !needs_consent
             && !self
@@ -187,6 +214,7 @@ impl Portcullis {
         self.store.create_session(&session, &secret.hash()).await?;
         self.store.record_login(tenant, &user.user_id, now).await?;
         metrics::counter!("portcullis_logins_total", "outcome" => "success").increment(1);
+        self.audit("s", "Success Login", user_fields()).await;
         tracing::info!(outcome = "success", user_id = %user.user_id, client_id = %tx.request.client_id, "login succeeded");
         if needs_consent {
             if !self

@@ -241,6 +241,12 @@ impl Portcullis {
         {
             self.store.revoke_session(tenant, &session.id, now).await?;
             tracing::info!(user_id = %session.user_id, "logout");
+            let fields = crate::audit::EventFields {
+                user_id: Some(&session.user_id),
+                ..Default::default()
+            };
+            self.audit("slo", "User successfully logged out", fields)
+                .await;
         }
         Ok(())
     }

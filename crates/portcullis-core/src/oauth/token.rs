@@ -199,6 +199,43 @@ impl Portcullis {
         request: TokenRequest,
         creds: &ClientCredentials,
     ) -> Result<TokenResponse, OAuthError> {
+        let (ok_kind, failed_kind) = match &request {
+            TokenRequest::AuthorizationCode { .. } => ("seacft", "feacft"),
+            TokenRequest::RefreshToken { .. } => ("sertft", "fertft"),
+            TokenRequest::ClientCredentials { .. } => ("seccft", "feccft"),
+        };
+        let presented_id = creds
+            .basic
+            .as_ref()
+            .map(|(id, _)| id.clone())
+            .or_else(|| creds.form_id.clone());
+        let result = self.token_inner(request, creds).await;
+        match &result {
+            Ok((client, _)) => {
+                let fields = crate::audit::EventFields {
+                    client_id: Some(&client.client_id),
+                    client_name: Some(&client.name),
+                    ..Default::default()
+                };
+                self.audit(ok_kind, "Successful token exchange", fields)
+                    .await;
+            }
+            Err(e) => {
+                let fields = crate::audit::EventFields {
+                    client_id: presented_id.as_deref(),
+                    ..Default::default()
+                };
+                self.audit(failed_kind, e.description(), fields).await;
+            }
+        }
+        result.map(|(_, response)| response)
+    }
+
+    async fn token_inner(
+        &self,
+        request: TokenRequest,
+        creds: &ClientCredentials,
+    ) -> Result<(Client, TokenResponse), OAuthError> {
         let client = self.authenticate_client(creds).await?;
         let grant = request.grant_type();
         if !client.allows_grant(grant) {
@@ -234,7 +271,7 @@ impl Portcullis {
             }
         }?;
         metrics::counter!("portcullis_tokens_issued_total", "grant_type" => grant).increment(1);
-        Ok(response)
+        Ok((client, response))
     }
 
     async fn exchange_code(

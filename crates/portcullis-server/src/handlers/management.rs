@@ -575,6 +575,27 @@ pub async fn delete_client_grant(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET /api/v2/logs`.
+pub async fn list_logs(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<portcullis_core::management::ReadLogs>()?;
+    let params: portcullis_core::management::logs::LogParams = query(q.as_deref())?;
+    Ok(Json(state.core.list_logs(granted, &params).await?))
+}
+
+/// `GET /api/v2/logs/{id}`.
+pub async fn get_log(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let granted = caller.require::<portcullis_core::management::ReadLogs>()?;
+    Ok(Json(state.core.get_log(granted, &id).await?))
+}
+
 /// Unknown paths under `/api/v2/` answer in the API's error shape.
 pub async fn not_found() -> ApiError {
     ApiError(ManagementError::new(404, "not_found", "Not Found"))

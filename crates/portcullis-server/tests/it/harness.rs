@@ -120,7 +120,7 @@ clientGrants:
     scope: [read:things]
   - client_id: Admin Tool
     audience: http://portcullis.test/api/v2/
-    scope: [read:users, create:users, update:users, delete:users, read:roles, create:roles, update:roles, delete:roles, read:role_members, create:role_members, delete:role_members, read:clients, create:clients, update:clients, delete:clients, read:client_keys, update:client_keys, read:resource_servers, create:resource_servers, update:resource_servers, delete:resource_servers, read:client_grants, create:client_grants, update:client_grants, delete:client_grants]
+    scope: [read:users, create:users, update:users, delete:users, read:roles, create:roles, update:roles, delete:roles, read:role_members, create:role_members, delete:role_members, read:clients, create:clients, update:clients, delete:clients, read:client_keys, update:client_keys, read:resource_servers, create:resource_servers, update:resource_servers, delete:resource_servers, read:client_grants, create:client_grants, update:client_grants, delete:client_grants, read:logs]
   - client_id: Reader Tool
     audience: http://portcullis.test/api/v2/
     scope: [read:users, read:clients]

@@ -10,6 +10,7 @@ mod consent;
 mod discovery;
 mod keys;
 mod logout;
+mod logs;
 mod management;
 mod oidc_client;
 mod rbac;

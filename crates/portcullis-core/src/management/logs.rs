@@ -1,0 +1,122 @@
+//! `GET /api/v2/logs` and `/api/v2/logs/{id}`: the tenant's audit events.
+
+use super::roles::PageParams;
+use super::{Granted, ManagementError, ReadLogs};
+use crate::audit::LogFilter;
+use crate::service::Portcullis;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Query parameters of the log search.
+#[derive(Debug, Default, Deserialize)]
+pub struct LogParams {
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+    pub include_totals: Option<bool>,
+    pub sort: Option<String>,
+    pub q: Option<String>,
+    pub take: Option<i64>,
+    pub from: Option<String>,
+    pub fields: Option<String>,
+    pub include_fields: Option<bool>,
+}
+
+/// Reads `q` terms `type:"s"`, `user_id:"…"` and `client_id:"…"` joined by `AND` or spaces.
+fn filters(q: &str, filter: &mut LogFilter) -> Result<(), ManagementError> {
+    for token in q.split_whitespace().filter(|t| *t != "AND") {
+        let (field, value) = token.split_once(':').ok_or_else(|| {
+            ManagementError::invalid_query(format!("expected field:value in q, got {token:?}"))
+        })?;
+        let value = value.trim_matches('"').to_owned();
+        if value.is_empty() || value.contains('*') {
+            return Err(ManagementError::invalid_query(format!(
+                "{field} needs an exact value"
+            )));
+        }
+        match field {
+            "type" => filter.kind = Some(value),
+            "user_id" => filter.user_id = Some(value),
+            "client_id" => filter.client_id = Some(value),
+            other => {
+                return Err(ManagementError::invalid_query(format!(
+                    "searching logs by {other:?} is not supported"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Portcullis {
+    /// `GET /api/v2/logs`: newest first unless `sort=date:1`.
+    pub async fn list_logs(
+        &self,
+        _: Granted<ReadLogs>,
+        params: &LogParams,
+    ) -> Result<Value, ManagementError> {
+        let paging = PageParams {
+            page: params.page,
+            per_page: params.per_page,
+            include_totals: params.include_totals,
+            take: params.take,
+            from: params.from.clone(),
+            ..PageParams::default()
+        };
+        let (offset, limit) = paging.window()?;
+        let ascending = match params.sort.as_deref() {
+            None | Some("" | "date:-1") => false,
+            Some("date:1") => true,
+            Some(other) => {
+                return Err(ManagementError::invalid_query(format!(
+                    "logs sort by date:1 or date:-1, not {other:?}"
+                )));
+            }
+        };
+        let mut filter = LogFilter {
+            offset,
+            limit,
+            ascending,
+            ..LogFilter::default()
+        };
+        filters(params.q.as_deref().unwrap_or_default(), &mut filter)?;
+        let (events, total) = self
+            .store
+            .search_log_events(self.tenant_id(), &filter)
+            .await?;
+        let items = events.iter().map(crate::audit::LogEvent::to_json).collect();
+        Ok(paging.answer(items, "logs", offset, limit, total))
+    }
+
+    /// `GET /api/v2/logs/{id}`.
+    pub async fn get_log(&self, _: Granted<ReadLogs>, id: &str) -> Result<Value, ManagementError> {
+        self.store
+            .find_log_event(self.tenant_id(), id)
+            .await?
+            .map(|e| e.to_json())
+            .ok_or_else(|| {
+                ManagementError::new(404, "inexistent_log", "The log event does not exist")
+            })
+    }
+
+    /// Records a Management API change (`sapi`) or a refused one (`fapi`).
+    pub async fn audit_management_call(
+        &self,
+        client_id: Option<&str>,
+        method: &str,
+        path: &str,
+        status: u16,
+    ) {
+        let (kind, description) = if status < 400 {
+            ("sapi", "Success API Operation")
+        } else {
+            ("fapi", "Failed API Operation")
+        };
+        let details = serde_json::json!({ "request": { "method": method, "path": path }, "response": { "statusCode": status } });
+        let fields = crate::audit::EventFields {
+            client_id,
+            details: Some(details),
+            ..Default::default()
+        };
+        self.audit(kind, description, fields).await;
+    }
+}

@@ -1,0 +1,71 @@
+//! Middleware feeding the audit trail: the request's IP and user agent for every event,
+//! and a `sapi`/`fapi` event for every Management API change.
+
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use portcullis_core::audit::{REQUEST, RequestInfo};
+use std::net::SocketAddr;
+
+/// Runs the request with its details in the task-local the services read. The IP is the
+/// socket's peer (proxy headers are not trusted).
+pub async fn request_info(request: Request, next: Next) -> Response {
+    let info = RequestInfo {
+        ip: request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+        user_agent: request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    REQUEST.scope(info, next.run(request)).await
+}
+
+/// Records each Management API call that changes something, with the acting client.
+pub async fn management_calls(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let changes = path.starts_with("/api/v2/")
+        && matches!(
+            method,
+            Method::POST | Method::PATCH | Method::PUT | Method::DELETE
+        );
+    if !changes {
+        return next.run(request).await;
+    }
+    let client_id = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .and_then(|token| state.core.verify_jwt(token.trim(), 0))
+        .and_then(|claims| {
+            claims
+                .get("azp")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        });
+    let response = next.run(request).await;
+    state
+        .core
+        .audit_management_call(
+            client_id.as_deref(),
+            method.as_str(),
+            &path,
+            response.status().as_u16(),
+        )
+        .await;
+    response
+}

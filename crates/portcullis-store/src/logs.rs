@@ -1,0 +1,117 @@
+//! The audit trail's table.
+
+use crate::rows::{backend_err, to_json};
+use portcullis_core::audit::{LogEvent, LogFilter};
+use portcullis_core::store::StoreError;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+fn event(row: &AnyRow) -> Result<LogEvent, StoreError> {
+    let get = |c: &str| row.try_get::<Option<String>, _>(c).map_err(backend_err);
+    let details: String = row.try_get("details").map_err(backend_err)?;
+    Ok(LogEvent {
+        tenant_id: row.try_get("tenant_id").map_err(backend_err)?,
+        id: row.try_get("id").map_err(backend_err)?,
+        date: row.try_get("date").map_err(backend_err)?,
+        kind: row.try_get("type").map_err(backend_err)?,
+        description: row.try_get("description").map_err(backend_err)?,
+        client_id: get("client_id")?,
+        client_name: get("client_name")?,
+        user_id: get("user_id")?,
+        user_name: get("user_name")?,
+        ip: get("ip")?,
+        user_agent: get("user_agent")?,
+        details: serde_json::from_str(&details)
+            .map_err(|e| StoreError::Corrupt(format!("log details: {e}")))?,
+    })
+}
+
+pub(crate) async fn insert(pool: &AnyPool, e: &LogEvent) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO log_events (tenant_id, id, date, type, description, client_id, client_name, \
+         user_id, user_name, ip, user_agent, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&e.tenant_id)
+    .bind(&e.id)
+    .bind(e.date)
+    .bind(&e.kind)
+    .bind(&e.description)
+    .bind(e.client_id.as_deref())
+    .bind(e.client_name.as_deref())
+    .bind(e.user_id.as_deref())
+    .bind(e.user_name.as_deref())
+    .bind(e.ip.as_deref())
+    .bind(e.user_agent.as_deref())
+    .bind(to_json(&e.details))
+    .execute(pool)
+    .await
+    .map(|_| ())
+    .map_err(backend_err)
+}
+
+pub(crate) async fn find(
+    pool: &AnyPool,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<LogEvent>, StoreError> {
+    sqlx::query("SELECT * FROM log_events WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(backend_err)?
+        .map(|r| event(&r))
+        .transpose()
+}
+
+pub(crate) async fn search(
+    pool: &AnyPool,
+    tenant_id: &str,
+    f: &LogFilter,
+) -> Result<(Vec<LogEvent>, i64), StoreError> {
+    // Each optional filter is written so NULL disables it; every value is bound.
+    let filter = "tenant_id = $1 AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR user_id = $3) \
+                  AND ($4 IS NULL OR client_id = $4)";
+    let order = if f.ascending { "ASC" } else { "DESC" };
+    let select =
+        format!("SELECT * FROM log_events WHERE {filter} ORDER BY id {order} LIMIT $5 OFFSET $6");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(select))
+        .bind(tenant_id)
+        .bind(f.kind.as_deref())
+        .bind(f.user_id.as_deref())
+        .bind(f.client_id.as_deref())
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(pool)
+        .await
+        .map_err(backend_err)?;
+    let events = rows.iter().map(event).collect::<Result<Vec<_>, _>>()?;
+    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS n FROM log_events WHERE {filter}"
+    )))
+    .bind(tenant_id)
+    .bind(f.kind.as_deref())
+    .bind(f.user_id.as_deref())
+    .bind(f.client_id.as_deref())
+    .fetch_one(pool)
+    .await
+    .map_err(backend_err)?
+    .try_get("n")
+    .map_err(backend_err)?;
+    Ok((events, total))
+}
+
+pub(crate) async fn purge(
+    pool: &AnyPool,
+    tenant_id: &str,
+    before_ms: i64,
+) -> Result<u64, StoreError> {
+    sqlx::query("DELETE FROM log_events WHERE tenant_id = $1 AND date < $2")
+        .bind(tenant_id)
+        .bind(before_ms)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(backend_err)
+}
