@@ -3,6 +3,7 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use portcullis_core::clock::SystemClock;
+use portcullis_core::management::Caller;
 use portcullis_crypto::jose::SigningAlg;
 use portcullis_server::config::{GlobalArgs, ServeArgs, Settings};
 use std::path::PathBuf;
@@ -40,6 +41,67 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Users of the database connection (the Management API's rules, from the shell).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Roles and their assignment.
+    Roles {
+        #[command(subcommand)]
+        command: RolesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersCommand {
+    /// Create a user; the password is read from standard input (one line).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Mark the email as verified.
+        #[arg(long)]
+        verified: bool,
+    },
+    /// List users, optionally searched with Auth0's query syntax.
+    List {
+        #[arg(long)]
+        q: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        page: i64,
+        #[arg(long, default_value_t = 50)]
+        per_page: i64,
+    },
+    /// Show a user by id or email.
+    Get { user: String },
+    /// Block a user (ends their sessions and refresh tokens); --unblock lifts it.
+    Block {
+        user: String,
+        #[arg(long)]
+        unblock: bool,
+    },
+    /// Delete a user and their data (the audit trail stays).
+    Delete { user: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum RolesCommand {
+    /// List roles.
+    List,
+    /// Create a role.
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete a role by id or name.
+    Delete { role: String },
+    /// Give a user (id or email) a role (id or name).
+    Assign { user: String, role: String },
+    /// Take a role from a user.
+    Unassign { user: String, role: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -105,6 +167,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: ClientsCommand::Get { name, json },
         } => get_client(&settings, &name, json).await,
         Command::Keys { command } => keys(&settings, command).await,
+        Command::Users { command } => users(&settings, command).await,
+        Command::Roles { command } => roles(&settings, command).await,
     }
 }
 
@@ -208,4 +272,241 @@ async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The operator at the shell acts with every Management API scope; their changes are
+/// recorded in the audit trail as client `cli`.
+fn operator() -> Caller {
+    Caller {
+        client_id: "cli".to_owned(),
+        scopes: portcullis_core::management::ALL_SCOPES
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+    }
+}
+
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn api(e: portcullis_core::management::ManagementError) -> anyhow::Error {
+    anyhow::anyhow!("{} ({})", e.message, e.error_code)
+}
+
+/// A user id, or the id of the user with this email.
+async fn resolve_user(
+    core: &portcullis_core::service::Portcullis,
+    user: &str,
+) -> anyhow::Result<String> {
+    if user.contains('|') {
+        return Ok(user.to_owned());
+    }
+    let found = core
+        .store
+        .find_user_by_email(
+            core.tenant_id(),
+            portcullis_core::model::DATABASE_CONNECTION,
+            user,
+        )
+        .await?;
+    found
+        .map(|u| u.user_id)
+        .with_context(|| format!("no user {user:?}"))
+}
+
+async fn resolve_role(
+    core: &portcullis_core::service::Portcullis,
+    role: &str,
+) -> anyhow::Result<String> {
+    let roles = core.store.list_roles(core.tenant_id()).await?;
+    roles
+        .into_iter()
+        .find(|r| r.id == role || r.name == role)
+        .map(|r| r.id)
+        .with_context(|| format!("no role {role:?}"))
+}
+
+async fn record(core: &portcullis_core::service::Portcullis, what: &str) {
+    core.audit_management_call(Some("cli"), "CLI", what, 200)
+        .await;
+}
+
+async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
+    use portcullis_core::management::users::{CreateUser, ListUsersParams, UpdateUser};
+    use portcullis_core::management::{CreateUsers, DeleteUsers, ReadUsers, UpdateUsers};
+    let core = portcullis_server::open_core(settings, Arc::new(SystemClock)).await?;
+    let caller = operator();
+    match command {
+        UsersCommand::Create {
+            email,
+            name,
+            verified,
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            let body = CreateUser {
+                connection: portcullis_core::model::DATABASE_CONNECTION.to_owned(),
+                email,
+                password: Some(password),
+                email_verified: Some(verified),
+                verify_email: None,
+                user_id: None,
+                name,
+                nickname: None,
+                given_name: None,
+                family_name: None,
+                picture: None,
+                blocked: None,
+                user_metadata: None,
+                app_metadata: None,
+            };
+            let user = core
+                .create_user(caller.require::<CreateUsers>().map_err(api)?, body)
+                .await
+                .map_err(api)?;
+            record(&core, "users create").await;
+            print_json(&user)
+        }
+        UsersCommand::List { q, page, per_page } => {
+            let params = ListUsersParams {
+                q,
+                page: Some(page),
+                per_page: Some(per_page),
+                include_totals: Some(true),
+                ..Default::default()
+            };
+            print_json(
+                &core
+                    .list_users(caller.require::<ReadUsers>().map_err(api)?, &params)
+                    .await
+                    .map_err(api)?,
+            )
+        }
+        UsersCommand::Get { user } => {
+            let id = resolve_user(&core, &user).await?;
+            print_json(
+                &core
+                    .get_user(caller.require::<ReadUsers>().map_err(api)?, &id)
+                    .await
+                    .map_err(api)?,
+            )
+        }
+        UsersCommand::Block { user, unblock } => {
+            let id = resolve_user(&core, &user).await?;
+            let patch = UpdateUser {
+                blocked: Some(!unblock),
+                ..Default::default()
+            };
+            let out = core
+                .update_user(caller.require::<UpdateUsers>().map_err(api)?, &id, patch)
+                .await
+                .map_err(api)?;
+            record(
+                &core,
+                if unblock {
+                    "users unblock"
+                } else {
+                    "users block"
+                },
+            )
+            .await;
+            print_json(&out)
+        }
+        UsersCommand::Delete { user } => {
+            let id = resolve_user(&core, &user).await?;
+            core.delete_user(caller.require::<DeleteUsers>().map_err(api)?, &id)
+                .await
+                .map_err(api)?;
+            record(&core, "users delete").await;
+            println!("Deleted {id}.");
+            Ok(())
+        }
+    }
+}
+
+async fn roles(settings: &Settings, command: RolesCommand) -> anyhow::Result<()> {
+    use portcullis_core::management::roles::{PageParams, RoleInput, RolesInput};
+    use portcullis_core::management::{
+        CreateRoleMembers, CreateRoles, DeleteRoleMembers, DeleteRoles, ReadRoles,
+    };
+    let core = portcullis_server::open_core(settings, Arc::new(SystemClock)).await?;
+    let caller = operator();
+    match command {
+        RolesCommand::List => {
+            let params = PageParams {
+                per_page: Some(100),
+                ..Default::default()
+            };
+            print_json(
+                &core
+                    .list_roles_api(caller.require::<ReadRoles>().map_err(api)?, &params)
+                    .await
+                    .map_err(api)?,
+            )
+        }
+        RolesCommand::Create { name, description } => {
+            let role = core
+                .create_role(
+                    caller.require::<CreateRoles>().map_err(api)?,
+                    RoleInput {
+                        name: Some(name),
+                        description,
+                    },
+                )
+                .await
+                .map_err(api)?;
+            record(&core, "roles create").await;
+            print_json(&role)
+        }
+        RolesCommand::Delete { role } => {
+            let id = resolve_role(&core, &role).await?;
+            core.delete_role_api(caller.require::<DeleteRoles>().map_err(api)?, &id)
+                .await
+                .map_err(api)?;
+            record(&core, "roles delete").await;
+            println!("Deleted {id}.");
+            Ok(())
+        }
+        RolesCommand::Assign { user, role } => {
+            let (user, role) = (
+                resolve_user(&core, &user).await?,
+                resolve_role(&core, &role).await?,
+            );
+            core.assign_user_roles(
+                caller.require::<CreateRoleMembers>().map_err(api)?,
+                &user,
+                RolesInput {
+                    roles: vec![role.clone()],
+                },
+            )
+            .await
+            .map_err(api)?;
+            record(&core, "roles assign").await;
+            println!("Assigned {role} to {user}.");
+            Ok(())
+        }
+        RolesCommand::Unassign { user, role } => {
+            let (user, role) = (
+                resolve_user(&core, &user).await?,
+                resolve_role(&core, &role).await?,
+            );
+            core.remove_user_roles(
+                caller.require::<DeleteRoleMembers>().map_err(api)?,
+                &user,
+                RolesInput {
+                    roles: vec![role.clone()],
+                },
+            )
+            .await
+            .map_err(api)?;
+            record(&core, "roles unassign").await;
+            println!("Removed {role} from {user}.");
+            Ok(())
+        }
+    }
 }

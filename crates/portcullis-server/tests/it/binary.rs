@@ -297,3 +297,102 @@ async fn the_binary_serves_https_from_a_config_file_logs_json_and_stops_cleanly_
     assert!(saw_request_id, "request logs carry the request id");
     assert!(lines.iter().any(|l| l.contains("stopped cleanly")));
 }
+
+#[test]
+fn operators_manage_users_and_roles_from_the_cli() {
+    let dir = tempfile_dir::TempDir::new();
+    let db = format!("sqlite://{}/cli.db", dir.0.display());
+    let base = [
+        "--database",
+        db.as_str(),
+        "--data-dir",
+        dir.0.to_str().unwrap(),
+        "--log-format",
+        "text",
+    ];
+    let cli = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        let mut child = Command::new(BIN)
+            .args(base)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = cli(
+        &[
+            "users",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--name",
+            "Ops Person",
+            "--verified",
+        ],
+        Some("a long operator password\n"),
+    );
+    assert!(ok, "{err}");
+    let user: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(user["user_id"].as_str().unwrap().starts_with("auth0|"));
+    assert_eq!(user["email_verified"], true);
+    let (ok, _, err) = cli(
+        &["users", "create", "--email", "ops@example.com"],
+        Some("a long operator password\n"),
+    );
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = cli(
+        &["users", "create", "--email", "weak@example.com"],
+        Some("short\n"),
+    );
+    assert!(!ok && err.contains("weak"), "{err}");
+
+    let (ok, out, _) = cli(&["users", "list", "--q", "email:\"ops@example.com\""], None);
+    assert!(ok);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["total"], 1);
+
+    assert!(
+        cli(
+            &[
+                "roles",
+                "create",
+                "operators",
+                "--description",
+                "Runs things"
+            ],
+            None
+        )
+        .0
+    );
+    let (ok, _, err) = cli(&["roles", "assign", "ops@example.com", "operators"], None);
+    assert!(ok, "{err}");
+    let (_, out, _) = cli(&["roles", "list"], None);
+    assert!(out.contains("operators"));
+    let (ok, out, _) = cli(&["users", "block", "ops@example.com"], None);
+    assert!(ok && out.contains("\"blocked\": true"), "{out}");
+    let (ok, _, err) = cli(&["roles", "unassign", "ops@example.com", "operators"], None);
+    assert!(ok, "{err}");
+    let (ok, _, _) = cli(&["users", "delete", "ops@example.com"], None);
+    assert!(ok);
+    let (ok, _, err) = cli(&["users", "get", "ops@example.com"], None);
+    assert!(!ok && err.contains("no user"), "{err}");
+    let (ok, _, _) = cli(&["roles", "delete", "operators"], None);
+    assert!(ok);
+}
