@@ -7,6 +7,7 @@ pub mod cors;
 pub mod errors;
 pub mod handlers;
 pub mod headers;
+pub mod management_api;
 pub mod pages;
 pub mod router;
 pub mod state;

@@ -1,6 +1,6 @@
 //! Every route and its layers, on one screen.
 
-use crate::handlers::{authorize, discovery, logout, management, ops, token, userinfo};
+use crate::handlers::{authorize, discovery, logout, ops, token, userinfo};
 use crate::state::AppState;
 use crate::telemetry;
 use axum::Router;
@@ -55,84 +55,8 @@ pub fn router(state: AppState) -> Router {
             "/oidc/logout",
             get(logout::end_session).post(logout::end_session),
         )
-        // Management API (Auth0's /api/v2/)
-        .route(
-            "/api/v2/users",
-            get(management::list_users).post(management::create_user),
-        )
-        .route(
-            "/api/v2/users/{id}",
-            get(management::get_user)
-                .patch(management::update_user)
-                .delete(management::delete_user),
-        )
-        .route(
-            "/api/v2/users/{id}/roles",
-            get(management::list_user_roles)
-                .post(management::assign_user_roles)
-                .delete(management::remove_user_roles),
-        )
-        .route(
-            "/api/v2/users/{id}/permissions",
-            get(management::list_user_permissions),
-        )
-        .route("/api/v2/users-by-email", get(management::users_by_email))
-        .route(
-            "/api/v2/roles",
-            get(management::list_roles).post(management::create_role),
-        )
-        .route(
-            "/api/v2/roles/{id}",
-            get(management::get_role)
-                .patch(management::update_role)
-                .delete(management::delete_role),
-        )
-        .route(
-            "/api/v2/roles/{id}/permissions",
-            get(management::list_role_permissions)
-                .post(management::add_role_permissions)
-                .delete(management::remove_role_permissions),
-        )
-        .route(
-            "/api/v2/roles/{id}/users",
-            get(management::list_role_users).post(management::assign_role_users),
-        )
-        .route(
-            "/api/v2/resource-servers",
-            get(management::list_resource_servers).post(management::create_resource_server),
-        )
-        .route(
-            "/api/v2/resource-servers/{id}",
-            get(management::get_resource_server)
-                .patch(management::update_resource_server)
-                .delete(management::delete_resource_server),
-        )
-        .route(
-            "/api/v2/clients",
-            get(management::list_clients).post(management::create_client),
-        )
-        .route(
-            "/api/v2/clients/{id}",
-            get(management::get_client)
-                .patch(management::update_client)
-                .delete(management::delete_client),
-        )
-        .route(
-            "/api/v2/clients/{id}/rotate-secret",
-            post(management::rotate_client_secret),
-        )
-        .route(
-            "/api/v2/client-grants",
-            get(management::list_client_grants).post(management::create_client_grant),
-        )
-        .route(
-            "/api/v2/client-grants/{id}",
-            axum::routing::patch(management::update_client_grant)
-                .delete(management::delete_client_grant),
-        )
-        .route("/api/v2/logs", get(management::list_logs))
-        .route("/api/v2/logs/{id}", get(management::get_log))
-        .route("/api/v2/{*rest}", axum::routing::any(management::not_found))
+        // Management API (Auth0's /api/v2/): built from one endpoint table with its OpenAPI document
+        .merge(crate::management_api::routes())
         // Operations
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))

@@ -108,7 +108,7 @@ pub fn client_grant_json(g: &ClientGrant) -> Value {
     json!({ "id": g.id, "client_id": g.client_id, "audience": g.audience, "scope": g.scope })
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct ClientGrantQuery {
     pub audience: Option<String>,
     pub client_id: Option<String>,
@@ -117,7 +117,7 @@ pub struct ClientGrantQuery {
     pub include_totals: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClientGrant {
     pub client_id: String,
@@ -125,7 +125,7 @@ pub struct NewClientGrant {
     pub scope: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientGrantPatch {
     pub scope: Vec<String>,

@@ -16,7 +16,7 @@ pub fn role_json(role: &Role) -> Value {
 
 /// Paging parameters of the lists: Auth0's `page`/`per_page`/`include_totals`, and its
 /// checkpoint form `take`/`from` where an endpoint offers it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct PageParams {
     pub page: Option<i64>,
     pub per_page: Option<i64>,
@@ -89,26 +89,26 @@ impl PageParams {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleInput {
     pub name: Option<String>,
     pub description: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionsInput {
     pub permissions: Vec<Permission>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolesInput {
     pub roles: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsersInput {
     pub users: Vec<String>,

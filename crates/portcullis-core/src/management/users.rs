@@ -55,7 +55,7 @@ pub fn user_json(user: &User) -> Value {
 }
 
 /// `GET /api/v2/users` parameters.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct ListUsersParams {
     pub page: Option<i64>,
     pub per_page: Option<i64>,
@@ -69,7 +69,7 @@ pub struct ListUsersParams {
 }
 
 /// `POST /api/v2/users` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub connection: String,
@@ -89,7 +89,7 @@ pub struct CreateUser {
 }
 
 /// `PATCH /api/v2/users/{id}` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     pub connection: Option<String>,

@@ -78,6 +78,10 @@ clients:
     app_type: non_interactive
     client_id: admin-tool-id
     client_secret: admin-tool-secret-0123456789abcdef
+  - name: No Scope Tool
+    app_type: non_interactive
+    client_id: noscope-tool-id
+    client_secret: noscope-tool-secret-0123456789abcd
   - name: Reader Tool
     app_type: non_interactive
     client_id: reader-tool-id
@@ -121,6 +125,9 @@ clientGrants:
   - client_id: Admin Tool
     audience: http://portcullis.test/api/v2/
     scope: [read:users, create:users, update:users, delete:users, read:roles, create:roles, update:roles, delete:roles, read:role_members, create:role_members, delete:role_members, read:clients, create:clients, update:clients, delete:clients, read:client_keys, update:client_keys, read:resource_servers, create:resource_servers, update:resource_servers, delete:resource_servers, read:client_grants, create:client_grants, update:client_grants, delete:client_grants, read:logs]
+  - client_id: No Scope Tool
+    audience: http://portcullis.test/api/v2/
+    scope: []
   - client_id: Reader Tool
     audience: http://portcullis.test/api/v2/
     scope: [read:users, read:clients]

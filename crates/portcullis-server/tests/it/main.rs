@@ -13,6 +13,7 @@ mod logout;
 mod logs;
 mod management;
 mod oidc_client;
+mod openapi;
 mod rbac;
 mod token;
 mod userinfo;
