@@ -87,6 +87,12 @@ MGMT_SCOPES = [
     "read:users", "create:users", "update:users", "delete:users",
     "read:roles", "create:roles", "update:roles", "delete:roles",
     "read:role_members", "create:role_members", "delete:role_members",
+    "read:clients", "create:clients", "update:clients", "delete:clients",
+    "read:client_keys", "update:client_keys",
+    "read:resource_servers", "create:resource_servers", "update:resource_servers",
+    "delete:resource_servers",
+    "read:client_grants", "create:client_grants", "update:client_grants", "delete:client_grants",
+    "read:logs",
 ]
 
 MGMT_TENANT_YAML = f"""\
@@ -1084,6 +1090,34 @@ def sdk_reports_management_api_errors(env: Env) -> None:
     with mgmt.client(token="not-a-token") as client:
         error = expect_api_error(lambda: client.users.list(), 401, "a bad token")
         check(isinstance(error, UnauthorizedError), f"bad token raised {type(error).__name__}")
+
+
+@test
+def management_api_fuzzed_from_its_openapi_document_answers_no_5xx(env: Env) -> None:
+    """Schema-driven fuzzing: schemathesis reads /api/v2/openapi.json and sends generated
+    and mutated requests (coverage, fuzzing and stateful phases); no answer may be a 5xx.
+    It runs last, because it creates, changes and deletes whatever it finds."""
+    mgmt = env.management()
+    token = mgmt.token()
+    exe = Path(sys.executable).with_name("schemathesis")
+    result = subprocess.run(
+        [
+            str(exe), "run", f"{mgmt.base}/api/v2/openapi.json",
+            "--checks", "not_a_server_error",
+            "--header", f"Authorization: Bearer {token}",
+            "--max-examples", "25",
+            "--seed", "20261123",
+            "--tls-verify", str(mgmt.cert),
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=env.tmp,
+    )
+    summary = [line for line in result.stdout.splitlines() if "generated" in line or "passed" in line or "failed" in line]
+    print("    schemathesis:", "; ".join(summary[-2:]))
+    check(result.returncode == 0, "schemathesis found a server error:\n" + result.stdout[-4000:] + result.stderr[-2000:])
 
 
 # ---------------------------------------------------------------------------
