@@ -121,6 +121,16 @@ CREATE TABLE user_roles (
     FOREIGN KEY (tenant_id, role_id) REFERENCES roles(tenant_id, id) ON DELETE CASCADE
 );
 
+-- Permissions given to a user directly, beside those of their roles.
+CREATE TABLE user_permissions (
+    tenant_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    resource_server_identifier TEXT NOT NULL,
+    permission_name TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, user_id, resource_server_identifier, permission_name),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, user_id) ON DELETE CASCADE
+);
+
 -- SSO sessions: `id` is the public sid; the cookie carries a secret stored only as a hash.
 CREATE TABLE sessions (
     tenant_id TEXT NOT NULL REFERENCES tenants(id),

@@ -114,6 +114,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         role_ids: &[String],
         add: bool,
     ) -> Result<(), StoreError>;
+    /// Permissions given to a user directly (not through roles).
+    async fn list_user_permissions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<Permission>, StoreError>;
+    /// Gives (`add = true`) or takes permissions from a user directly, in one transaction.
+    async fn change_user_permissions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        permissions: &[Permission],
+        add: bool,
+    ) -> Result<(), StoreError>;
     /// A page of the users holding a role, and how many hold it.
     async fn list_role_users(
         &self,

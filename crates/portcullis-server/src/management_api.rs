@@ -70,6 +70,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint!(POST "/api/v2/users/{id}/roles", ["create:role_members"], "Assign roles to a user", query: None, body: Some(schema::<RolesInput>), 204, post(m::assign_user_roles)),
         endpoint!(DELETE "/api/v2/users/{id}/roles", ["delete:role_members"], "Remove roles from a user", query: None, body: Some(schema::<RolesInput>), 204, delete(m::remove_user_roles)),
         endpoint!(GET "/api/v2/users/{id}/permissions", ["read:users"], "List a user's permissions", query: Some(schema::<PageParams>), body: None, 200, get(m::list_user_permissions)),
+        endpoint!(POST "/api/v2/users/{id}/permissions", ["update:users"], "Give a user permissions directly", query: None, body: Some(schema::<PermissionsInput>), 201, post(m::add_user_permissions)),
+        endpoint!(DELETE "/api/v2/users/{id}/permissions", ["update:users"], "Take directly given permissions from a user", query: None, body: Some(schema::<PermissionsInput>), 204, delete(m::remove_user_permissions)),
         endpoint!(GET "/api/v2/users-by-email", ["read:users"], "Find users by email", query: Some(schema::<m::ByEmail>), body: None, 200, get(m::users_by_email)),
         endpoint!(GET "/api/v2/roles", ["read:roles"], "List roles", query: Some(schema::<PageParams>), body: None, 200, get(m::list_roles)),
         endpoint!(POST "/api/v2/roles", ["create:roles"], "Create a role", query: None, body: Some(schema::<RoleInput>), 200, post(m::create_role)),

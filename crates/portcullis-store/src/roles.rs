@@ -190,3 +190,55 @@ pub(crate) async fn delete_cascade(
     tx.commit().await.map_err(backend_err)?;
     Ok(last > 0)
 }
+
+pub(crate) async fn user_permissions(
+    pool: &AnyPool,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<Vec<Permission>, StoreError> {
+    sqlx::query(
+        "SELECT resource_server_identifier, permission_name FROM user_permissions \
+         WHERE tenant_id = $1 AND user_id = $2 ORDER BY resource_server_identifier, permission_name",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
+    .map_err(backend_err)?
+    .iter()
+    .map(|r| {
+        Ok(Permission {
+            resource_server_identifier: r.try_get("resource_server_identifier").map_err(backend_err)?,
+            permission_name: r.try_get("permission_name").map_err(backend_err)?,
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn change_user_permissions(
+    pool: &AnyPool,
+    tenant_id: &str,
+    user_id: &str,
+    permissions: &[Permission],
+    add: bool,
+) -> Result<(), StoreError> {
+    let statement = if add {
+        "INSERT INTO user_permissions (tenant_id, user_id, resource_server_identifier, permission_name) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM user_permissions WHERE tenant_id = $1 AND user_id = $2 \
+         AND resource_server_identifier = $3 AND permission_name = $4"
+    };
+    let mut tx = pool.begin().await.map_err(backend_err)?;
+    for p in permissions {
+        sqlx::query(statement)
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(&p.resource_server_identifier)
+            .bind(&p.permission_name)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+    }
+    tx.commit().await.map_err(backend_err)
+}

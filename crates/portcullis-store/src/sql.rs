@@ -503,6 +503,8 @@ impl Store for SqlStore {
                  (SELECT identifier FROM resource_servers WHERE tenant_id = $1 AND id = $2)",
                 "DELETE FROM role_permissions WHERE tenant_id = $1 AND resource_server_identifier = \
                  (SELECT identifier FROM resource_servers WHERE tenant_id = $1 AND id = $2)",
+                "DELETE FROM user_permissions WHERE tenant_id = $1 AND resource_server_identifier = \
+                 (SELECT identifier FROM resource_servers WHERE tenant_id = $1 AND id = $2)",
                 "DELETE FROM resource_servers WHERE tenant_id = $1 AND id = $2",
             ],
         )
@@ -600,6 +602,25 @@ impl Store for SqlStore {
         add: bool,
     ) -> Result<(), StoreError> {
         crate::roles::change_user_roles(&self.pool, tenant_id, user_id, role_ids, add).await
+    }
+
+    async fn list_user_permissions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<Permission>, StoreError> {
+        crate::roles::user_permissions(&self.pool, tenant_id, user_id).await
+    }
+
+    async fn change_user_permissions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        permissions: &[Permission],
+        add: bool,
+    ) -> Result<(), StoreError> {
+        crate::roles::change_user_permissions(&self.pool, tenant_id, user_id, permissions, add)
+            .await
     }
 
     async fn list_role_users(

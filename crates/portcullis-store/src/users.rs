@@ -258,6 +258,7 @@ pub(crate) async fn delete(
         "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2",
         "DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2",
+        "DELETE FROM user_permissions WHERE tenant_id = $1 AND user_id = $2",
     ] {
         sqlx::query(statement)
             .bind(tenant_id)

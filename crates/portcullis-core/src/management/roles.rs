@@ -235,6 +235,7 @@ impl Portcullis {
     async fn permissions_json(
         &self,
         permissions: &[(Permission, Option<&Role>)],
+        with_sources: bool,
     ) -> Result<Vec<Value>, ManagementError> {
         let apis = self.store.list_resource_servers(self.tenant_id()).await?;
         Ok(permissions
@@ -251,8 +252,11 @@ impl Portcullis {
                     "resource_server_name": api.map(|a| a.name.clone()).unwrap_or_default(),
                     "resource_server_identifier": p.resource_server_identifier,
                 });
-                if let Some(role) = source {
-                    v["sources"] = json!([{ "source_id": role.id, "source_name": role.name, "source_type": "ROLE" }]);
+                if with_sources {
+                    v["sources"] = match source {
+                    Some(role) => json!([{ "source_id": role.id, "source_name": role.name, "source_type": "ROLE" }]),
+                    None => json!([{ "source_id": "", "source_name": "", "source_type": "DIRECT" }]),
+                    };
                 }
                 v
             })
@@ -273,7 +277,7 @@ impl Portcullis {
             .cloned()
             .map(|p| (p, None))
             .collect();
-        let all = self.permissions_json(&items).await?;
+        let all = self.permissions_json(&items, false).await?;
         let (start, limit, page) = params.slice(&all)?;
         let total = i64::try_from(all.len()).unwrap_or(i64::MAX);
         Ok(params.answer(
@@ -301,19 +305,7 @@ impl Portcullis {
             ));
         }
         if add {
-            let apis = self.store.list_resource_servers(self.tenant_id()).await?;
-            for p in &input.permissions {
-                let known = apis.iter().any(|a| {
-                    a.identifier == p.resource_server_identifier
-                        && a.scopes.iter().any(|s| s.value == p.permission_name)
-                });
-                if !known {
-                    return Err(ManagementError::bad_request(format!(
-                        "Permission {} is not defined on the resource server {}",
-                        p.permission_name, p.resource_server_identifier
-                    )));
-                }
-            }
+            self.check_permissions_exist(&input.permissions).await?;
         }
         self.store
             .change_role_permissions(self.tenant_id(), role_id, &input.permissions, add)
@@ -457,11 +449,20 @@ impl Portcullis {
             .store
             .list_user_roles(self.tenant_id(), user_id)
             .await?;
-        let items: Vec<(Permission, Option<&Role>)> = roles
-            .iter()
-            .flat_map(|r| r.permissions.iter().cloned().map(move |p| (p, Some(r))))
+        let direct = self
+            .store
+            .list_user_permissions(self.tenant_id(), user_id)
+            .await?;
+        let items: Vec<(Permission, Option<&Role>)> = direct
+            .into_iter()
+            .map(|p| (p, None))
+            .chain(
+                roles
+                    .iter()
+                    .flat_map(|r| r.permissions.iter().cloned().map(move |p| (p, Some(r)))),
+            )
             .collect();
-        let all = self.permissions_json(&items).await?;
+        let all = self.permissions_json(&items, true).await?;
         let (start, limit, page) = params.slice(&all)?;
         Ok(params.answer(
             page.into_iter().cloned().collect(),
@@ -470,5 +471,53 @@ impl Portcullis {
             limit,
             i64::try_from(all.len()).unwrap_or(i64::MAX),
         ))
+    }
+
+    /// Every permission must be a scope of an existing API.
+    async fn check_permissions_exist(
+        &self,
+        permissions: &[Permission],
+    ) -> Result<(), ManagementError> {
+        let apis = self.store.list_resource_servers(self.tenant_id()).await?;
+        for p in permissions {
+            let known = apis.iter().any(|a| {
+                a.identifier == p.resource_server_identifier
+                    && a.scopes.iter().any(|s| s.value == p.permission_name)
+            });
+            if !known {
+                return Err(ManagementError::bad_request(format!(
+                    "Permission {} is not defined on the resource server {}",
+                    p.permission_name, p.resource_server_identifier
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST` (add) or `DELETE` (remove) `/api/v2/users/{id}/permissions`: permissions given
+    /// to the user directly. Nothing changes if one is not a scope of an existing API.
+    pub async fn change_user_permissions_api(
+        &self,
+        _: Granted<super::UpdateUsers>,
+        user_id: &str,
+        input: PermissionsInput,
+        add: bool,
+    ) -> Result<(), ManagementError> {
+        self.store
+            .find_user(self.tenant_id(), user_id)
+            .await?
+            .ok_or_else(|| ManagementError::not_found("user"))?;
+        if input.permissions.is_empty() {
+            return Err(ManagementError::bad_request(
+                "Payload validation error: permissions must not be empty",
+            ));
+        }
+        if add {
+            self.check_permissions_exist(&input.permissions).await?;
+        }
+        self.store
+            .change_user_permissions(self.tenant_id(), user_id, &input.permissions, add)
+            .await?;
+        Ok(())
     }
 }

@@ -3,6 +3,7 @@
 use super::claims::{self, AccessTokenInput, IdTokenInput};
 use super::split_scope;
 use crate::error::{OAuthError, OAuthErrorCode};
+use crate::model::Permission;
 use crate::model::{
     Client, ExpirationType, RefreshToken, ResourceServer, Role, RotationType, User,
 };
@@ -16,6 +17,8 @@ use std::collections::HashMap;
 pub struct Subject<'a> {
     pub user: &'a User,
     pub roles: &'a [Role],
+    /// Every permission the user holds: through roles and directly.
+    pub permissions: &'a [Permission],
 }
 
 /// Credentials presented by the client, from the Basic header and/or the form.
@@ -322,7 +325,12 @@ impl Portcullis {
         let user = self.active_user(&stored.grant.user_id).await?;
         let api = self.resource_server(request.audience.as_deref()).await?;
         let roles = self.store.list_user_roles(tenant, &user.user_id).await?;
-        let scope = granted_scope(&request.scope, api.as_ref(), &roles);
+        let direct = self
+            .store
+            .list_user_permissions(tenant, &user.user_id)
+            .await?;
+        let held = held_permissions(&roles, &direct);
+        let scope = granted_scope(&request.scope, api.as_ref(), &held);
         let refresh = self.wants_refresh_token(client, &scope, api.as_ref());
         let refresh_token = if refresh {
             let token = OpaqueToken::generate("rt");
@@ -358,6 +366,7 @@ impl Portcullis {
                 &Subject {
                     user: &user,
                     roles: &roles,
+                    permissions: &held,
                 },
                 &scope,
                 api.as_ref(),
@@ -429,7 +438,12 @@ impl Portcullis {
         let api = self.resource_server(token.audience.as_deref()).await?;
         // Permissions removed since the token was issued are no longer granted.
         let roles = self.store.list_user_roles(tenant, &user.user_id).await?;
-        let scope = granted_scope(&scope, api.as_ref(), &roles);
+        let direct = self
+            .store
+            .list_user_permissions(tenant, &user.user_id)
+            .await?;
+        let held = held_permissions(&roles, &direct);
+        let scope = granted_scope(&scope, api.as_ref(), &held);
         let idle_expires_at = (policy.expiration_type == ExpirationType::Expiring
             && !policy.infinite_idle_token_lifetime)
             .then_some(now + policy.idle_token_lifetime);
@@ -471,6 +485,7 @@ impl Portcullis {
                 &Subject {
                     user: &user,
                     roles: &roles,
+                    permissions: &held,
                 },
                 &scope,
                 api.as_ref(),
@@ -662,7 +677,7 @@ impl Portcullis {
         let roles_ref = roles.as_ref().map(|(c, r)| (c.as_str(), r.clone()));
         let permissions = api
             .filter(|a| a.enforce_policies && a.token_dialect == "access_token_authz")
-            .map(|a| permissions_for(a, subject.roles));
+            .map(|a| permissions_for(a, subject.permissions));
         let openid = scope.iter().any(|s| s == "openid");
         let userinfo = self.settings.userinfo_audience();
         let (audience, lifetime, alg) = match api {
@@ -729,14 +744,14 @@ impl Portcullis {
 }
 
 /// The scopes granted for a user token: OIDC scopes always; an API's scopes when the API
-/// defines them and, if it enforces RBAC policies, when the user's roles grant them.
+/// defines them and, if it enforces RBAC policies, when the user holds them.
 #[must_use]
 pub fn granted_scope(
     requested: &[String],
     api: Option<&ResourceServer>,
-    roles: &[Role],
+    held: &[Permission],
 ) -> Vec<String> {
-    let permitted = api.map(|a| permissions_for(a, roles)).unwrap_or_default();
+    let permitted = api.map(|a| permissions_for(a, held)).unwrap_or_default();
     requested
         .iter()
         .filter(|s| {
@@ -750,12 +765,22 @@ pub fn granted_scope(
         .collect()
 }
 
-/// The permission names the user's roles grant on `api`, sorted and without repeats.
+/// Every permission a user holds: those of their roles and those given directly.
 #[must_use]
-pub fn permissions_for(api: &ResourceServer, roles: &[Role]) -> Vec<String> {
-    let mut out: Vec<String> = roles
+pub fn held_permissions(roles: &[Role], direct: &[Permission]) -> Vec<Permission> {
+    roles
         .iter()
         .flat_map(|r| r.permissions.iter())
+        .chain(direct)
+        .cloned()
+        .collect()
+}
+
+/// The permission names held on `api`, sorted and without repeats.
+#[must_use]
+pub fn permissions_for(api: &ResourceServer, held: &[Permission]) -> Vec<String> {
+    let mut out: Vec<String> = held
+        .iter()
         .filter(|p| p.resource_server_identifier == api.identifier)
         .map(|p| p.permission_name.clone())
         .collect();

@@ -233,6 +233,36 @@ pub async fn list_user_permissions(
     ))
 }
 
+/// `POST /api/v2/users/{id}/permissions`.
+pub async fn add_user_permissions(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<UpdateUsers>()?;
+    state
+        .core
+        .change_user_permissions_api(granted, &id, body::<PermissionsInput>(&bytes)?, true)
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `DELETE /api/v2/users/{id}/permissions`.
+pub async fn remove_user_permissions(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<UpdateUsers>()?;
+    state
+        .core
+        .change_user_permissions_api(granted, &id, body::<PermissionsInput>(&bytes)?, false)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET /api/v2/roles`.
 pub async fn list_roles(
     State(state): State<AppState>,

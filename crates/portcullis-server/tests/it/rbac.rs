@@ -88,6 +88,27 @@ both_backends! {
         assert_eq!(at["scope"], "openid offline_access");
     }
 
+    async fn permissions_given_directly_count_like_role_permissions(app) {
+        let token = app.management_token(ADMIN_TOOL.0, ADMIN_TOOL.1).await;
+        let tokens = app.web_tokens(&Browser::new(), &[]).await;
+        let user_id = app.claims(tokens["id_token"].as_str().unwrap())["sub"].as_str().unwrap().replace('|', "%7C");
+        let path = format!("/api/v2/users/{user_id}/permissions");
+        let bad = json!({"permissions": [{"resource_server_identifier": COACH, "permission_name": "fly"}]});
+        assert_eq!(app.api("POST", &path, Some(&token), Some(bad)).await.status, StatusCode::BAD_REQUEST);
+        let perm = json!({"permissions": [{"resource_server_identifier": COACH, "permission_name": "read:transactions"}]});
+        assert_eq!(app.api("POST", &path, Some(&token), Some(perm.clone())).await.status, StatusCode::CREATED);
+        let listed = app.api("GET", &path, Some(&token), None).await.json();
+        assert_eq!(listed.as_array().unwrap().len(), 1);
+        assert_eq!(listed[0]["sources"][0]["source_type"], "DIRECT");
+        let at = app.claims(coach_token(&app, USER_EMAIL, USER_PASSWORD).await["access_token"].as_str().unwrap());
+        assert_eq!(at["permissions"], json!(["read:transactions"]));
+        assert_eq!(at["scope"], "openid offline_access read:transactions");
+        assert_eq!(app.api("DELETE", &path, Some(&token), Some(perm)).await.status, StatusCode::NO_CONTENT);
+        assert_eq!(app.api("GET", &path, Some(&token), None).await.json(), json!([]));
+        let role_perms = app.api("GET", &format!("/api/v2/roles/{}/permissions", role_id(&app, &token, "admin").await), Some(&token), None).await.json();
+        assert!(role_perms[0].get("sources").is_none(), "a role's own list has no sources");
+    }
+
     async fn roles_are_created_read_renamed_listed_and_deleted(app) {
         let token = app.management_token(ADMIN_TOOL.0, ADMIN_TOOL.1).await;
         let created = app.api("POST", "/api/v2/roles", Some(&token), Some(json!({"name": "auditor", "description": "Reads reports"}))).await;
