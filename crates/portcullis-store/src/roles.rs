@@ -59,26 +59,17 @@ pub(crate) async fn delete(
     tenant_id: &str,
     role_id: &str,
 ) -> Result<bool, StoreError> {
-    let mut tx = pool.begin().await.map_err(backend_err)?;
-    for statement in [
-        "DELETE FROM role_permissions WHERE tenant_id = $1 AND role_id = $2",
-        "DELETE FROM user_roles WHERE tenant_id = $1 AND role_id = $2",
-    ] {
-        sqlx::query(statement)
-            .bind(tenant_id)
-            .bind(role_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-    }
-    let done = sqlx::query("DELETE FROM roles WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant_id)
-        .bind(role_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?;
-    tx.commit().await.map_err(backend_err)?;
-    Ok(done.rows_affected() == 1)
+    delete_cascade(
+        pool,
+        tenant_id,
+        role_id,
+        &[
+            "DELETE FROM role_permissions WHERE tenant_id = $1 AND role_id = $2",
+            "DELETE FROM user_roles WHERE tenant_id = $1 AND role_id = $2",
+            "DELETE FROM roles WHERE tenant_id = $1 AND id = $2",
+        ],
+    )
+    .await
 }
 
 pub(crate) async fn change_permissions(

@@ -246,35 +246,26 @@ pub(crate) async fn delete(
     tenant_id: &str,
     user_id: &str,
 ) -> Result<bool, StoreError> {
-    let mut tx = pool.begin().await.map_err(backend_err)?;
-    for statement in [
-        "DELETE FROM access_tokens WHERE tenant_id = $1 AND grant_id IN \
-         (SELECT id FROM grants WHERE tenant_id = $1 AND user_id = $2)",
-        "DELETE FROM authorization_codes WHERE tenant_id = $1 AND grant_id IN \
-         (SELECT id FROM grants WHERE tenant_id = $1 AND user_id = $2)",
-        "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2",
-        "DELETE FROM grants WHERE tenant_id = $1 AND user_id = $2",
-        "DELETE FROM login_transactions WHERE tenant_id = $1 AND user_id = $2",
-        "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
-        "DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2",
-        "DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2",
-        "DELETE FROM user_permissions WHERE tenant_id = $1 AND user_id = $2",
-    ] {
-        sqlx::query(statement)
-            .bind(tenant_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-    }
-    let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND user_id = $2")
-        .bind(tenant_id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?;
-    tx.commit().await.map_err(backend_err)?;
-    Ok(done.rows_affected() == 1)
+    crate::roles::delete_cascade(
+        pool,
+        tenant_id,
+        user_id,
+        &[
+            "DELETE FROM access_tokens WHERE tenant_id = $1 AND grant_id IN \
+             (SELECT id FROM grants WHERE tenant_id = $1 AND user_id = $2)",
+            "DELETE FROM authorization_codes WHERE tenant_id = $1 AND grant_id IN \
+             (SELECT id FROM grants WHERE tenant_id = $1 AND user_id = $2)",
+            "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM grants WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM login_transactions WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM user_permissions WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM users WHERE tenant_id = $1 AND user_id = $2",
+        ],
+    )
+    .await
 }
 
 pub(crate) async fn end_sessions(
