@@ -199,7 +199,7 @@ impl TryFrom<i64> for Lifetime {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientEntry {
     pub name: String,
@@ -223,7 +223,7 @@ pub struct ClientEntry {
     pub oidc_conformant: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceServerEntry {
     pub name: String,
@@ -455,4 +455,30 @@ mod tests {
         let text = "users:\n  - email: a@b.co\n    roles: [x]\n";
         assert_eq!(locate(text, "email", "a@b.co"), Some(2));
     }
+}
+
+/// JSON schemas of the checked value types, for the Management API's OpenAPI document.
+mod schemas {
+    use super::{Alg, ExactUrl, GrantType, Lifetime, TokenDialect};
+    use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+    use std::borrow::Cow;
+
+    macro_rules! schema {
+        ($ty:ty, $name:literal, $schema:tt) => {
+            impl JsonSchema for $ty {
+                fn schema_name() -> Cow<'static, str> {
+                    Cow::Borrowed($name)
+                }
+                fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                    json_schema!($schema)
+                }
+            }
+        };
+    }
+
+    schema!(ExactUrl, "ExactUrl", { "type": "string", "format": "uri", "description": "An absolute URL without fragment or wildcard, matched exactly" });
+    schema!(GrantType, "GrantType", { "type": "string", "enum": ["authorization_code", "refresh_token", "client_credentials"] });
+    schema!(Alg, "SigningAlg", { "type": "string", "enum": ["RS256", "ES256", "EdDSA"] });
+    schema!(TokenDialect, "TokenDialect", { "type": "string", "enum": ["access_token", "access_token_authz"] });
+    schema!(Lifetime, "TokenLifetime", { "type": "integer", "minimum": 1, "maximum": 2_592_000 });
 }

@@ -14,6 +14,7 @@ use portcullis_core::management::roles::{
     PageParams, PermissionsInput, RoleInput, RolesInput, UsersInput,
 };
 use portcullis_core::management::users::{CreateUser, ListUsersParams, UpdateUser};
+use portcullis_core::tenant_file::{ClientEntry, ResourceServerEntry};
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
@@ -23,8 +24,11 @@ fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> schemars::Schema {
     generator.subschema_for::<T>()
 }
 
-fn any_object(_: &mut SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({ "type": "object" })
+/// A partial update of `T`: its fields, none required.
+fn patch_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> schemars::Schema {
+    let mut schema = T::json_schema(generator);
+    schema.remove("required");
+    schema
 }
 
 /// One Management API endpoint.
@@ -84,14 +88,14 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint!(GET "/api/v2/roles/{id}/users", ["read:role_members"], "List a role's users", query: Some(schema::<PageParams>), body: None, 200, get(m::list_role_users)),
         endpoint!(POST "/api/v2/roles/{id}/users", ["create:role_members"], "Assign a role to users", query: None, body: Some(schema::<UsersInput>), 204, post(m::assign_role_users)),
         endpoint!(GET "/api/v2/resource-servers", ["read:resource_servers"], "List APIs", query: Some(schema::<PageParams>), body: None, 200, get(m::list_resource_servers)),
-        endpoint!(POST "/api/v2/resource-servers", ["create:resource_servers"], "Create an API", query: None, body: Some(any_object), 201, post(m::create_resource_server)),
+        endpoint!(POST "/api/v2/resource-servers", ["create:resource_servers"], "Create an API", query: None, body: Some(schema::<ResourceServerEntry>), 201, post(m::create_resource_server)),
         endpoint!(GET "/api/v2/resource-servers/{id}", ["read:resource_servers"], "Get an API", query: None, body: None, 200, get(m::get_resource_server)),
-        endpoint!(PATCH "/api/v2/resource-servers/{id}", ["update:resource_servers"], "Update an API", query: None, body: Some(any_object), 200, patch(m::update_resource_server)),
+        endpoint!(PATCH "/api/v2/resource-servers/{id}", ["update:resource_servers"], "Update an API", query: None, body: Some(patch_of::<ResourceServerEntry>), 200, patch(m::update_resource_server)),
         endpoint!(DELETE "/api/v2/resource-servers/{id}", ["delete:resource_servers"], "Delete an API", query: None, body: None, 204, delete(m::delete_resource_server)),
         endpoint!(GET "/api/v2/clients", ["read:clients"], "List applications", query: Some(schema::<PageParams>), body: None, 200, get(m::list_clients)),
-        endpoint!(POST "/api/v2/clients", ["create:clients"], "Create an application", query: None, body: Some(any_object), 201, post(m::create_client)),
+        endpoint!(POST "/api/v2/clients", ["create:clients"], "Create an application", query: None, body: Some(schema::<ClientEntry>), 201, post(m::create_client)),
         endpoint!(GET "/api/v2/clients/{id}", ["read:clients"], "Get an application", query: None, body: None, 200, get(m::get_client)),
-        endpoint!(PATCH "/api/v2/clients/{id}", ["update:clients"], "Update an application", query: None, body: Some(any_object), 200, patch(m::update_client)),
+        endpoint!(PATCH "/api/v2/clients/{id}", ["update:clients"], "Update an application", query: None, body: Some(patch_of::<ClientEntry>), 200, patch(m::update_client)),
         endpoint!(DELETE "/api/v2/clients/{id}", ["delete:clients"], "Delete an application", query: None, body: None, 204, delete(m::delete_client)),
         endpoint!(POST "/api/v2/clients/{id}/rotate-secret", ["update:client_keys"], "Rotate an application's secret", query: None, body: None, 200, post(m::rotate_client_secret)),
         endpoint!(GET "/api/v2/client-grants", ["read:client_grants"], "List client grants", query: Some(schema::<ClientGrantQuery>), body: None, 200, get(m::list_client_grants)),

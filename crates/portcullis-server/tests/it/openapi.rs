@@ -15,6 +15,9 @@ both_backends! {
         let endpoints = portcullis_server::management_api::endpoints();
         assert!(endpoints.len() >= 30);
         assert!(doc["components"]["schemas"]["CreateUser"]["properties"]["email"].is_object(), "schemas come from the Rust types");
+        assert!(doc["components"]["schemas"]["ClientEntry"]["properties"]["callbacks"].is_object());
+        let patch = &doc["paths"]["/api/v2/clients/{id}"]["patch"]["requestBody"]["content"]["application/json"]["schema"];
+        assert!(patch["properties"]["name"].is_object() && patch.get("required").is_none(), "{patch}");
         let token = app.management_token("noscope-tool-id", "noscope-tool-secret-0123456789abcd").await;
         for e in &endpoints {
             let op = &doc["paths"][e.path][e.method.as_str().to_lowercase()];
