@@ -5,6 +5,7 @@
 //! which both accept. Each backend has its own forward-only migrations, mirrored name for
 //! name. Row structs stay private to this crate.
 
+mod cascade;
 mod logs;
 mod roles;
 mod rows;

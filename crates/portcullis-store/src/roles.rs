@@ -59,7 +59,7 @@ pub(crate) async fn delete(
     tenant_id: &str,
     role_id: &str,
 ) -> Result<bool, StoreError> {
-    delete_cascade(
+    crate::cascade::delete_cascade(
         pool,
         tenant_id,
         role_id,
@@ -157,29 +157,6 @@ pub(crate) async fn users(
             .try_get("n")
             .map_err(backend_err)?;
     Ok((users, total))
-}
-
-/// Runs `statements` (each binding `$1` tenant and `$2` key) in one transaction; the last
-/// one's row count says whether the object existed.
-pub(crate) async fn delete_cascade(
-    pool: &AnyPool,
-    tenant_id: &str,
-    key: &str,
-    statements: &[&'static str],
-) -> Result<bool, StoreError> {
-    let mut tx = pool.begin().await.map_err(backend_err)?;
-    let mut last = 0;
-    for statement in statements {
-        last = sqlx::query(*statement)
-            .bind(tenant_id)
-            .bind(key)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?
-            .rows_affected();
-    }
-    tx.commit().await.map_err(backend_err)?;
-    Ok(last > 0)
 }
 
 pub(crate) async fn user_permissions(

@@ -494,7 +494,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_resource_server(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
-        crate::roles::delete_cascade(
+        crate::cascade::delete_cascade(
             &self.pool,
             tenant_id,
             id,
@@ -549,7 +549,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_client_grant(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
-        crate::roles::delete_cascade(
+        crate::cascade::delete_cascade(
             &self.pool,
             tenant_id,
             id,

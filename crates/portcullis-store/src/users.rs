@@ -246,7 +246,7 @@ pub(crate) async fn delete(
     tenant_id: &str,
     user_id: &str,
 ) -> Result<bool, StoreError> {
-    crate::roles::delete_cascade(
+    crate::cascade::delete_cascade(
         pool,
         tenant_id,
         user_id,

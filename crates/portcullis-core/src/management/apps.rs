@@ -132,6 +132,13 @@ pub struct ClientGrantPatch {
 }
 
 impl Portcullis {
+    /// Writes one declared object, as `apply` does, in one transaction.
+    async fn save(&self, change: Change) -> Result<(), StoreError> {
+        self.store
+            .apply_changes(self.tenant_id(), &[change], self.now())
+            .await
+    }
+
     async fn api_or_404(&self, id: &str) -> Result<ResourceServer, ManagementError> {
         // Auth0 accepts the id or the identifier.
         let apis = self.store.list_resource_servers(self.tenant_id()).await?;
@@ -200,12 +207,7 @@ impl Portcullis {
                 "A resource server with the same identifier already exists",
             ));
         }
-        self.store
-            .apply_changes(
-                self.tenant_id(),
-                &[Change::ResourceServer(rs.clone())],
-                self.now(),
-            )
+        self.save(Change::ResourceServer(rs.clone()))
             .await
             .map_err(conflict_as("A resource server with the same identifier"))?;
         Ok(resource_server_json(&rs))
@@ -230,13 +232,7 @@ impl Portcullis {
         let entry: ResourceServerEntry = decode(overlay(resource_server_entry(&current), patch))?;
         let rs = build_resource_server(self.tenant_id(), &entry, Some(&current))
             .map_err(|e| invalid(&e))?;
-        self.store
-            .apply_changes(
-                self.tenant_id(),
-                &[Change::ResourceServer(rs.clone())],
-                self.now(),
-            )
-            .await?;
+        self.save(Change::ResourceServer(rs.clone())).await?;
         Ok(resource_server_json(&rs))
     }
 
@@ -318,12 +314,7 @@ impl Portcullis {
         }
         let client =
             build_client(&self.master, self.tenant_id(), &entry, None).map_err(|e| invalid(&e))?;
-        self.store
-            .apply_changes(
-                self.tenant_id(),
-                &[Change::Client(client.clone())],
-                self.now(),
-            )
+        self.save(Change::Client(client.clone()))
             .await
             .map_err(conflict_as("A client with this name"))?;
         Ok(client_json(
@@ -352,12 +343,7 @@ impl Portcullis {
         let entry: ClientEntry = decode(overlay(client_entry(&current), patch))?;
         let client = build_client(&self.master, self.tenant_id(), &entry, Some(&current))
             .map_err(|e| invalid(&e))?;
-        self.store
-            .apply_changes(
-                self.tenant_id(),
-                &[Change::Client(client.clone())],
-                self.now(),
-            )
+        self.save(Change::Client(client.clone()))
             .await
             .map_err(conflict_as("A client with this name"))?;
         Ok(client_json(
@@ -382,13 +368,7 @@ impl Portcullis {
         }
         let secret = crate::apply::generate_client_secret();
         client.secret_sealed = Some(seal_client_secret(&self.master, &client.client_id, &secret));
-        self.store
-            .apply_changes(
-                self.tenant_id(),
-                &[Change::Client(client.clone())],
-                self.now(),
-            )
-            .await?;
+        self.save(Change::Client(client.clone())).await?;
         tracing::info!(client_id = %client.client_id, "client secret rotated");
         Ok(client_json(&client, Some(secret)))
     }
@@ -494,13 +474,7 @@ impl Portcullis {
             audience: body.audience,
             scope: body.scope,
         };
-        self.store
-            .apply_changes(
-                self.tenant_id(),
-                &[Change::ClientGrant(grant.clone())],
-                self.now(),
-            )
-            .await?;
+        self.save(Change::ClientGrant(grant.clone())).await?;
         Ok(client_grant_json(&grant))
     }
 
@@ -527,13 +501,7 @@ impl Portcullis {
         self.check_grant_scopes(&grant.audience, &patch.scope)
             .await?;
         grant.scope = patch.scope;
-        self.store
-            .apply_changes(
-                self.tenant_id(),
-                &[Change::ClientGrant(grant.clone())],
-                self.now(),
-            )
-            .await?;
+        self.save(Change::ClientGrant(grant.clone())).await?;
         Ok(client_grant_json(&grant))
     }
 

@@ -11,12 +11,26 @@ pub mod token;
 use crate::model::ResponseMode;
 
 /// Where and how to send the browser back to a client: a *validated* redirect URI and the
-/// parameters to deliver there.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// parameters to deliver there. `Debug` names the parameters but not their values (one is
+/// the authorization code).
+#[derive(Clone, PartialEq, Eq)]
 pub struct AuthResponse {
     pub redirect_uri: String,
     pub response_mode: ResponseMode,
     pub params: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for AuthResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthResponse")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("response_mode", &self.response_mode)
+            .field(
+                "params",
+                &self.params.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl AuthResponse {

@@ -13,6 +13,8 @@ use serde_json::{Map, Value, json};
 #[derive(Debug, Clone)]
 pub struct VerifiedAccessToken {
     pub claims: Value,
+    /// The grant a user's token was issued under (`None` for machine tokens).
+    pub grant: Option<crate::model::Grant>,
 }
 
 impl VerifiedAccessToken {
@@ -65,15 +67,14 @@ impl Portcullis {
         if claims.get("scope").is_none() {
             return Ok(None);
         }
-        if self
+        let grant = self
             .store
             .find_access_token_grant(self.tenant_id(), jti)
-            .await?
-            .is_some_and(|g| g.revoked_at.is_some())
-        {
+            .await?;
+        if grant.as_ref().is_some_and(|g| g.revoked_at.is_some()) {
             return Ok(None);
         }
-        Ok(Some(VerifiedAccessToken { claims }))
+        Ok(Some(VerifiedAccessToken { claims, grant }))
     }
 
     /// `/userinfo`: the user's claims for the scopes of an access token whose audience
@@ -124,8 +125,7 @@ impl Portcullis {
         }
         if let Some(at) = self.verify_access_token(token).await?
             && at.str("azp") == Some(client.client_id.as_str())
-            && let Some(jti) = at.str("jti")
-            && let Some(grant) = self.store.find_access_token_grant(tenant, jti).await?
+            && let Some(grant) = &at.grant
         {
             // A user's access token: revoke the grant it came from (its refresh tokens too).
             self.store.revoke_grant(tenant, &grant.id, now).await?;
