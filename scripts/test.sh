@@ -185,13 +185,6 @@ cargo fmt --all -- --check
 log "cargo build --workspace --locked"
 cargo build --workspace --locked
 
-log "cargo test --workspace --locked"
-cargo test --workspace --locked
-
-# --------------------------------------------------------------------------
-# Interoperability tests (Python)
-# --------------------------------------------------------------------------
-
 VENV="$REPO_ROOT/.venv"
 if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
     log "creating Python virtualenv in .venv"
@@ -208,6 +201,35 @@ if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/n
 fi
 log "installing tests/interop/requirements.txt"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+
+# A real SMTP server on loopback (aiosmtpd, from the venv) receives the account emails
+# the Rust tests send; they read them from its maildir and follow their links.
+SMTP_TMP="$(mktemp -d)"
+mkdir -p "$SMTP_TMP/mail/cur" "$SMTP_TMP/mail/new" "$SMTP_TMP/mail/tmp"
+SMTP_PORT="$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$SMTP_TMP/mail" \
+    >"$SMTP_TMP/smtpd.log" 2>&1 &
+SMTP_PID=$!
+stop_smtp() {
+    kill "$SMTP_PID" 2>/dev/null || true
+    rm -rf "$SMTP_TMP"
+}
+trap 'stop_smtp; if [[ -n "${PG_TMP:-}" ]]; then stop_pg; fi' EXIT
+for _ in $(seq 1 50); do
+    "$VENV/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $SMTP_PORT), 1)" 2>/dev/null && break
+    sleep 0.2
+done
+export PORTCULLIS_TEST_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
+export PORTCULLIS_TEST_MAILDIR="$SMTP_TMP/mail"
+export PORTCULLIS_TEST_REQUIRE_SMTP=1
+log "SMTP test server (aiosmtpd) on 127.0.0.1:$SMTP_PORT"
+
+log "cargo test --workspace --locked"
+cargo test --workspace --locked
+
+# --------------------------------------------------------------------------
+# Interoperability tests (Python)
+# --------------------------------------------------------------------------
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 [[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$REPO_ROOT/$TARGET_DIR"

@@ -113,6 +113,66 @@ pub async fn apply(
         }
     }
 
+    // Settings documents: attack protection, the database connection, log streams.
+    if let Some(attack) = &file.attack_protection {
+        let current: crate::protection::AttackProtection =
+            core.setting(crate::protection::ATTACK_PROTECTION).await?;
+        if &current != attack {
+            report.changes.push("updated attack protection".to_owned());
+            changes.push(Change::Setting {
+                name: crate::protection::ATTACK_PROTECTION.to_owned(),
+                value: serde_json::to_value(attack)
+                    .map_err(|e| ApplyError::Internal(e.to_string()))?,
+            });
+        }
+    }
+    for db in &file.databases {
+        if db.name != crate::model::DATABASE_CONNECTION
+            || db.strategy.as_deref().is_some_and(|s| s != "auth0")
+        {
+            return Err(err(
+                text,
+                "name",
+                &db.name,
+                format!(
+                    "only the database connection {} (strategy auth0) is supported",
+                    crate::model::DATABASE_CONNECTION
+                ),
+            ));
+        }
+        db.options
+            .validate()
+            .map_err(|m| err(text, "name", &db.name, m))?;
+        let current: crate::protection::policy::ConnectionOptions =
+            core.setting(crate::protection::DATABASE_CONNECTION).await?;
+        if current != db.options {
+            report
+                .changes
+                .push(format!("updated database connection {}", db.name));
+            changes.push(Change::Setting {
+                name: crate::protection::DATABASE_CONNECTION.to_owned(),
+                value: serde_json::to_value(&db.options)
+                    .map_err(|e| ApplyError::Internal(e.to_string()))?,
+            });
+        }
+    }
+    if !file.log_streams.is_empty() {
+        let streams = crate::log_stream::validate(&file.log_streams)
+            .map_err(|m| err(text, "logStreams", "", m))?;
+        let current = core.log_streams().await?;
+        if current != streams {
+            let sealed = core
+                .seal_log_streams(&streams)
+                .map_err(ApplyError::Internal)?;
+            report.changes.push("updated log streams".to_owned());
+            changes.push(Change::Setting {
+                name: crate::log_stream::LOG_STREAMS.to_owned(),
+                value: serde_json::to_value(&sealed)
+                    .map_err(|e| ApplyError::Internal(e.to_string()))?,
+            });
+        }
+    }
+
     // Resource servers, by identifier.
     let existing_apis = store.list_resource_servers(tenant_id).await?;
     let mut api_identifiers: HashSet<String> =

@@ -391,3 +391,81 @@ pub struct SigningKeyRecord {
     pub retired_at: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
 }
+
+/// What a single-use emailed link does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketKind {
+    EmailVerification,
+    PasswordChange,
+    Unblock,
+}
+
+impl TicketKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EmailVerification => "email_verification",
+            Self::PasswordChange => "password_change",
+            Self::Unblock => "unblock",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(Value::String(s.to_owned())).ok()
+    }
+}
+
+/// A single-use link's record; the link's secret is stored only as its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    pub tenant_id: String,
+    pub ticket_hash: String,
+    pub kind: TicketKind,
+    pub user_id: String,
+    pub data: TicketData,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// What a ticket carries besides its user.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TicketData {
+    /// Where the page sends the user when done (`result_url`).
+    pub result_url: Option<String>,
+    /// The application the user came from (its login page is offered when done).
+    pub client_id: Option<String>,
+    /// A password change also marks the email verified.
+    pub mark_email_as_verified: bool,
+    /// Which IP an unblock link releases (every IP when `None`).
+    pub ip: Option<String>,
+    /// The email the ticket was issued for: a ticket stops working when the email changes.
+    pub email: String,
+}
+
+/// Failed logins of one account from one IP, after counting one more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginFailures {
+    pub failures: i64,
+    pub blocked: bool,
+    /// This failure is the one that reached the limit.
+    pub newly_blocked: bool,
+}
+
+/// An IP blocked from an account by brute-force protection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginBlock {
+    pub ip: String,
+    pub blocked_at: Timestamp,
+}
+
+/// A new database user's id: `auth0|` and 24 hex digits, as Auth0 makes them.
+#[must_use]
+pub fn new_user_id() -> String {
+    format!(
+        "auth0|{}",
+        portcullis_crypto::token::hex(&portcullis_crypto::random_bytes::<12>())
+    )
+}

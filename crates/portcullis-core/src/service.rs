@@ -70,6 +70,10 @@ pub struct Portcullis {
     pub keys: Keyring,
     pub passwords: PasswordPool,
     pub settings: Settings,
+    /// Delivers account emails (verification, reset, unblock, breach notices).
+    pub mailer: Arc<dyn crate::accounts::mailer::Mailer>,
+    /// The offline list of breached passwords.
+    pub breached: Arc<crate::protection::breached::BreachedList>,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -110,7 +114,23 @@ impl Portcullis {
             keys,
             passwords,
             settings,
+            mailer: Arc::new(crate::accounts::mailer::NoMailer),
+            breached: Arc::new(crate::protection::breached::BreachedList::embedded()),
         })
+    }
+
+    /// Delivers account emails through `mailer`.
+    #[must_use]
+    pub fn with_mailer(mut self, mailer: Arc<dyn crate::accounts::mailer::Mailer>) -> Self {
+        self.mailer = mailer;
+        self
+    }
+
+    /// Checks passwords against `list`.
+    #[must_use]
+    pub fn with_breached_list(mut self, list: crate::protection::breached::BreachedList) -> Self {
+        self.breached = Arc::new(list);
+        self
     }
 
     #[must_use]

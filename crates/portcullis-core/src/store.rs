@@ -3,8 +3,9 @@
 //! `consume_*` spends a single-use secret in one statement so a replay loses the race.
 
 use crate::model::{
-    AuthorizationCode, Client, ClientGrant, CodeGrant, Grant, LoginTransaction, Permission,
-    RefreshToken, ResourceServer, Role, Session, SigningKeyRecord, Tenant, Timestamp, User,
+    AuthorizationCode, Client, ClientGrant, CodeGrant, Grant, LoginBlock, LoginFailures,
+    LoginTransaction, Permission, RefreshToken, ResourceServer, Role, Session, SigningKeyRecord,
+    Tenant, Ticket, TicketKind, Timestamp, User,
 };
 use async_trait::async_trait;
 
@@ -35,6 +36,11 @@ pub enum Change {
     User {
         user: User,
         role_ids: Vec<String>,
+    },
+    /// A settings document (attack protection, the database connection's options).
+    Setting {
+        name: String,
+        value: serde_json::Value,
     },
 }
 
@@ -342,6 +348,139 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<(Vec<crate::audit::LogEvent>, i64), StoreError>;
     /// Deletes events dated before `before_ms` (unix milliseconds).
     async fn purge_log_events(&self, tenant_id: &str, before_ms: i64) -> Result<u64, StoreError>;
+
+    // Settings documents
+    async fn find_setting(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+    async fn save_setting(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        value: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    // Throttles (GCRA buckets, in unix milliseconds)
+    /// Counts one request against `bucket` when it fits: the bucket's TAT moves to
+    /// `max(tat, now_ms) + interval_ms` unless that is more than `window_ms` ahead of
+    /// `now_ms`. Answers whether it fitted and the bucket's TAT afterwards, in one statement.
+    async fn throttle_hit(
+        &self,
+        tenant_id: &str,
+        bucket: &str,
+        now_ms: i64,
+        interval_ms: i64,
+        window_ms: i64,
+    ) -> Result<(bool, i64), StoreError>;
+    /// The bucket's TAT, if it has one.
+    async fn throttle_peek(&self, tenant_id: &str, bucket: &str)
+    -> Result<Option<i64>, StoreError>;
+    async fn throttle_clear(&self, tenant_id: &str, bucket: &str) -> Result<(), StoreError>;
+
+    // Brute-force protection
+    /// Counts a failed login of `user_id` from `ip`, blocking the pair at `max_attempts`.
+    async fn record_login_failure(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: &str,
+        now: Timestamp,
+        max_attempts: i64,
+    ) -> Result<LoginFailures, StoreError>;
+    async fn login_blocked(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: &str,
+    ) -> Result<bool, StoreError>;
+    /// Forgets the failures of a pair that is not blocked (after a successful login).
+    async fn clear_login_failures(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: &str,
+    ) -> Result<(), StoreError>;
+    async fn list_login_blocks(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<LoginBlock>, StoreError>;
+    /// Releases the blocks (and counts) of a user, for one IP or all; how many were blocked.
+    async fn release_login_blocks(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: Option<&str>,
+    ) -> Result<u64, StoreError>;
+
+    // Tickets (single-use emailed links)
+    async fn create_ticket(&self, ticket: &Ticket) -> Result<(), StoreError>;
+    /// A live, unused ticket of `kind`.
+    async fn find_ticket(
+        &self,
+        tenant_id: &str,
+        ticket_hash: &str,
+        kind: TicketKind,
+        now: Timestamp,
+    ) -> Result<Option<Ticket>, StoreError>;
+    /// Spends a live ticket of `kind` in one statement; `None` if it is unknown, expired or
+    /// already spent.
+    async fn consume_ticket(
+        &self,
+        tenant_id: &str,
+        ticket_hash: &str,
+        kind: TicketKind,
+        now: Timestamp,
+    ) -> Result<Option<Ticket>, StoreError>;
+
+    // Passwords
+    /// The user's earlier password hashes, newest first, at most `limit`.
+    async fn password_history(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Sets a new password hash in one transaction: the old hash joins the history (which
+    /// keeps `keep` entries), every session and refresh token of the user ends, brute-force
+    /// blocks are released, and the email is marked verified when `verify_email`.
+    async fn change_password(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        new_hash: &str,
+        keep: usize,
+        verify_email: bool,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    // Log streams
+    async fn log_stream_checkpoint(
+        &self,
+        tenant_id: &str,
+        stream_id: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Moves a stream's checkpoint from `previous` to `last`; `false` if another replica
+    /// moved it first.
+    async fn advance_log_stream(
+        &self,
+        tenant_id: &str,
+        stream_id: &str,
+        previous: Option<&str>,
+        last: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Events with an id after `after_id` and dated before `before_ms`, oldest first.
+    async fn log_events_after(
+        &self,
+        tenant_id: &str,
+        after_id: &str,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::audit::LogEvent>, StoreError>;
 
     /// Deletes rows that can no longer be used: expired codes, login transactions and
     /// recorded access tokens; ended sessions; expired or revoked refresh tokens; revoked

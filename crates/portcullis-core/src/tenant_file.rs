@@ -31,6 +31,33 @@ pub struct TenantFile {
     pub roles: Vec<RoleEntry>,
     #[serde(default)]
     pub users: Vec<UserEntry>,
+    /// Auth0's attack protection settings (brute force, suspicious IPs, breached passwords).
+    #[serde(default, rename = "attackProtection")]
+    pub attack_protection: Option<crate::protection::AttackProtection>,
+    /// The database connection (one: `Username-Password-Authentication`).
+    #[serde(default)]
+    pub databases: Vec<DatabaseEntry>,
+    /// HTTP log streams.
+    #[serde(default, rename = "logStreams")]
+    pub log_streams: Vec<crate::log_stream::LogStream>,
+}
+
+/// A Deploy CLI `databases` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseEntry {
+    pub name: String,
+    #[serde(default)]
+    pub strategy: Option<String>,
+    /// Accepted for compatibility: every application may use the database connection.
+    #[serde(default)]
+    pub enabled_clients: Vec<String>,
+    #[serde(default)]
+    pub realms: Vec<String>,
+    #[serde(default)]
+    pub is_domain_connection: Option<bool>,
+    #[serde(default)]
+    pub options: crate::protection::policy::ConnectionOptions,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -2,21 +2,26 @@
 //! and a `sapi`/`fapi` event for every Management API change.
 
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use portcullis_core::audit::{REQUEST, RequestInfo};
-use std::net::SocketAddr;
 
-/// Runs the request with its details in the task-local the services read. The IP is the
-/// socket's peer (proxy headers are not trusted).
-pub async fn request_info(request: Request, next: Next) -> Response {
+/// Runs the request with its details in the task-local the services read, and puts the
+/// client IP in the request's extensions. The IP is the socket's peer unless the peer is a
+/// trusted proxy (see `crate::client_ip`).
+pub async fn request_info(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let ip = crate::client_ip::client_ip(&request, &state.trusted_proxies).map(|ip| ip.to_string());
+    request.extensions_mut().insert(crate::client_ip::ClientIp(
+        ip.clone().unwrap_or_else(|| "unknown".to_owned()),
+    ));
     let info = RequestInfo {
-        ip: request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+        ip,
         user_agent: request
             .headers()
             .get(header::USER_AGENT)

@@ -79,6 +79,26 @@ pub struct ServeArgs {
     /// Directory of templates overriding the built-in pages (same file names).
     #[arg(long, env = "PORTCULLIS_TEMPLATES_DIR")]
     pub templates_dir: Option<PathBuf>,
+    /// SMTP server for account emails: smtp://host:25, smtp://user:pass@host:587?tls=required
+    /// (STARTTLS) or smtps://user:pass@host:465 (TLS). Without it, emails go to the outbox
+    /// directory (development).
+    #[arg(long, env = "PORTCULLIS_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of account emails, such as "Example <no-reply@example.com>".
+    #[arg(long, env = "PORTCULLIS_EMAIL_FROM")]
+    pub email_from: Option<String>,
+    /// Where emails are written when no SMTP server is set (default: <data dir>/outbox).
+    #[arg(long, env = "PORTCULLIS_OUTBOX_DIR")]
+    pub outbox_dir: Option<PathBuf>,
+    /// Extra breached passwords, one per line, besides the built-in list.
+    #[arg(long, env = "PORTCULLIS_BREACHED_PASSWORDS_FILE")]
+    pub breached_passwords_file: Option<PathBuf>,
+    /// Proxies (IPs or CIDR ranges, comma-separated) whose X-Forwarded-For is believed.
+    #[arg(long, env = "PORTCULLIS_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// Request limits per minute, such as token_per_ip=300,login_form_per_ip=30.
+    #[arg(long, env = "PORTCULLIS_RATE_LIMITS")]
+    pub rate_limits: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +113,12 @@ struct FileSettings {
     tls_key: Option<PathBuf>,
     templates_dir: Option<PathBuf>,
     log_format: Option<String>,
+    smtp_url_file: Option<PathBuf>,
+    email_from: Option<String>,
+    outbox_dir: Option<PathBuf>,
+    breached_passwords_file: Option<PathBuf>,
+    trusted_proxies: Option<Vec<String>>,
+    rate_limits: Option<String>,
 }
 
 /// The resolved settings. `Debug` hides the database password.
@@ -106,6 +132,12 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub templates_dir: Option<PathBuf>,
     pub log_json: bool,
+    pub smtp_url: Option<String>,
+    pub email_from: String,
+    pub outbox_dir: PathBuf,
+    pub breached_passwords_file: Option<PathBuf>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub rate_limits: crate::ratelimit::RateLimits,
 }
 
 impl std::fmt::Debug for Settings {
@@ -228,7 +260,56 @@ impl Settings {
             "text" => false,
             other => bail!("log format must be json or text, not {other:?}"),
         };
+        let smtp_url = match serve.smtp_url.clone() {
+            Some(u) => Some(u),
+            None => match from_file_env("SMTP_URL")? {
+                Some(u) => Some(u),
+                None => match &file.smtp_url_file {
+                    Some(p) => Some(
+                        std::fs::read_to_string(p)
+                            .with_context(|| format!("reading {}", p.display()))?
+                            .trim()
+                            .to_owned(),
+                    ),
+                    None => None,
+                },
+            },
+        };
+        let host = parsed.host_str().unwrap_or("localhost").to_owned();
+        let email_from = serve
+            .email_from
+            .clone()
+            .or(file.email_from)
+            .unwrap_or_else(|| format!("no-reply@{host}"));
+        let outbox_dir = serve
+            .outbox_dir
+            .clone()
+            .or(file.outbox_dir)
+            .unwrap_or_else(|| data_dir.join("outbox"));
+        let proxies = match (&serve.trusted_proxies, &file.trusted_proxies) {
+            (Some(list), _) => list.clone(),
+            (None, Some(list)) => list.join(","),
+            (None, None) => String::new(),
+        };
+        let trusted_proxies =
+            crate::client_ip::parse_proxies(&proxies).context("in the trusted proxies setting")?;
+        let mut rate_limits = crate::ratelimit::RateLimits::default();
+        if let Some(spec) = file.rate_limits.as_deref() {
+            rate_limits.apply_overrides(spec)?;
+        }
+        if let Some(spec) = serve.rate_limits.as_deref() {
+            rate_limits.apply_overrides(spec)?;
+        }
         Ok(Self {
+            smtp_url,
+            email_from,
+            outbox_dir,
+            breached_passwords_file: serve
+                .breached_passwords_file
+                .clone()
+                .or(file.breached_passwords_file),
+            trusted_proxies,
+            rate_limits,
             listen: serve
                 .listen
                 .clone()

@@ -2,13 +2,17 @@
 //! configuration, telemetry, and start-up shared by the `portcullis` binary and the tests.
 
 pub mod audit;
+pub mod client_ip;
 pub mod config;
 pub mod cors;
 pub mod errors;
 pub mod handlers;
 pub mod headers;
+pub mod log_stream;
+pub mod mailer;
 pub mod management_api;
 pub mod pages;
+pub mod ratelimit;
 pub mod router;
 pub mod state;
 pub mod telemetry;
@@ -50,6 +54,12 @@ pub async fn open_core(
     )
     .await
     .context("preparing the tenant and its signing keys")?;
+    let mut core = core;
+    if let Some(path) = &settings.breached_passwords_file {
+        let list = portcullis_core::protection::breached::BreachedList::with_file(path)
+            .with_context(|| format!("reading the breached password list {}", path.display()))?;
+        core = core.with_breached_list(list);
+    }
     Ok(Arc::new(core))
 }
 
@@ -61,15 +71,38 @@ fn backend_name(url: &str) -> &'static str {
     }
 }
 
+/// Settings of the HTTP layer.
+#[derive(Clone, Debug, Default)]
+pub struct HttpOptions {
+    /// Templates overriding the built-in pages and emails.
+    pub templates_dir: Option<PathBuf>,
+    /// Peers whose `X-Forwarded-For` is believed (none by default).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub rate_limits: ratelimit::RateLimits,
+}
+
 /// Builds the HTTP application around the services.
 pub fn app(core: Arc<Portcullis>, templates_dir: Option<PathBuf>) -> anyhow::Result<axum::Router> {
+    app_with(
+        core,
+        HttpOptions {
+            templates_dir,
+            ..HttpOptions::default()
+        },
+    )
+}
+
+/// Builds the HTTP application with explicit HTTP settings.
+pub fn app_with(core: Arc<Portcullis>, options: HttpOptions) -> anyhow::Result<axum::Router> {
     let secure_cookies = core.settings.issuer.starts_with("https://");
-    let pages = pages::Pages::new(templates_dir).context("loading page templates")?;
+    let pages = pages::Pages::new(options.templates_dir).context("loading page templates")?;
     let state = AppState(Arc::new(Inner {
         core,
         pages,
         secure_cookies,
         metrics: metrics_handle(),
+        trusted_proxies: options.trusted_proxies,
+        rate_limits: options.rate_limits,
     }));
     Ok(router::router(state))
 }
@@ -79,12 +112,35 @@ pub async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     portcullis_crypto::password::warm_up();
     let core = open_core(&settings, Arc::new(SystemClock)).await?;
-    let app = app(Arc::clone(&core), settings.templates_dir.clone())?;
+    let mailer = mailer::ServerMailer::new(
+        settings.smtp_url.as_deref(),
+        &settings.email_from,
+        settings.outbox_dir.clone(),
+        settings.templates_dir.clone(),
+    )?;
+    let core = Arc::new(
+        Arc::try_unwrap(core)
+            .map_err(|_| anyhow::anyhow!("the services are shared before start"))?
+            .with_mailer(Arc::new(mailer)),
+    );
+    let app = app_with(
+        Arc::clone(&core),
+        HttpOptions {
+            templates_dir: settings.templates_dir.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            rate_limits: settings.rate_limits.clone(),
+        },
+    )?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let background = tokio::spawn(housekeeping(Arc::clone(&core)));
+    let streams = tokio::spawn(log_stream::run(
+        Arc::clone(&core),
+        log_stream::http_client()?,
+        Duration::from_secs(5),
+    ));
     tracing::info!(
         address = %addr,
         issuer = %core.settings.issuer,
@@ -121,6 +177,7 @@ pub async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         }
     }
     background.abort();
+    streams.abort();
     tracing::info!("portcullis stopped cleanly");
     Ok(())
 }

@@ -13,7 +13,13 @@ use portcullis_core::management::logs::LogParams;
 use portcullis_core::management::roles::{
     PageParams, PermissionsInput, RoleInput, RolesInput, UsersInput,
 };
+use portcullis_core::management::security::{
+    BlocksQuery, EmailVerificationTicket, PasswordChangeTicket,
+};
 use portcullis_core::management::users::{CreateUser, ListUsersParams, UpdateUser};
+use portcullis_core::protection::{
+    BreachedPasswordDetection, BruteForceProtection, SuspiciousIpThrottling,
+};
 use portcullis_core::tenant_file::{ClientEntry, ResourceServerEntry};
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
@@ -76,6 +82,18 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint!(GET "/api/v2/users/{id}/permissions", ["read:users"], "List a user's permissions", query: Some(schema::<PageParams>), body: None, 200, get(m::list_user_permissions)),
         endpoint!(POST "/api/v2/users/{id}/permissions", ["update:users"], "Give a user permissions directly", query: None, body: Some(schema::<PermissionsInput>), 201, post(m::add_user_permissions)),
         endpoint!(DELETE "/api/v2/users/{id}/permissions", ["update:users"], "Take directly given permissions from a user", query: None, body: Some(schema::<PermissionsInput>), 204, delete(m::remove_user_permissions)),
+        endpoint!(GET "/api/v2/user-blocks/{id}", ["read:users"], "List the brute-force blocks of a user", query: None, body: None, 200, get(m::get_user_blocks)),
+        endpoint!(DELETE "/api/v2/user-blocks/{id}", ["update:users"], "Release the brute-force blocks of a user", query: None, body: None, 204, delete(m::delete_user_blocks)),
+        endpoint!(GET "/api/v2/user-blocks", ["read:users"], "List the brute-force blocks of a user by email", query: Some(schema::<BlocksQuery>), body: None, 200, get(m::get_user_blocks_by_identifier)),
+        endpoint!(DELETE "/api/v2/user-blocks", ["update:users"], "Release the brute-force blocks of a user by email", query: Some(schema::<BlocksQuery>), body: None, 204, delete(m::delete_user_blocks_by_identifier)),
+        endpoint!(POST "/api/v2/tickets/email-verification", ["create:user_tickets"], "Create an email verification link", query: None, body: Some(schema::<EmailVerificationTicket>), 201, post(m::email_verification_ticket)),
+        endpoint!(POST "/api/v2/tickets/password-change", ["create:user_tickets"], "Create a password change link", query: None, body: Some(schema::<PasswordChangeTicket>), 201, post(m::password_change_ticket)),
+        endpoint!(GET "/api/v2/attack-protection/brute-force-protection", ["read:attack_protection"], "Get brute-force protection settings", query: None, body: None, 200, get(m::get_brute_force)),
+        endpoint!(PATCH "/api/v2/attack-protection/brute-force-protection", ["update:attack_protection"], "Update brute-force protection settings", query: None, body: Some(patch_of::<BruteForceProtection>), 200, patch(m::patch_brute_force)),
+        endpoint!(GET "/api/v2/attack-protection/suspicious-ip-throttling", ["read:attack_protection"], "Get suspicious-IP throttling settings", query: None, body: None, 200, get(m::get_suspicious_ip)),
+        endpoint!(PATCH "/api/v2/attack-protection/suspicious-ip-throttling", ["update:attack_protection"], "Update suspicious-IP throttling settings", query: None, body: Some(patch_of::<SuspiciousIpThrottling>), 200, patch(m::patch_suspicious_ip)),
+        endpoint!(GET "/api/v2/attack-protection/breached-password-detection", ["read:attack_protection"], "Get breached-password detection settings", query: None, body: None, 200, get(m::get_breached)),
+        endpoint!(PATCH "/api/v2/attack-protection/breached-password-detection", ["update:attack_protection"], "Update breached-password detection settings", query: None, body: Some(patch_of::<BreachedPasswordDetection>), 200, patch(m::patch_breached)),
         endpoint!(GET "/api/v2/users-by-email", ["read:users"], "Find users by email", query: Some(schema::<m::ByEmail>), body: None, 200, get(m::users_by_email)),
         endpoint!(GET "/api/v2/roles", ["read:roles"], "List roles", query: Some(schema::<PageParams>), body: None, 200, get(m::list_roles)),
         endpoint!(POST "/api/v2/roles", ["create:roles"], "Create a role", query: None, body: Some(schema::<RoleInput>), 200, post(m::create_role)),

@@ -19,6 +19,65 @@ const BUILT_IN: &[(&str, &str)] = &[
         "unavailable.html",
         include_str!("templates/unavailable.html"),
     ),
+    ("signup.html", include_str!("templates/signup.html")),
+    (
+        "reset_request.html",
+        include_str!("templates/reset_request.html"),
+    ),
+    (
+        "reset_change.html",
+        include_str!("templates/reset_change.html"),
+    ),
+    ("message.html", include_str!("templates/message.html")),
+    ("unblock.html", include_str!("templates/unblock.html")),
+    (
+        "email/verify_email.subject.txt",
+        include_str!("templates/email/verify_email.subject.txt"),
+    ),
+    (
+        "email/verify_email.txt",
+        include_str!("templates/email/verify_email.txt"),
+    ),
+    (
+        "email/verify_email.html",
+        include_str!("templates/email/verify_email.html"),
+    ),
+    (
+        "email/reset_password.subject.txt",
+        include_str!("templates/email/reset_password.subject.txt"),
+    ),
+    (
+        "email/reset_password.txt",
+        include_str!("templates/email/reset_password.txt"),
+    ),
+    (
+        "email/reset_password.html",
+        include_str!("templates/email/reset_password.html"),
+    ),
+    (
+        "email/blocked_account.subject.txt",
+        include_str!("templates/email/blocked_account.subject.txt"),
+    ),
+    (
+        "email/blocked_account.txt",
+        include_str!("templates/email/blocked_account.txt"),
+    ),
+    (
+        "email/blocked_account.html",
+        include_str!("templates/email/blocked_account.html"),
+    ),
+    (
+        "email/breached_password.subject.txt",
+        include_str!("templates/email/breached_password.subject.txt"),
+    ),
+    (
+        "email/breached_password.txt",
+        include_str!("templates/email/breached_password.txt"),
+    ),
+    (
+        "email/breached_password.html",
+        include_str!("templates/email/breached_password.html"),
+    ),
 ];
 
 /// The stylesheet served at `/u/assets/style.css`.
@@ -56,6 +115,14 @@ impl Pages {
             env.get_template(name)?;
         }
         Ok(Self { env })
+    }
+
+    /// Renders a template, answering its error.
+    pub fn try_render(&self, name: &str, ctx: Value) -> Result<String, String> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| format!("template {name}: {e}"))
     }
 
     /// Renders a page; a template error is logged and yields a plain fallback.

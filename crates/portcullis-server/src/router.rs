@@ -1,6 +1,6 @@
 //! Every route and its layers, on one screen.
 
-use crate::handlers::{authorize, discovery, logout, ops, token, userinfo};
+use crate::handlers::{accounts, authorize, discovery, logout, ops, token, userinfo};
 use crate::state::AppState;
 use crate::telemetry;
 use axum::Router;
@@ -13,7 +13,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 
 /// Largest request body accepted (forms and JSON are small).
-const BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let secure = state.secure_cookies;
@@ -38,8 +38,25 @@ pub fn router(state: AppState) -> Router {
             "/u/consent",
             get(authorize::consent_page).post(authorize::consent),
         )
-        .route("/u/signup", get(authorize::not_enabled))
-        .route("/u/reset-password", get(authorize::not_enabled))
+        .route(
+            "/u/signup",
+            get(accounts::signup_page).post(accounts::signup_form),
+        )
+        .route(
+            "/u/reset-password",
+            get(accounts::reset_page).post(accounts::reset_form),
+        )
+        .route("/u/email-verification", get(accounts::verify_email))
+        .route(
+            "/u/unblock",
+            get(accounts::unblock_page).post(accounts::unblock),
+        )
+        // Database connections (Auth0's Authentication API)
+        .route("/dbconnections/signup", post(accounts::signup))
+        .route(
+            "/dbconnections/change_password",
+            post(accounts::change_password),
+        )
         .route("/u/assets/style.css", get(ops::style_css))
         // Tokens
         .route("/oauth/token", post(token::token))
@@ -68,7 +85,14 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::audit::management_calls,
         ))
-        .layer(axum::middleware::from_fn(crate::audit::request_info))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::request_info,
+        ))
         .with_state(state);
 
     routes

@@ -15,6 +15,9 @@ pub struct Inner {
     /// Cookies get `Secure` when the issuer is https.
     pub secure_cookies: bool,
     pub metrics: Option<PrometheusHandle>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub rate_limits: crate::ratelimit::RateLimits,
 }
 
 impl std::ops::Deref for AppState {

@@ -9,6 +9,7 @@ mod cascade;
 mod logs;
 mod roles;
 mod rows;
+mod security;
 mod sql;
 mod users;
 

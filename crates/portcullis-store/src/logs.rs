@@ -115,3 +115,26 @@ pub(crate) async fn purge(
         .map(|r| r.rows_affected())
         .map_err(backend_err)
 }
+
+pub(crate) async fn after(
+    pool: &AnyPool,
+    tenant_id: &str,
+    after_id: &str,
+    before_ms: i64,
+    limit: i64,
+) -> Result<Vec<LogEvent>, StoreError> {
+    sqlx::query(
+        "SELECT * FROM log_events WHERE tenant_id = $1 AND id > $2 AND date < $3 \
+         ORDER BY id ASC LIMIT $4",
+    )
+    .bind(tenant_id)
+    .bind(after_id)
+    .bind(before_ms)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(backend_err)?
+    .iter()
+    .map(event)
+    .collect()
+}

@@ -321,6 +321,19 @@ async fn apply_one(
                 .await?;
             }
         }
+        Change::Setting { name, value } => {
+            sqlx::query(
+                "INSERT INTO tenant_settings (tenant_id, name, value, updated_at) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id, name) DO UPDATE SET value = $3, updated_at = $4",
+            )
+            .bind(tenant_id)
+            .bind(name)
+            .bind(to_json(value))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     Ok(())
 }
@@ -1256,6 +1269,189 @@ impl Store for SqlStore {
         crate::logs::purge(&self.pool, tenant_id, before_ms).await
     }
 
+    async fn find_setting(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        crate::security::find_setting(&self.pool, tenant_id, name).await
+    }
+
+    async fn save_setting(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        value: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        crate::security::save_setting(&self.pool, tenant_id, name, value, now).await
+    }
+
+    async fn throttle_hit(
+        &self,
+        tenant_id: &str,
+        bucket: &str,
+        now_ms: i64,
+        interval_ms: i64,
+        window_ms: i64,
+    ) -> Result<(bool, i64), StoreError> {
+        crate::security::throttle_hit(
+            &self.pool,
+            tenant_id,
+            bucket,
+            now_ms,
+            interval_ms,
+            window_ms,
+        )
+        .await
+    }
+
+    async fn throttle_peek(
+        &self,
+        tenant_id: &str,
+        bucket: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        crate::security::throttle_peek(&self.pool, tenant_id, bucket).await
+    }
+
+    async fn throttle_clear(&self, tenant_id: &str, bucket: &str) -> Result<(), StoreError> {
+        crate::security::throttle_clear(&self.pool, tenant_id, bucket).await
+    }
+
+    async fn record_login_failure(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: &str,
+        now: Timestamp,
+        max_attempts: i64,
+    ) -> Result<portcullis_core::model::LoginFailures, StoreError> {
+        crate::security::record_login_failure(&self.pool, tenant_id, user_id, ip, now, max_attempts)
+            .await
+    }
+
+    async fn login_blocked(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: &str,
+    ) -> Result<bool, StoreError> {
+        crate::security::login_blocked(&self.pool, tenant_id, user_id, ip).await
+    }
+
+    async fn clear_login_failures(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: &str,
+    ) -> Result<(), StoreError> {
+        crate::security::clear_login_failures(&self.pool, tenant_id, user_id, ip).await
+    }
+
+    async fn list_login_blocks(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<portcullis_core::model::LoginBlock>, StoreError> {
+        crate::security::list_login_blocks(&self.pool, tenant_id, user_id).await
+    }
+
+    async fn release_login_blocks(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        crate::security::release_login_blocks(&self.pool, tenant_id, user_id, ip).await
+    }
+
+    async fn create_ticket(
+        &self,
+        ticket: &portcullis_core::model::Ticket,
+    ) -> Result<(), StoreError> {
+        crate::security::create_ticket(&self.pool, ticket).await
+    }
+
+    async fn find_ticket(
+        &self,
+        tenant_id: &str,
+        ticket_hash: &str,
+        kind: portcullis_core::model::TicketKind,
+        now: Timestamp,
+    ) -> Result<Option<portcullis_core::model::Ticket>, StoreError> {
+        crate::security::find_ticket(&self.pool, tenant_id, ticket_hash, kind, now).await
+    }
+
+    async fn consume_ticket(
+        &self,
+        tenant_id: &str,
+        ticket_hash: &str,
+        kind: portcullis_core::model::TicketKind,
+        now: Timestamp,
+    ) -> Result<Option<portcullis_core::model::Ticket>, StoreError> {
+        crate::security::consume_ticket(&self.pool, tenant_id, ticket_hash, kind, now).await
+    }
+
+    async fn password_history(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        crate::security::password_history(&self.pool, tenant_id, user_id, limit).await
+    }
+
+    async fn change_password(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        new_hash: &str,
+        keep: usize,
+        verify_email: bool,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        crate::security::change_password(
+            &self.pool,
+            tenant_id,
+            user_id,
+            new_hash,
+            keep,
+            verify_email,
+            now,
+        )
+        .await
+    }
+
+    async fn log_stream_checkpoint(
+        &self,
+        tenant_id: &str,
+        stream_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        crate::security::log_stream_checkpoint(&self.pool, tenant_id, stream_id).await
+    }
+
+    async fn advance_log_stream(
+        &self,
+        tenant_id: &str,
+        stream_id: &str,
+        previous: Option<&str>,
+        last: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        crate::security::advance_log_stream(&self.pool, tenant_id, stream_id, previous, last, now)
+            .await
+    }
+
+    async fn log_events_after(
+        &self,
+        tenant_id: &str,
+        after_id: &str,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<portcullis_core::audit::LogEvent>, StoreError> {
+        crate::logs::after(&self.pool, tenant_id, after_id, before_ms, limit).await
+    }
+
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         // A margin keeps rows a little past expiry, so a late replay is still recognised.
         let before = now - 3600;
@@ -1267,6 +1463,8 @@ impl Store for SqlStore {
             "DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1 OR revoked_at < $1",
             "DELETE FROM refresh_tokens WHERE expires_at < $1 OR idle_expires_at < $1 \
              OR revoked_at < $1",
+            "DELETE FROM tickets WHERE expires_at < $1",
+            "DELETE FROM throttles WHERE tat_ms < $1 * 1000",
             "DELETE FROM grants WHERE revoked_at < $1 AND NOT EXISTS (SELECT 1 FROM \
              refresh_tokens r WHERE r.tenant_id = grants.tenant_id AND r.grant_id = grants.id) \
              AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.tenant_id = grants.tenant_id \

@@ -8,6 +8,7 @@ pub mod apps;
 pub mod logs;
 pub mod query;
 pub mod roles;
+pub mod security;
 pub mod users;
 
 use std::marker::PhantomData;
@@ -60,6 +61,9 @@ scopes! {
     UpdateClientGrants => "update:client_grants",
     DeleteClientGrants => "delete:client_grants",
     ReadLogs => "read:logs",
+    ReadAttackProtection => "read:attack_protection",
+    UpdateAttackProtection => "update:attack_protection",
+    CreateUserTickets => "create:user_tickets",
 }
 
 /// Proof that the caller holds scope `S`. Only [`Caller::require`] makes one.

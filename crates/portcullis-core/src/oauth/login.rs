@@ -4,6 +4,8 @@
 use super::AuthResponse;
 use super::authorize::LoginPage;
 use crate::model::{DATABASE_CONNECTION, Session};
+use crate::protection::throttle::Limit;
+use crate::protection::{self, Shield};
 use crate::service::Portcullis;
 use portcullis_crypto::token::{OpaqueToken, hash_token};
 
@@ -16,6 +18,8 @@ pub struct LoginForm {
     pub password: String,
     /// The SSO cookie already held, revoked when a new session replaces it.
     pub previous_session: Option<String>,
+    /// The client's IP (brute-force protection and suspicious-IP throttling).
+    pub ip: String,
 }
 
 impl std::fmt::Debug for LoginForm {
@@ -43,6 +47,8 @@ pub enum LoginOutcome {
     },
     /// Show the form again with an error.
     Retry(LoginPage),
+    /// The login is refused for this application: send the browser back with an error.
+    Denied(AuthResponse),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +69,15 @@ impl From<crate::store::StoreError> for LoginError {
 
 /// The one message for an unknown email and a wrong password.
 pub const WRONG_CREDENTIALS: &str = "Wrong email or password.";
+/// Brute-force protection's message (Auth0's words), the same for known and unknown emails.
+pub const ACCOUNT_BLOCKED: &str = "Your account has been blocked after multiple consecutive login attempts. We've sent you an email with instructions on how to unblock it.";
+/// Suspicious-IP throttling's message (Auth0's words).
+pub const IP_BLOCKED: &str = "We have detected suspicious login behavior and further attempts will be blocked. Please contact the administrator.";
+/// A login refused because the password appeared in a breach.
+pub const PASSWORD_LEAKED: &str = "This login attempt has been blocked because the password you're using was previously disclosed through a data breach (not in this application). Please check your email for more information.";
+/// A login refused until the email address is verified.
+pub const VERIFY_FIRST: &str =
+    "Please verify your email before logging in. We've sent you a new verification email.";
 
 impl Portcullis {
     /// The login page for a transaction still in progress (a reload of the page).
@@ -132,19 +147,76 @@ impl Portcullis {
         {
             return Ok(retry(WRONG_CREDENTIALS));
         }
+        let client_fields = || crate::audit::EventFields {
+            client_id: client.as_ref().map(|c| c.client_id.as_str()),
+            client_name: client.as_ref().map(|c| c.name.as_str()),
+            user_name: Some(email),
+            ..Default::default()
+        };
+        let attack = self.attack_protection().await?;
+        let options = self.connection_options().await?;
+        let ip = form.ip.as_str();
+        // Suspicious-IP throttling: an IP that failed too many logins is refused outright.
+        let ip_rules = &attack.suspicious_ip;
+        let ip_limit = Limit {
+            burst: ip_rules.stage.pre_login.max_attempts,
+            interval_ms: i64::try_from(ip_rules.stage.pre_login.rate).unwrap_or(i64::MAX),
+        };
+        let ip_bucket = format!("login-ip:{ip}");
+        let throttle_ip = ip_rules.enabled
+            && ip_rules.shields.contains(&Shield::Block)
+            && !protection::allowed(&ip_rules.allowlist, ip);
+        if throttle_ip && self.throttled(&ip_bucket, ip_limit).await? {
+            self.audit(
+                "limit_mu",
+                "An IP address is blocked because it attempted too many failed logins.",
+                client_fields(),
+            )
+            .await;
+            metrics::counter!("portcullis_logins_total", "outcome" => "ip_blocked").increment(1);
+            tracing::info!(outcome = "ip_blocked", "login refused");
+            return Ok(retry(IP_BLOCKED));
+        }
+        let brute = &attack.brute_force;
+        let count_failures = brute.enabled
+            && options.brute_force_protection
+            && !protection::allowed(&brute.allowlist, ip);
+        let blocks = count_failures && brute.shields.contains(&Shield::Block);
         let user = self
             .store
             .find_user_by_email(tenant, DATABASE_CONNECTION, email)
             .await?;
+        // Unknown emails get the same block after the same number of failures, so the block
+        // does not tell which emails have accounts.
+        let unknown_bucket = format!(
+            "login-unknown:{}:{ip}",
+            hash_token(&crate::model::normalize_email(email))
+        );
+        let unknown_limit = Limit::per(brute.max_attempts.max(1), 86_400);
+        let blocked = match &user {
+            Some(u) => blocks && self.store.login_blocked(tenant, &u.user_id, ip).await?,
+            None => blocks && self.throttled(&unknown_bucket, unknown_limit).await?,
+        };
+        if blocked {
+            self.audit(
+                "limit_wc",
+                "An IP address is blocked because it reached the maximum failed login attempts into a single account.",
+                crate::audit::EventFields {
+                    user_id: user.as_ref().map(|u| u.user_id.as_str()),
+                    ..client_fields()
+                },
+            )
+            .await;
+            metrics::counter!("portcullis_logins_total", "outcome" => "account_blocked")
+                .increment(1);
+            tracing::info!(outcome = "account_blocked", "login refused");
+            return Ok(retry(ACCOUNT_BLOCKED));
+        }
         // Verify even when the user is unknown, against a dummy hash, so both cost the same.
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         let user_known = user.is_some();
+        let password = form.password.clone();
         let ok = self.passwords.verify(form.password, stored).await;
-        let client_fields = || crate::audit::EventFields {
-            client_id: client.as_ref().map(|c| c.client_id.as_str()),
-            client_name: client.as_ref().map(|c| c.name.as_str()),
-            ..Default::default()
-        };
         let Some(user) = user.filter(|_| ok) else {
             let kind = if user_known { "fp" } else { "fu" };
             let description = if user_known {
@@ -152,18 +224,40 @@ impl Portcullis {
             } else {
                 "Wrong email or password (no such user)."
             };
-            self.audit(
-                kind,
-                description,
-                crate::audit::EventFields {
-                    user_name: Some(email),
-                    ..client_fields()
-                },
-            )
-            .await;
+            self.audit(kind, description, client_fields()).await;
             metrics::counter!("portcullis_logins_total", "outcome" => "wrong_credentials")
                 .increment(1);
             tracing::info!(outcome = "wrong_credentials", "login failed");
+            if throttle_ip && !self.throttle(&ip_bucket, ip_limit).await?.allowed {
+                self.audit(
+                    "limit_mu",
+                    "An IP address is blocked because it attempted too many failed logins.",
+                    client_fields(),
+                )
+                .await;
+            }
+            if count_failures {
+                return self
+                    .count_failure(
+                        user_known,
+                        email,
+                        ip,
+                        &unknown_bucket,
+                        unknown_limit,
+                        blocks,
+                        brute.max_attempts,
+                        brute.shields.contains(&Shield::UserNotification),
+                        client_fields(),
+                    )
+                    .await
+                    .map(|blocked_now| {
+                        retry(if blocked_now {
+                            ACCOUNT_BLOCKED
+                        } else {
+                            WRONG_CREDENTIALS
+                        })
+                    });
+            }
             return Ok(retry(WRONG_CREDENTIALS));
         };
         let user_fields = || crate::audit::EventFields {
@@ -177,7 +271,143 @@ impl Portcullis {
             tracing::info!(outcome = "blocked", user_id = %user.user_id, "login refused");
             return Ok(retry("Your account is blocked. Contact the administrator."));
         }
-        let client_ref = client.as_ref().ok_or(LoginError::Expired)?;
+        if count_failures {
+            self.store
+                .clear_login_failures(tenant, &user.user_id, ip)
+                .await?;
+        }
+        let breached = &attack.breached_password;
+        if breached.enabled && self.breached.contains(&password) {
+            self.audit(
+                "pwd_leak",
+                &format!(
+                    "Someone behind the IP address: {ip} attempted to login with a leaked password."
+                ),
+                user_fields(),
+            )
+            .await;
+            let block = breached.shields.contains(&Shield::Block);
+            if block || breached.shields.contains(&Shield::UserNotification) {
+                self.send_reset_email(
+                    &user,
+                    client.as_ref().map(|c| c.client_id.as_str()),
+                    crate::accounts::mailer::EmailKind::BreachedPassword,
+                )
+                .await?;
+            }
+            if block {
+                metrics::counter!("portcullis_logins_total", "outcome" => "password_leaked")
+                    .increment(1);
+                return Ok(retry(PASSWORD_LEAKED));
+            }
+        }
+        if options.require_email_verification && !user.email_verified {
+            self.audit("f", "the email is not verified", user_fields())
+                .await;
+            self.send_verification_email(
+                &user,
+                client.as_ref().map(|c| c.client_id.as_str()),
+                None,
+                crate::accounts::VERIFY_TTL,
+            )
+            .await?;
+            if !self
+                .store
+                .consume_login_transaction(tenant, &tx.id, now)
+                .await?
+            {
+                return Err(LoginError::Expired);
+            }
+            return Ok(LoginOutcome::Denied(super::authorize::error_response(
+                &self.settings.issuer,
+                &tx.request.redirect_uri,
+                tx.request.response_mode,
+                tx.request.state.as_deref(),
+                crate::error::OAuthErrorCode::AccessDenied,
+                VERIFY_FIRST,
+            )));
+        }
+        self.finish_login(
+            &tx,
+            client.as_ref(),
+            &user,
+            form.previous_session.as_deref(),
+        )
+        .await
+    }
+
+    /// Counts a failed login of an account from an IP; answers whether it is now blocked.
+    #[allow(clippy::too_many_arguments)]
+    async fn count_failure(
+        &self,
+        user_known: bool,
+        email: &str,
+        ip: &str,
+        unknown_bucket: &str,
+        unknown_limit: Limit,
+        blocks: bool,
+        max_attempts: u32,
+        notify: bool,
+        fields: crate::audit::EventFields<'_>,
+    ) -> Result<bool, LoginError> {
+        let tenant = self.tenant_id();
+        if !user_known {
+            let decision = self.throttle(unknown_bucket, unknown_limit).await?;
+            return Ok(blocks && decision.remaining == 0);
+        }
+        let Some(user) = self
+            .store
+            .find_user_by_email(tenant, DATABASE_CONNECTION, email)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let counted = self
+            .store
+            .record_login_failure(
+                tenant,
+                &user.user_id,
+                ip,
+                self.now(),
+                i64::from(max_attempts.max(1)),
+            )
+            .await?;
+        if counted.newly_blocked {
+            self.audit(
+                "limit_wc",
+                "An IP address is blocked because it reached the maximum failed login attempts into a single account.",
+                crate::audit::EventFields {
+                    user_id: Some(&user.user_id),
+                    ..fields
+                },
+            )
+            .await;
+            if notify {
+                self.send_unblock_email(&user, ip).await?;
+            }
+        }
+        Ok(blocks && counted.blocked)
+    }
+
+    /// Opens the session of a user who has just proved who they are, then answers the
+    /// client (or pauses for consent).
+    pub(crate) async fn finish_login(
+        &self,
+        tx: &crate::model::LoginTransaction,
+        client: Option<&crate::model::Client>,
+        user: &crate::model::User,
+        previous_session: Option<&str>,
+    ) -> Result<LoginOutcome, LoginError> {
+        let tenant = self.tenant_id();
+        let now = self.now();
+        let user_fields = || crate::audit::EventFields {
+            user_id: Some(&user.user_id),
+            user_name: Some(&user.email),
+            client_id: client.map(|c| c.client_id.as_str()),
+            client_name: client.map(|c| c.name.as_str()),
+            ..Default::default()
+        };
+        let client_ref = client.ok_or(LoginError::Expired)?;
         let needs_consent = self
             .needs_consent(client_ref, &tx.request, &user.user_id)
             .await?;
@@ -189,7 +419,7 @@ impl Portcullis {
         {
             return Err(LoginError::Expired);
         }
-        if let Some(previous) = form.previous_session.as_deref()
+        if let Some(previous) = previous_session
             && let Some(old) = self
                 .store
                 .find_session_by_secret(tenant, &hash_token(previous), now)
@@ -227,7 +457,7 @@ impl Portcullis {
                 return Err(LoginError::Expired);
             }
             return Ok(LoginOutcome::Consent {
-                transaction_id: tx.id,
+                transaction_id: tx.id.clone(),
                 session_secret: secret,
                 session_max_age: lifetime,
             });
@@ -241,5 +471,95 @@ impl Portcullis {
             session_secret: secret,
             session_max_age: lifetime,
         })
+    }
+}
+
+impl Portcullis {
+    /// Signs up from the Universal Login page of a transaction in progress, then logs the
+    /// new user in. A refused signup shows the form again with the reason.
+    pub async fn signup_in_transaction(&self, form: LoginForm) -> Result<LoginOutcome, LoginError> {
+        let tenant = self.tenant_id();
+        let tx = self
+            .store
+            .find_login_transaction(tenant, &form.transaction_id, self.now())
+            .await?
+            .ok_or(LoginError::Expired)?;
+        if !super::consent::csrf_ok(&tx, &form.csrf_field, form.csrf_cookie.as_deref()) {
+            return Err(LoginError::Csrf);
+        }
+        if tx.authenticated.is_some() {
+            return Err(LoginError::Expired);
+        }
+        let client = self
+            .store
+            .find_client(tenant, &tx.request.client_id)
+            .await?;
+        let retry = |error: String| {
+            LoginOutcome::Retry(LoginPage {
+                transaction_id: tx.id.clone(),
+                redirect_uri: tx.request.redirect_uri.clone(),
+                csrf: form.csrf_field.clone(),
+                client_name: client.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+                login_hint: Some(form.email.clone()),
+                error: Some(error),
+            })
+        };
+        let result = self
+            .signup(crate::accounts::SignupRequest {
+                client_id: tx.request.client_id.clone(),
+                email: form.email.clone(),
+                password: form.password.clone(),
+                ip: form.ip.clone(),
+                ..Default::default()
+            })
+            .await;
+        let user = match result {
+            Ok(user) => user,
+            Err(crate::accounts::AccountError::Internal(e)) => return Err(LoginError::Internal(e)),
+            Err(crate::accounts::AccountError::Exists) => {
+                return Ok(retry(
+                    "We could not sign you up with this email. If you already have an account, log in or reset your password."
+                        .to_owned(),
+                ));
+            }
+            Err(e) => return Ok(retry(e.to_string())),
+        };
+        let options = self.connection_options().await?;
+        if options.require_email_verification {
+            if !self
+                .store
+                .consume_login_transaction(tenant, &tx.id, self.now())
+                .await?
+            {
+                return Err(LoginError::Expired);
+            }
+            return Ok(LoginOutcome::Denied(super::authorize::error_response(
+                &self.settings.issuer,
+                &tx.request.redirect_uri,
+                tx.request.response_mode,
+                tx.request.state.as_deref(),
+                crate::error::OAuthErrorCode::AccessDenied,
+                "Please verify your email before logging in. We've sent you a verification email.",
+            )));
+        }
+        self.finish_login(
+            &tx,
+            client.as_ref(),
+            &user,
+            form.previous_session.as_deref(),
+        )
+        .await
+    }
+}
+
+impl Portcullis {
+    /// The application a login transaction in progress belongs to.
+    pub async fn transaction_client(&self, transaction_id: &str) -> Option<String> {
+        self.store
+            .find_login_transaction(self.tenant_id(), transaction_id, self.now())
+            .await
+            .ok()
+            .flatten()
+            .map(|tx| tx.request.client_id)
     }
 }

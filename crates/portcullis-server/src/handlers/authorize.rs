@@ -4,8 +4,10 @@ use super::{
     Framable, SESSION_COOKIE, cookie, error_page, no_store, page_csp, removal, request_id,
     tenant_name,
 };
+use crate::client_ip::ClientIp;
 use crate::errors::PageError;
 use crate::state::AppState;
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -19,14 +21,15 @@ use portcullis_core::oauth::authorize::{
 use portcullis_core::oauth::login::{LoginError, LoginForm, LoginOutcome};
 use portcullis_crypto::token::OpaqueToken;
 
-fn csrf_cookie_name(transaction_id: &str) -> String {
+pub(crate) fn csrf_cookie_name(transaction_id: &str) -> String {
     format!("pc_csrf_{transaction_id}")
 }
 
 const LOGIN_PATH: &str = "/u/login";
-const CONSENT_PATH: &str = "/u/consent";
+const SIGNUP_PATH: &str = "/u/signup";
+pub(crate) const CONSENT_PATH: &str = "/u/consent";
 /// The CSRF cookie of a login transaction reaches the login and consent pages only.
-const CSRF_COOKIE_PATH: &str = "/u/";
+pub(crate) const CSRF_COOKIE_PATH: &str = "/u/";
 
 /// `GET /authorize`.
 pub async fn authorize(
@@ -70,7 +73,10 @@ async fn authorize_with(
                 CSRF_COOKIE_PATH,
                 state.core.settings.login_lifetime,
             ));
-            let location = format!("{LOGIN_PATH}?state={}", page.transaction_id);
+            let signup = url::form_urlencoded::parse(query.as_bytes())
+                .any(|(k, v)| k == "screen_hint" && v == "signup");
+            let path = if signup { SIGNUP_PATH } else { LOGIN_PATH };
+            let location = format!("{path}?state={}", page.transaction_id);
             (jar, no_store(Redirect::to(&location).into_response())).into_response()
         }
         Ok(AuthorizeStep::Consent {
@@ -136,6 +142,7 @@ pub struct LoginFormBody {
 /// `POST /u/login`: checks the credentials.
 pub async fn login(
     State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
     headers: HeaderMap,
     jar: CookieJar,
     body: String,
@@ -156,8 +163,23 @@ pub async fn login(
             email: form.username.unwrap_or_default(),
             password: form.password.unwrap_or_default(),
             previous_session: jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()),
+            ip: ip.0,
         })
         .await;
+    login_outcome(&state, &headers, jar, &tx, outcome, "login.html").await
+}
+
+/// Answers a login or signup form post.
+pub(crate) async fn login_outcome(
+    state: &AppState,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    tx: &str,
+    outcome: Result<LoginOutcome, LoginError>,
+    template: &str,
+) -> Response {
+    let state = state.clone();
+    let headers = headers.clone();
     match outcome {
         Ok(LoginOutcome::Success {
             response,
@@ -166,7 +188,11 @@ pub async fn login(
         }) => {
             let jar = jar
                 .add(session_cookie(&state, &session_secret, session_max_age))
-                .add(removal(&state, csrf_cookie_name(&tx), CSRF_COOKIE_PATH));
+                .add(removal(&state, csrf_cookie_name(tx), CSRF_COOKIE_PATH));
+            (jar, respond(&state, &response)).into_response()
+        }
+        Ok(LoginOutcome::Denied(response)) => {
+            let jar = jar.add(removal(&state, csrf_cookie_name(tx), CSRF_COOKIE_PATH));
             (jar, respond(&state, &response)).into_response()
         }
         Ok(LoginOutcome::Consent {
@@ -179,7 +205,7 @@ pub async fn login(
             (jar, no_store(Redirect::to(&location).into_response())).into_response()
         }
         Ok(LoginOutcome::Retry(page)) => {
-            render_login(&state, &headers, page, StatusCode::BAD_REQUEST).await
+            render_form(&state, &headers, template, page, StatusCode::BAD_REQUEST).await
         }
         Err(e) => login_error(&state, &headers, e).await,
     }
@@ -261,19 +287,23 @@ pub async fn consent(
 }
 
 /// The transaction id in a page's query and the CSRF token in its cookie.
-fn transaction_in(query: Option<&str>, jar: &CookieJar) -> Option<(String, String)> {
+pub(crate) fn transaction_in(query: Option<&str>, jar: &CookieJar) -> Option<(String, String)> {
     let parsed: LoginQuery = serde_urlencoded::from_str(query.unwrap_or_default()).ok()?;
     let tx = parsed.state?;
     let csrf = csrf_cookie(jar, &tx)?;
     Some((tx, csrf))
 }
 
-fn csrf_cookie(jar: &CookieJar, transaction_id: &str) -> Option<String> {
+pub(crate) fn csrf_cookie(jar: &CookieJar, transaction_id: &str) -> Option<String> {
     jar.get(&csrf_cookie_name(transaction_id))
         .map(|c| c.value().to_owned())
 }
 
-fn session_cookie(state: &AppState, secret: &OpaqueToken, max_age: i64) -> Cookie<'static> {
+pub(crate) fn session_cookie(
+    state: &AppState,
+    secret: &OpaqueToken,
+    max_age: i64,
+) -> Cookie<'static> {
     cookie(
         state,
         SESSION_COOKIE.to_owned(),
@@ -283,14 +313,18 @@ fn session_cookie(state: &AppState, secret: &OpaqueToken, max_age: i64) -> Cooki
     )
 }
 
-async fn login_error(state: &AppState, headers: &HeaderMap, error: LoginError) -> Response {
+pub(crate) async fn login_error(
+    state: &AppState,
+    headers: &HeaderMap,
+    error: LoginError,
+) -> Response {
     match error {
         LoginError::Internal(e) => error_page(state, headers, PageError::internal(e)).await,
         LoginError::Expired | LoginError::Csrf => expired(state, headers).await,
     }
 }
 
-async fn bad_form(state: &AppState, headers: &HeaderMap, detail: &str) -> Response {
+pub(crate) async fn bad_form(state: &AppState, headers: &HeaderMap, detail: &str) -> Response {
     error_page(
         state,
         headers,
@@ -299,7 +333,7 @@ async fn bad_form(state: &AppState, headers: &HeaderMap, detail: &str) -> Respon
     .await
 }
 
-async fn expired(state: &AppState, headers: &HeaderMap) -> Response {
+pub(crate) async fn expired(state: &AppState, headers: &HeaderMap) -> Response {
     error_page(
         state,
         headers,
@@ -318,8 +352,25 @@ async fn render_login(
     page: LoginPage,
     status: StatusCode,
 ) -> Response {
+    render_form(state, headers, "login.html", page, status).await
+}
+
+/// Renders the login or signup form of a transaction.
+pub(crate) async fn render_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    template: &str,
+    page: LoginPage,
+    status: StatusCode,
+) -> Response {
+    let rules = state
+        .core
+        .connection_options()
+        .await
+        .map(|o| o.describe())
+        .unwrap_or_default();
     let html = state.pages.render(
-        "login.html",
+        template,
         minijinja::context! {
             tenant_name => tenant_name(state).await,
             client_name => page.client_name,
@@ -327,6 +378,7 @@ async fn render_login(
             csrf => page.csrf,
             login_hint => page.login_hint,
             error => page.error,
+            rules => rules,
             request_id => request_id(headers),
         },
     );
@@ -394,19 +446,4 @@ pub fn respond(state: &AppState, response: &AuthResponse) -> Response {
             no_store(resp)
         }
     }
-}
-
-/// Sign-up and password reset arrive with the account-security work; until then the links
-/// explain that they are not enabled on this tenant.
-pub async fn not_enabled(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let html = state.pages.render(
-        "unavailable.html",
-        minijinja::context! {
-            tenant_name => tenant_name(&state).await,
-            title => "Not available on this tenant",
-            detail => "Self-service sign-up and password reset are not enabled here. Ask the administrator of the application for an account or a new password.",
-            request_id => request_id(&headers),
-        },
-    );
-    (StatusCode::NOT_FOUND, Html(html)).into_response()
 }

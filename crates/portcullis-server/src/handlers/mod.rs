@@ -1,5 +1,6 @@
 //! Thin handlers: extract, call one service method, map the result.
 
+pub mod accounts;
 pub mod authorize;
 pub mod discovery;
 pub mod logout;

@@ -124,7 +124,7 @@ clientGrants:
     scope: [read:things]
   - client_id: Admin Tool
     audience: http://portcullis.test/api/v2/
-    scope: [read:users, create:users, update:users, delete:users, read:roles, create:roles, update:roles, delete:roles, read:role_members, create:role_members, delete:role_members, read:clients, create:clients, update:clients, delete:clients, read:client_keys, update:client_keys, read:resource_servers, create:resource_servers, update:resource_servers, delete:resource_servers, read:client_grants, create:client_grants, update:client_grants, delete:client_grants, read:logs]
+    scope: [read:users, create:users, update:users, delete:users, read:roles, create:roles, update:roles, delete:roles, read:role_members, create:role_members, delete:role_members, read:clients, create:clients, update:clients, delete:clients, read:client_keys, update:client_keys, read:resource_servers, create:resource_servers, update:resource_servers, delete:resource_servers, read:client_grants, create:client_grants, update:client_grants, delete:client_grants, read:logs, read:attack_protection, update:attack_protection, create:user_tickets]
   - client_id: No Scope Tool
     audience: http://portcullis.test/api/v2/
     scope: []
@@ -164,7 +164,157 @@ pub struct TestApp {
     pub core: Arc<Portcullis>,
     pub clock: MockClock,
     pub database_url: String,
+    /// Where this app's emails land: the test SMTP server's maildir, or an outbox.
+    pub mail: MailBox,
     _dir: Option<tempfile_dir::TempDir>,
+}
+
+/// Reads the emails one test app sent. With PORTCULLIS_TEST_SMTP_URL set (the test command
+/// starts aiosmtpd), mail goes over SMTP and is read from PORTCULLIS_TEST_MAILDIR; each app
+/// sends from its own address, so parallel tests read only their own mail.
+pub struct MailBox {
+    dir: std::path::PathBuf,
+    from_tag: String,
+    seen: std::sync::Mutex<std::collections::HashSet<std::path::PathBuf>>,
+    _outbox: Option<tempfile_dir::TempDir>,
+}
+
+impl MailBox {
+    fn new() -> (Self, Option<String>, String) {
+        let tag = portcullis_crypto::token::random_alphanumeric(12).to_lowercase();
+        let from = format!("Portcullis <no-reply-{tag}@portcullis.test>");
+        match std::env::var("PORTCULLIS_TEST_SMTP_URL") {
+            Ok(url) => {
+                let dir = std::env::var("PORTCULLIS_TEST_MAILDIR")
+                    .expect("PORTCULLIS_TEST_MAILDIR goes with PORTCULLIS_TEST_SMTP_URL");
+                (
+                    Self {
+                        dir: std::path::PathBuf::from(dir).join("new"),
+                        from_tag: tag,
+                        seen: Default::default(),
+                        _outbox: None,
+                    },
+                    Some(url),
+                    from,
+                )
+            }
+            Err(_) => {
+                assert!(
+                    std::env::var("PORTCULLIS_TEST_REQUIRE_SMTP").as_deref() != Ok("1"),
+                    "PORTCULLIS_TEST_SMTP_URL must be set when the SMTP tests are required"
+                );
+                let outbox = tempfile_dir::TempDir::new();
+                (
+                    Self {
+                        dir: outbox.0.clone(),
+                        from_tag: tag,
+                        seen: Default::default(),
+                        _outbox: Some(outbox),
+                    },
+                    None,
+                    from,
+                )
+            }
+        }
+    }
+
+    /// The outbox directory when no SMTP server is used.
+    pub fn outbox(&self) -> std::path::PathBuf {
+        self.dir.clone()
+    }
+
+    /// Waits for the next unread email to `to` whose subject contains `subject`; returns
+    /// the whole message.
+    pub async fn wait_for(&self, to: &str, subject: &str) -> String {
+        for _ in 0..100 {
+            if let Some(m) = self.find(to, subject) {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("no email to {to} with subject containing {subject:?}");
+    }
+
+    /// Whether an unread email to `to` with `subject` arrives within a second.
+    pub async fn arrives(&self, to: &str, subject: &str) -> bool {
+        for _ in 0..10 {
+            if self.find(to, subject).is_some() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    fn find(&self, to: &str, subject: &str) -> Option<String> {
+        let mut entries: Vec<_> = std::fs::read_dir(&self.dir).ok()?.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        let mut seen = self.seen.lock().unwrap();
+        for entry in entries {
+            let path = entry.path();
+            if seen.contains(&path) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let header_end = text
+                .find("\r\n\r\n")
+                .or_else(|| text.find("\n\n"))
+                .unwrap_or(text.len());
+            let headers = &text[..header_end];
+            let has = |name: &str, value: &str| {
+                headers.lines().any(|l| {
+                    l.to_ascii_lowercase()
+                        .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+                        && l.contains(value)
+                })
+            };
+            if has("From", &self.from_tag) && has("To", to) && has("Subject", subject) {
+                seen.insert(path);
+                return Some(quoted_printable(&text));
+            }
+        }
+        None
+    }
+}
+
+/// Undoes quoted-printable soft line breaks and `=XX` escapes (enough for our ASCII mail).
+fn quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The first link under the test issuer in an email.
+pub fn link_in(mail: &str) -> String {
+    let start = mail.find(ISSUER).expect("a link in the email");
+    mail[start..]
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&")
+}
+
+/// The path and query of a link under the test issuer.
+pub fn path_of(link: &str) -> String {
+    link.strip_prefix(ISSUER.trim_end_matches('/'))
+        .unwrap()
+        .to_owned()
 }
 
 /// A temporary directory removed on drop.
@@ -240,6 +390,50 @@ impl TestApp {
 
     /// A server for `issuer` whose clock starts at `start`, with no tenant file applied.
     pub async fn with_issuer(backend: Backend, issuer: &str, start: i64) -> Option<Self> {
+        Self::with_options(
+            backend,
+            issuer,
+            start,
+            portcullis_server::HttpOptions::default(),
+        )
+        .await
+    }
+
+    /// A server with the standard test tenant and the given HTTP settings.
+    pub async fn with_http(
+        backend: Backend,
+        options: portcullis_server::HttpOptions,
+    ) -> Option<Self> {
+        let app = Self::with_options(backend, ISSUER, START, options).await?;
+        app.apply(TENANT_YAML)
+            .await
+            .expect("the test tenant applies");
+        Some(app)
+    }
+
+    /// A second server on the same database (a restart, or another replica).
+    pub async fn restart(&self, options: portcullis_server::HttpOptions) -> axum::Router {
+        let store = SqlStore::connect(&self.database_url)
+            .await
+            .expect("store connects");
+        let core = Portcullis::start(
+            Arc::new(store),
+            Arc::new(self.clock.clone()),
+            Arc::clone(&self.core.master),
+            PasswordPool::new(2),
+            Settings::new(ISSUER),
+        )
+        .await
+        .expect("services start");
+        portcullis_server::app_with(Arc::new(core), options).expect("router builds")
+    }
+
+    async fn with_options(
+        backend: Backend,
+        issuer: &str,
+        start: i64,
+        options: portcullis_server::HttpOptions,
+    ) -> Option<Self> {
         let (database_url, dir) = database_url(backend).await?;
         let store = SqlStore::connect(&database_url)
             .await
@@ -255,13 +449,23 @@ impl TestApp {
         )
         .await
         .expect("services start");
-        let core = Arc::new(core);
-        let router = portcullis_server::app(Arc::clone(&core), None).expect("router builds");
+        let (mail, smtp_url, from) = MailBox::new();
+        let mailer = portcullis_server::mailer::ServerMailer::new(
+            smtp_url.as_deref(),
+            &from,
+            mail.outbox(),
+            None,
+        )
+        .expect("mailer");
+        let core = Arc::new(core.with_mailer(Arc::new(mailer)));
+        let router =
+            portcullis_server::app_with(Arc::clone(&core), options).expect("router builds");
         Some(Self {
             router,
             core,
             clock,
             database_url,
+            mail,
             _dir: dir,
         })
     }
@@ -274,6 +478,21 @@ impl TestApp {
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        self.send_from(request, "127.0.0.1").await
+    }
+
+    /// Sends `request` as if from a client at `ip` (the socket peer the server sees).
+    pub async fn send_from(&self, mut request: Request<Body>, ip: &str) -> TestResponse {
+        if request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .is_none()
+        {
+            let addr = std::net::SocketAddr::new(ip.parse().expect("an IP"), 40_000);
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(addr));
+        }
         let response = self
             .router
             .clone()
@@ -288,7 +507,9 @@ impl TestApp {
         if let Some(c) = browser.cookie_header() {
             req = req.header(header::COOKIE, c);
         }
-        let resp = self.send(req.body(Body::empty()).unwrap()).await;
+        let resp = self
+            .send_from(req.body(Body::empty()).unwrap(), &browser.ip)
+            .await;
         browser.absorb(&resp);
         resp
     }
@@ -305,7 +526,9 @@ impl TestApp {
         if let Some(c) = browser.cookie_header() {
             req = req.header(header::COOKIE, c);
         }
-        let resp = self.send(req.body(Body::from(body)).unwrap()).await;
+        let resp = self
+            .send_from(req.body(Body::from(body)).unwrap(), &browser.ip)
+            .await;
         browser.absorb(&resp);
         resp
     }
@@ -524,14 +747,32 @@ impl TestResponse {
 }
 
 /// A cookie jar standing in for the browser.
-#[derive(Default)]
 pub struct Browser {
     cookies: std::sync::Mutex<HashMap<String, String>>,
+    /// The IP the server sees this browser come from.
+    pub ip: String,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self {
+            cookies: Default::default(),
+            ip: "127.0.0.1".to_owned(),
+        }
+    }
 }
 
 impl Browser {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A browser at another IP.
+    pub fn at(ip: &str) -> Self {
+        Self {
+            ip: ip.to_owned(),
+            ..Self::default()
+        }
     }
 
     fn cookie_header(&self) -> Option<String> {

@@ -15,5 +15,6 @@ mod management;
 mod oidc_client;
 mod openapi;
 mod rbac;
+mod security;
 mod token;
 mod userinfo;

@@ -1,0 +1,827 @@
+//! Self-service accounts on the database connection: signup, email verification, password
+//! reset and change, and the unblock link of brute-force protection. Every link is a
+//! single-use ticket: 256 random bits, stored only as their SHA-256, spent in one
+//! statement, and bound to the email it was sent to.
+
+pub mod mailer;
+
+use crate::audit::EventFields;
+use crate::model::{DATABASE_CONNECTION, Ticket, TicketData, TicketKind, User, normalize_email};
+use crate::protection::policy::{self, ConnectionOptions, PasswordRejection, PersonalInfo};
+use crate::protection::throttle::Limit;
+use crate::protection::{Shield, allowed};
+use crate::service::Portcullis;
+use crate::store::StoreError;
+use mailer::{Email, EmailKind};
+use portcullis_crypto::token::{OpaqueToken, hash_token};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Seconds a verification link lives (Auth0's default ticket lifetime, 5 days).
+pub const VERIFY_TTL: i64 = 432_000;
+/// Seconds a password reset link lives.
+pub const RESET_TTL: i64 = 86_400;
+/// Seconds an unblock link lives.
+pub const UNBLOCK_TTL: i64 = 432_000;
+/// Reset requests per email and IP: 10 at once, then one a minute (Auth0's limit).
+pub const RESET_REQUEST_LIMIT: Limit = Limit {
+    burst: 10,
+    interval_ms: 60_000,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// A missing or malformed field.
+    #[error("{0}")]
+    Invalid(String),
+    /// The email is taken (Auth0's answer does not say so: `invalid_signup`).
+    #[error("Invalid sign up")]
+    Exists,
+    #[error("public signup is disabled")]
+    SignupDisabled,
+    #[error("{}", .0.message())]
+    Password(PasswordRejection),
+    /// Suspicious-IP throttling or a request limit.
+    #[error("too many attempts; try again later")]
+    Throttled { retry_after: i64 },
+    #[error("unknown client")]
+    UnknownClient,
+    /// A link that is unknown, expired, already used, or for an email that changed since.
+    #[error("this link is invalid, has expired or was already used")]
+    Ticket,
+    #[error("no such user")]
+    NoUser,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AccountError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+/// `/dbconnections/signup` and the signup page. `Debug` hides the password.
+#[derive(Clone, Default)]
+pub struct SignupRequest {
+    pub client_id: String,
+    pub email: String,
+    pub password: String,
+    pub name: Option<String>,
+    pub nickname: Option<String>,
+    pub picture: Option<String>,
+    pub user_metadata: Option<Value>,
+    /// The caller's IP (suspicious-IP throttling).
+    pub ip: String,
+}
+
+impl std::fmt::Debug for SignupRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignupRequest")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a stage of a password check happens (which breached-password shields apply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordStage {
+    Signup,
+    Change,
+}
+
+/// A ticket spent: who it was for and where to send them.
+#[derive(Clone, Debug)]
+pub struct TicketDone {
+    pub email: String,
+    pub result_url: Option<String>,
+    pub client_id: Option<String>,
+}
+
+/// The new-password form of a reset link.
+#[derive(Clone, Debug)]
+pub struct ResetForm {
+    pub email: String,
+    pub rules: Vec<String>,
+}
+
+fn valid_email(email: &str) -> bool {
+    let email = email.trim();
+    email.len() <= 320
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.chars().any(char::is_whitespace)
+        })
+}
+
+impl Portcullis {
+    /// Creates a database user from a signup, then emails a verification link.
+    pub async fn signup(&self, req: SignupRequest) -> Result<User, AccountError> {
+        let tenant = self.tenant_id();
+        let client = self
+            .store
+            .find_client(tenant, &req.client_id)
+            .await?
+            .ok_or(AccountError::UnknownClient)?;
+        let options = self.connection_options().await?;
+        let fields = || EventFields {
+            client_id: Some(&client.client_id),
+            client_name: Some(&client.name),
+            user_name: Some(req.email.trim()),
+            ..Default::default()
+        };
+        if options.disable_signup {
+            self.audit("fs", "public signup is disabled", fields())
+                .await;
+            return Err(AccountError::SignupDisabled);
+        }
+        let attack = self.attack_protection().await?;
+        let ip_rules = &attack.suspicious_ip;
+        if ip_rules.enabled
+            && ip_rules.shields.contains(&Shield::Block)
+            && !allowed(&ip_rules.allowlist, &req.ip)
+        {
+            let stage = ip_rules.stage.pre_user_registration;
+            let limit = Limit {
+                burst: stage.max_attempts,
+                interval_ms: i64::try_from(stage.rate).unwrap_or(i64::MAX),
+            };
+            let decision = self
+                .throttle(&format!("signup-ip:{}", req.ip), limit)
+                .await?;
+            if !decision.allowed {
+                self.audit(
+                    "limit_mu",
+                    "An IP address is blocked because it attempted too many signups.",
+                    fields(),
+                )
+                .await;
+                return Err(AccountError::Throttled {
+                    retry_after: decision.retry_after,
+                });
+            }
+        }
+        let email = req.email.trim().to_owned();
+        if !valid_email(&email) {
+            self.audit("fs", "invalid email", fields()).await;
+            return Err(AccountError::Invalid(
+                "A valid email is required.".to_owned(),
+            ));
+        }
+        if req.password.is_empty() || req.password.len() > 4096 {
+            self.audit("fs", "invalid password", fields()).await;
+            return Err(AccountError::Invalid("A password is required.".to_owned()));
+        }
+        let name = req.name.clone().unwrap_or_else(|| email.clone());
+        let who = PersonalInfo {
+            email: &email,
+            name: &name,
+        };
+        if let Err(rejection) = self
+            .check_new_password(&options, &req.password, who, None, PasswordStage::Signup)
+            .await
+        {
+            let description = rejection.message();
+            self.audit(
+                "fs",
+                &description,
+                EventFields {
+                    details: Some(
+                        json!({"error": rejection.code(), "description": rejection.description()}),
+                    ),
+                    ..fields()
+                },
+            )
+            .await;
+            return Err(AccountError::Password(rejection));
+        }
+        if self
+            .store
+            .find_user_by_email(tenant, DATABASE_CONNECTION, &email)
+            .await?
+            .is_some()
+        {
+            self.audit("fs", "the user already exists", fields()).await;
+            return Err(AccountError::Exists);
+        }
+        let hash = self
+            .passwords
+            .hash(req.password)
+            .await
+            .map_err(AccountError::Internal)?;
+        let now = self.now();
+        let nickname = req
+            .nickname
+            .clone()
+            .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+        let user = User {
+            tenant_id: tenant.to_owned(),
+            user_id: crate::model::new_user_id(),
+            connection: DATABASE_CONNECTION.to_owned(),
+            email: email.clone(),
+            email_verified: false,
+            name,
+            nickname,
+            picture: req.picture.clone().unwrap_or_default(),
+            password_hash: Some(hash),
+            user_metadata: req
+                .user_metadata
+                .clone()
+                .filter(Value::is_object)
+                .unwrap_or_else(|| json!({})),
+            app_metadata: json!({}),
+            blocked: false,
+            created_at: now,
+            updated_at: now,
+            last_login: None,
+            logins_count: 0,
+        };
+        match self.store.insert_user(&user).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                self.audit("fs", "the user already exists", fields()).await;
+                return Err(AccountError::Exists);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.audit(
+            "ss",
+            "Success Signup",
+            EventFields {
+                user_id: Some(&user.user_id),
+                ..fields()
+            },
+        )
+        .await;
+        self.send_verification_email(&user, Some(&client.client_id), None, VERIFY_TTL)
+            .await?;
+        Ok(user)
+    }
+
+    /// Runs every rule a new password must pass; `user_id` enables the history check.
+    pub async fn check_new_password(
+        &self,
+        options: &ConnectionOptions,
+        password: &str,
+        who: PersonalInfo<'_>,
+        user_id: Option<&str>,
+        stage: PasswordStage,
+    ) -> Result<(), PasswordRejection> {
+        policy::check(options, password, who)?;
+        if let Ok(attack) = self.attack_protection().await {
+            let rules = &attack.breached_password;
+            let shields = match stage {
+                PasswordStage::Signup => &rules.stage.pre_user_registration.shields,
+                PasswordStage::Change => &rules.stage.pre_change_password.shields,
+            };
+            if rules.enabled && self.breached.contains(password) {
+                let kind = match stage {
+                    PasswordStage::Signup => "signup_pwd_leak",
+                    PasswordStage::Change => "reset_pwd_leak",
+                };
+                self.audit(
+                    kind,
+                    "A breached password was chosen.",
+                    EventFields {
+                        user_id,
+                        user_name: Some(who.email),
+                        ..Default::default()
+                    },
+                )
+                .await;
+                if shields.contains(&Shield::Block) {
+                    return Err(PasswordRejection::Leaked);
+                }
+            }
+        }
+        if let Some(user_id) = user_id
+            && options.history_size() > 0
+        {
+            let mut hashes = self
+                .store
+                .password_history(self.tenant_id(), user_id, options.history_size())
+                .await
+                .unwrap_or_default();
+            if let Ok(Some(user)) = self.store.find_user(self.tenant_id(), user_id).await
+                && let Some(current) = user.password_hash
+            {
+                hashes.insert(0, current);
+            }
+            for hash in hashes {
+                if self.passwords.verify(password.to_owned(), Some(hash)).await {
+                    return Err(PasswordRejection::History);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes a user's password after the policy checks; ends their sessions and refresh
+    /// tokens and releases brute-force blocks.
+    pub async fn set_password(
+        &self,
+        user: &User,
+        password: String,
+        mark_email_verified: bool,
+    ) -> Result<(), AccountError> {
+        if password.is_empty() || password.len() > 4096 {
+            return Err(AccountError::Invalid("A password is required.".to_owned()));
+        }
+        let options = self.connection_options().await?;
+        let who = PersonalInfo {
+            email: &user.email,
+            name: &user.name,
+        };
+        self.check_new_password(
+            &options,
+            &password,
+            who,
+            Some(&user.user_id),
+            PasswordStage::Change,
+        )
+        .await
+        .map_err(AccountError::Password)?;
+        let hash = self
+            .passwords
+            .hash(password)
+            .await
+            .map_err(AccountError::Internal)?;
+        self.store
+            .change_password(
+                self.tenant_id(),
+                &user.user_id,
+                &hash,
+                options.history_size(),
+                mark_email_verified,
+                self.now(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a ticket for `user` and returns its link.
+    pub async fn issue_ticket(
+        &self,
+        kind: TicketKind,
+        user: &User,
+        mut data: TicketData,
+        ttl: i64,
+    ) -> Result<String, StoreError> {
+        let secret = OpaqueToken::generate("tkt");
+        let now = self.now();
+        data.email = normalize_email(&user.email);
+        self.store
+            .create_ticket(&Ticket {
+                tenant_id: self.tenant_id().to_owned(),
+                ticket_hash: secret.hash(),
+                kind,
+                user_id: user.user_id.clone(),
+                data,
+                created_at: now,
+                expires_at: now + ttl.max(1),
+            })
+            .await?;
+        let path = match kind {
+            TicketKind::EmailVerification => "u/email-verification",
+            TicketKind::PasswordChange => "u/reset-password",
+            TicketKind::Unblock => "u/unblock",
+        };
+        Ok(format!(
+            "{}?ticket={}",
+            self.settings.url(path),
+            secret.expose()
+        ))
+    }
+
+    /// Sends an email on its own task, so the answer's timing says nothing about it.
+    pub fn send_email(&self, email: Email) {
+        let mailer = Arc::clone(&self.mailer);
+        let request = crate::audit::REQUEST
+            .try_with(Clone::clone)
+            .unwrap_or_default();
+        tokio::spawn(crate::audit::REQUEST.scope(request, async move {
+            match mailer.send(&email).await {
+                Ok(()) => {
+                    metrics::counter!("portcullis_emails_total", "kind" => email.kind.as_str(), "outcome" => "sent").increment(1);
+                }
+                Err(e) => {
+                    metrics::counter!("portcullis_emails_total", "kind" => email.kind.as_str(), "outcome" => "failed").increment(1);
+                    tracing::error!(kind = email.kind.as_str(), error = %e, "an email could not be sent");
+                }
+            }
+        }));
+    }
+
+    async fn email_for(
+        &self,
+        user: &User,
+        kind: EmailKind,
+        link: String,
+        ttl: i64,
+        ip: Option<String>,
+    ) -> Result<Email, StoreError> {
+        Ok(Email {
+            to: user.email.clone(),
+            kind,
+            link,
+            user_name: user.name.clone(),
+            tenant_name: self.tenant().await?.friendly_name,
+            valid_hours: (ttl + 3599) / 3600,
+            ip,
+        })
+    }
+
+    /// Emails `user` a verification link (`svr` event).
+    pub async fn send_verification_email(
+        &self,
+        user: &User,
+        client_id: Option<&str>,
+        result_url: Option<String>,
+        ttl: i64,
+    ) -> Result<(), StoreError> {
+        let link = self
+            .issue_ticket(
+                TicketKind::EmailVerification,
+                user,
+                TicketData {
+                    client_id: client_id.map(str::to_owned),
+                    result_url,
+                    ..TicketData::default()
+                },
+                ttl,
+            )
+            .await?;
+        let email = self
+            .email_for(user, EmailKind::VerifyEmail, link, ttl, None)
+            .await?;
+        self.send_email(email);
+        self.audit(
+            "svr",
+            "Success Verification Email Request",
+            EventFields {
+                user_id: Some(&user.user_id),
+                user_name: Some(&user.email),
+                client_id,
+                ..Default::default()
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    /// `/dbconnections/change_password` and the reset page: emails a reset link when the
+    /// email belongs to a database user. The caller answers the same either way; the work
+    /// runs on its own task so the answer's timing says nothing either.
+    pub async fn request_password_reset(
+        self: &Arc<Self>,
+        client_id: Option<String>,
+        email: &str,
+        ip: &str,
+    ) -> Result<(), AccountError> {
+        let email = email.trim().to_owned();
+        if !valid_email(&email) {
+            return Err(AccountError::Invalid(
+                "A valid email is required.".to_owned(),
+            ));
+        }
+        if let Some(id) = client_id.as_deref()
+            && self
+                .store
+                .find_client(self.tenant_id(), id)
+                .await?
+                .is_none()
+        {
+            return Err(AccountError::UnknownClient);
+        }
+        let bucket = format!("reset:{}:{ip}", hash_token(&normalize_email(&email)));
+        let decision = self.throttle(&bucket, RESET_REQUEST_LIMIT).await?;
+        if !decision.allowed {
+            return Err(AccountError::Throttled {
+                retry_after: decision.retry_after,
+            });
+        }
+        let core = Arc::clone(self);
+        let request = crate::audit::REQUEST
+            .try_with(Clone::clone)
+            .unwrap_or_default();
+        tokio::spawn(crate::audit::REQUEST.scope(request, async move {
+            if let Err(e) = core.reset_request_task(client_id, &email).await {
+                tracing::error!(error = %e, "a password reset request failed");
+            }
+        }));
+        Ok(())
+    }
+
+    async fn reset_request_task(
+        &self,
+        client_id: Option<String>,
+        email: &str,
+    ) -> Result<(), StoreError> {
+        let user = self
+            .store
+            .find_user_by_email(self.tenant_id(), DATABASE_CONNECTION, email)
+            .await?;
+        let Some(user) = user.filter(|u| u.password_hash.is_some()) else {
+            self.audit(
+                "fcpr",
+                "Failed Change Password Request (no such user)",
+                EventFields {
+                    user_name: Some(email),
+                    client_id: client_id.as_deref(),
+                    ..Default::default()
+                },
+            )
+            .await;
+            return Ok(());
+        };
+        self.send_reset_email(&user, client_id.as_deref(), EmailKind::ResetPassword)
+            .await?;
+        self.audit(
+            "scpr",
+            "Success Change Password Request",
+            EventFields {
+                user_id: Some(&user.user_id),
+                user_name: Some(&user.email),
+                client_id: client_id.as_deref(),
+                ..Default::default()
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Emails a password change link (a reset, or a breached-password notice).
+    pub async fn send_reset_email(
+        &self,
+        user: &User,
+        client_id: Option<&str>,
+        kind: EmailKind,
+    ) -> Result<(), StoreError> {
+        let link = self
+            .issue_ticket(
+                TicketKind::PasswordChange,
+                user,
+                TicketData {
+                    client_id: client_id.map(str::to_owned),
+                    // Following an emailed link proves the address.
+                    mark_email_as_verified: true,
+                    ..TicketData::default()
+                },
+                RESET_TTL,
+            )
+            .await?;
+        let email = self.email_for(user, kind, link, RESET_TTL, None).await?;
+        self.send_email(email);
+        Ok(())
+    }
+
+    /// Emails an unblock link for `ip` (brute-force protection's user notification).
+    pub async fn send_unblock_email(&self, user: &User, ip: &str) -> Result<(), StoreError> {
+        let link = self
+            .issue_ticket(
+                TicketKind::Unblock,
+                user,
+                TicketData {
+                    ip: Some(ip.to_owned()),
+                    ..TicketData::default()
+                },
+                UNBLOCK_TTL,
+            )
+            .await?;
+        let email = self
+            .email_for(
+                user,
+                EmailKind::BlockedAccount,
+                link,
+                UNBLOCK_TTL,
+                Some(ip.to_owned()),
+            )
+            .await?;
+        self.send_email(email);
+        Ok(())
+    }
+
+    /// The user a live ticket is for, if the ticket still matches their email.
+    async fn ticket_user(&self, ticket: &Ticket) -> Result<User, AccountError> {
+        let user = self
+            .store
+            .find_user(self.tenant_id(), &ticket.user_id)
+            .await?
+            .ok_or(AccountError::Ticket)?;
+        if normalize_email(&user.email) != ticket.data.email {
+            return Err(AccountError::Ticket);
+        }
+        Ok(user)
+    }
+
+    /// Spends an email verification link: the email is verified (`sv`), or `fv`.
+    pub async fn verify_email(&self, secret: &str) -> Result<TicketDone, AccountError> {
+        let tenant = self.tenant_id();
+        let now = self.now();
+        let Some(ticket) = self
+            .store
+            .consume_ticket(
+                tenant,
+                &hash_token(secret),
+                TicketKind::EmailVerification,
+                now,
+            )
+            .await?
+        else {
+            self.audit(
+                "fv",
+                "Failed Verification Email: invalid or used link",
+                EventFields::default(),
+            )
+            .await;
+            return Err(AccountError::Ticket);
+        };
+        let mut user = match self.ticket_user(&ticket).await {
+            Ok(user) => user,
+            Err(e) => {
+                self.audit(
+                    "fv",
+                    "Failed Verification Email: the email changed",
+                    EventFields::default(),
+                )
+                .await;
+                return Err(e);
+            }
+        };
+        user.email_verified = true;
+        user.updated_at = now;
+        self.store.update_user(&user).await?;
+        self.audit(
+            "sv",
+            "Success Verification Email",
+            EventFields {
+                user_id: Some(&user.user_id),
+                user_name: Some(&user.email),
+                client_id: ticket.data.client_id.as_deref(),
+                ..Default::default()
+            },
+        )
+        .await;
+        Ok(TicketDone {
+            email: user.email,
+            result_url: ticket.data.result_url,
+            client_id: ticket.data.client_id,
+        })
+    }
+
+    /// The new-password form of a live reset link (the link is not spent).
+    pub async fn reset_form(&self, secret: &str) -> Result<ResetForm, AccountError> {
+        let ticket = self
+            .store
+            .find_ticket(
+                self.tenant_id(),
+                &hash_token(secret),
+                TicketKind::PasswordChange,
+                self.now(),
+            )
+            .await?
+            .ok_or(AccountError::Ticket)?;
+        let user = self.ticket_user(&ticket).await?;
+        Ok(ResetForm {
+            email: user.email,
+            rules: self.connection_options().await?.describe(),
+        })
+    }
+
+    /// Spends a reset link with a new password (`scp`/`fcp`). A refused password leaves the
+    /// link usable.
+    pub async fn reset_password(
+        &self,
+        secret: &str,
+        password: String,
+    ) -> Result<TicketDone, AccountError> {
+        let tenant = self.tenant_id();
+        let hash = hash_token(secret);
+        let ticket = self
+            .store
+            .find_ticket(tenant, &hash, TicketKind::PasswordChange, self.now())
+            .await?
+            .ok_or(AccountError::Ticket)?;
+        let user = self.ticket_user(&ticket).await?;
+        let fields = EventFields {
+            user_id: Some(&user.user_id),
+            user_name: Some(&user.email),
+            client_id: ticket.data.client_id.as_deref(),
+            ..Default::default()
+        };
+        // Check first, so a refused password does not spend the link.
+        let options = self.connection_options().await?;
+        if let Err(rejection) = self
+            .check_new_password(
+                &options,
+                &password,
+                PersonalInfo {
+                    email: &user.email,
+                    name: &user.name,
+                },
+                Some(&user.user_id),
+                PasswordStage::Change,
+            )
+            .await
+        {
+            self.audit("fcp", &rejection.message(), fields).await;
+            return Err(AccountError::Password(rejection));
+        }
+        if self
+            .store
+            .consume_ticket(tenant, &hash, TicketKind::PasswordChange, self.now())
+            .await?
+            .is_none()
+        {
+            return Err(AccountError::Ticket);
+        }
+        let hash = self
+            .passwords
+            .hash(password)
+            .await
+            .map_err(AccountError::Internal)?;
+        self.store
+            .change_password(
+                tenant,
+                &user.user_id,
+                &hash,
+                options.history_size(),
+                ticket.data.mark_email_as_verified,
+                self.now(),
+            )
+            .await?;
+        self.audit("scp", "Success Change Password", fields).await;
+        Ok(TicketDone {
+            email: user.email,
+            result_url: ticket.data.result_url,
+            client_id: ticket.data.client_id,
+        })
+    }
+
+    /// Spends an unblock link: the blocked IP may try the account again (`ublkdu`).
+    pub async fn unblock_with_ticket(&self, secret: &str) -> Result<TicketDone, AccountError> {
+        let ticket = self
+            .store
+            .consume_ticket(
+                self.tenant_id(),
+                &hash_token(secret),
+                TicketKind::Unblock,
+                self.now(),
+            )
+            .await?
+            .ok_or(AccountError::Ticket)?;
+        let user = self.ticket_user(&ticket).await?;
+        self.release_login_blocks(&user, ticket.data.ip.as_deref(), "the user's unblock link")
+            .await?;
+        Ok(TicketDone {
+            email: user.email,
+            result_url: ticket.data.result_url,
+            client_id: ticket.data.client_id,
+        })
+    }
+
+    /// Releases brute-force blocks of `user` (one IP or all) and records `ublkdu`.
+    pub async fn release_login_blocks(
+        &self,
+        user: &User,
+        ip: Option<&str>,
+        by: &str,
+    ) -> Result<u64, StoreError> {
+        let released = self
+            .store
+            .release_login_blocks(self.tenant_id(), &user.user_id, ip)
+            .await?;
+        if let Some(ip) = ip {
+            self.clear_throttle(&format!("login-ip:{ip}")).await?;
+        }
+        self.audit(
+            "ublkdu",
+            &format!("User login block released by {by}"),
+            EventFields {
+                user_id: Some(&user.user_id),
+                user_name: Some(&user.email),
+                details: Some(json!({"ip": ip, "released": released})),
+                ..Default::default()
+            },
+        )
+        .await;
+        Ok(released)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_email;
+
+    #[test]
+    fn emails_are_checked_for_shape() {
+        assert!(valid_email("a@b.co"));
+        assert!(!valid_email("a@b"));
+        assert!(!valid_email("@b.co"));
+        assert!(!valid_email("a b@c.co"));
+        assert!(!valid_email("a@.co"));
+    }
+}

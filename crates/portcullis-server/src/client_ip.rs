@@ -1,0 +1,107 @@
+//! The client's IP: the socket's peer, unless the peer is a configured trusted proxy (a
+//! load balancer, Cloud Run's front end), in which case the nearest address in
+//! `X-Forwarded-For` that is not itself a trusted proxy. A header a client can set is never
+//! believed from anyone else.
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::HeaderMap;
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+
+/// The client IP of a request, put in its extensions by [`crate::audit::request_info`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub String);
+
+/// Parses `PORTCULLIS_TRUSTED_PROXIES`-style lists: IPs or CIDR ranges, comma-separated.
+pub fn parse_proxies(list: &str) -> anyhow::Result<Vec<IpNet>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| anyhow::anyhow!("{s:?} is not an IP address or CIDR range"))
+        })
+        .collect()
+}
+
+fn trusted(proxies: &[IpNet], ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 @ IpAddr::V4(_) => v4,
+    };
+    proxies.iter().any(|net| net.contains(&ip))
+}
+
+/// Works out the client IP of `request` (see the module docs).
+pub fn client_ip(request: &Request, proxies: &[IpNet]) -> Option<IpAddr> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())?;
+    Some(resolve(peer, request.headers(), proxies))
+}
+
+fn resolve(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr {
+    if !trusted(proxies, peer) {
+        return canonical(peer);
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().parse::<IpAddr>())
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        client = *hop;
+        if !trusted(proxies, *hop) {
+            break;
+        }
+    }
+    canonical(client)
+}
+
+/// IPv4-mapped IPv6 addresses are written as IPv4, so one client has one key.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", xff.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxies = parse_proxies("10.0.0.0/8, 192.0.2.7").unwrap();
+        let spoofed = headers("203.0.113.9");
+        // An untrusted peer: its header is ignored.
+        assert_eq!(
+            resolve("198.51.100.1".parse().unwrap(), &spoofed, &proxies),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
+        // A trusted proxy: the nearest untrusted hop, not a client-written prefix.
+        let chain = headers("1.1.1.1, 203.0.113.9, 10.1.1.1");
+        assert_eq!(
+            resolve("192.0.2.7".parse().unwrap(), &chain, &proxies),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        // No proxies configured: never believed.
+        assert_eq!(
+            resolve("10.0.0.1".parse().unwrap(), &spoofed, &[]),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
+        assert!(parse_proxies("nonsense").is_err());
+    }
+}

@@ -1,0 +1,721 @@
+//! Self-service accounts: `/dbconnections/signup` and `/dbconnections/change_password`
+//! (Auth0's Authentication API), and the pages behind them: signup, password reset, email
+//! verification and unblock.
+
+use super::authorize::{
+    CSRF_COOKIE_PATH, bad_form, csrf_cookie, expired, login_error, login_outcome, render_form,
+    transaction_in,
+};
+use super::{SESSION_COOKIE, cookie, error_page, no_store, page_csp, request_id, tenant_name};
+use crate::client_ip::ClientIp;
+use crate::errors::PageError;
+use crate::state::AppState;
+use axum::Extension;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use portcullis_core::accounts::{AccountError, SignupRequest};
+use portcullis_core::model::DATABASE_CONNECTION;
+use portcullis_core::oauth::login::LoginForm;
+use serde_json::{Value, json};
+
+/// Auth0's answer to a reset request, whether or not the email has an account.
+pub const RESET_SENT: &str = "We've just sent you an email to reset your password.";
+
+/// The double-submit CSRF cookie of the pages outside a login transaction.
+const FORM_CSRF_COOKIE: &str = "pc_form_csrf";
+
+/// Reads a JSON or form body into a JSON object.
+fn body_fields(headers: &HeaderMap, body: &str) -> Option<Value> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return serde_json::from_str::<Value>(body)
+            .ok()
+            .filter(Value::is_object);
+    }
+    let map: serde_json::Map<String, Value> = url::form_urlencoded::parse(body.as_bytes())
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect();
+    Some(Value::Object(map))
+}
+
+fn text(fields: &Value, name: &str) -> Option<String> {
+    fields.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// An Authentication API error in Auth0's shape.
+fn auth_error(status: StatusCode, name: &str, code: &str, description: Value) -> Response {
+    let mut body = json!({
+        "name": name,
+        "code": code,
+        "description": description,
+        "statusCode": status.as_u16(),
+    });
+    if let Value::String(message) = &body["description"] {
+        body["message"] = Value::String(message.clone());
+    }
+    no_store((status, axum::Json(body)).into_response())
+}
+
+fn account_error(error: AccountError) -> Response {
+    match error {
+        AccountError::Invalid(m) => auth_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestError",
+            "invalid_body",
+            Value::String(m),
+        ),
+        AccountError::Exists => auth_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestError",
+            "invalid_signup",
+            Value::String("Invalid sign up".to_owned()),
+        ),
+        AccountError::SignupDisabled => auth_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestError",
+            "operation_not_supported",
+            Value::String("public signup is disabled".to_owned()),
+        ),
+        AccountError::Password(rejection) => {
+            let mut body = json!({
+                "name": rejection.name(),
+                "message": rejection.message(),
+                "code": rejection.code(),
+                "description": rejection.description(),
+                "statusCode": 400,
+            });
+            if let Value::Object(rules) = rejection.description()
+                && let Some(list) = rules.get("rules").and_then(Value::as_array)
+            {
+                body["policy"] = Value::String(policy_text(list));
+            }
+            no_store((StatusCode::BAD_REQUEST, axum::Json(body)).into_response())
+        }
+        AccountError::Throttled { retry_after } => {
+            let mut response = auth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyAttemptsError",
+                "too_many_attempts",
+                Value::String(
+                    "We have detected suspicious behaviour from your IP address. Try again later."
+                        .to_owned(),
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            response
+        }
+        AccountError::UnknownClient => auth_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestError",
+            "invalid_client",
+            Value::String("Unknown client.".to_owned()),
+        ),
+        AccountError::Ticket | AccountError::NoUser => auth_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestError",
+            "invalid_ticket",
+            Value::String("The link is invalid, has expired or was already used.".to_owned()),
+        ),
+        AccountError::Internal(e) => {
+            tracing::error!(error = %e, "internal error on the accounts surface");
+            auth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "server_error",
+                Value::String("Something went wrong.".to_owned()),
+            )
+        }
+    }
+}
+
+/// Auth0's `policy` text: the rules as a bulleted list.
+fn policy_text(rules: &[Value]) -> String {
+    let mut lines = Vec::new();
+    for rule in rules {
+        let mut message = rule["message"].as_str().unwrap_or_default().to_owned();
+        if let Some(args) = rule["format"].as_array() {
+            for arg in args {
+                let value = arg.as_str().map_or_else(|| arg.to_string(), str::to_owned);
+                if let Some(at) = message.find("%d").or_else(|| message.find("%s")) {
+                    message.replace_range(at..at + 2, &value);
+                }
+            }
+        }
+        lines.push(format!("* {message}"));
+        for item in rule["items"].as_array().into_iter().flatten() {
+            lines.push(format!(
+                " * {}",
+                item["message"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    lines.join("\n")
+}
+
+fn check_connection(fields: &Value) -> Option<Response> {
+    match text(fields, "connection") {
+        Some(c) if c == DATABASE_CONNECTION => None,
+        Some(_) => Some(auth_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestError",
+            "invalid_connection",
+            Value::String(
+                "The connection does not exist or is not a database connection.".to_owned(),
+            ),
+        )),
+        None => Some(auth_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestError",
+            "invalid_body",
+            Value::String("Missing required property: connection".to_owned()),
+        )),
+    }
+}
+
+/// `POST /dbconnections/signup`.
+pub async fn signup(
+    State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let Some(fields) = body_fields(&headers, &body) else {
+        return account_error(AccountError::Invalid(
+            "The body must be a JSON object.".to_owned(),
+        ));
+    };
+    if let Some(response) = check_connection(&fields) {
+        return response;
+    }
+    let Some(client_id) = text(&fields, "client_id") else {
+        return account_error(AccountError::Invalid(
+            "Missing required property: client_id".to_owned(),
+        ));
+    };
+    let request = SignupRequest {
+        client_id,
+        email: text(&fields, "email").unwrap_or_default(),
+        password: text(&fields, "password").unwrap_or_default(),
+        name: text(&fields, "name"),
+        nickname: text(&fields, "nickname"),
+        picture: text(&fields, "picture"),
+        user_metadata: fields.get("user_metadata").cloned(),
+        ip: ip.0,
+    };
+    match state.core.signup(request).await {
+        Ok(user) => {
+            let id = user
+                .user_id
+                .strip_prefix("auth0|")
+                .unwrap_or(&user.user_id)
+                .to_owned();
+            no_store(
+                axum::Json(json!({
+                    "_id": id,
+                    "email_verified": user.email_verified,
+                    "email": user.email,
+                    "name": user.name,
+                    "nickname": user.nickname,
+                    "picture": user.picture,
+                    "user_metadata": user.user_metadata,
+                }))
+                .into_response(),
+            )
+        }
+        Err(e) => account_error(e),
+    }
+}
+
+/// `POST /dbconnections/change_password`: the same answer whether or not the email exists.
+pub async fn change_password(
+    State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let Some(fields) = body_fields(&headers, &body) else {
+        return account_error(AccountError::Invalid(
+            "The body must be a JSON object.".to_owned(),
+        ));
+    };
+    if let Some(response) = check_connection(&fields) {
+        return response;
+    }
+    let email = text(&fields, "email").unwrap_or_default();
+    match state
+        .core
+        .request_password_reset(text(&fields, "client_id"), &email, &ip.0)
+        .await
+    {
+        Ok(()) => no_store(axum::Json(Value::String(RESET_SENT.to_owned())).into_response()),
+        Err(e) => account_error(e),
+    }
+}
+
+/// `GET /u/signup?state=…`: the signup form of a transaction in progress.
+pub async fn signup_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some((tx, csrf)) = transaction_in(query.as_deref(), &jar) else {
+        return expired(&state, &headers).await;
+    };
+    if state
+        .core
+        .connection_options()
+        .await
+        .is_ok_and(|o| o.disable_signup)
+    {
+        return signup_disabled(&state, &headers).await;
+    }
+    match state.core.login_page(&tx, &csrf).await {
+        Ok(page) => render_form(&state, &headers, "signup.html", page, StatusCode::OK).await,
+        Err(e) => login_error(&state, &headers, e).await,
+    }
+}
+
+async fn signup_disabled(state: &AppState, headers: &HeaderMap) -> Response {
+    error_page(
+        state,
+        headers,
+        PageError::new(
+            StatusCode::NOT_FOUND,
+            "Sign-up is not available",
+            "Self-service sign-up is turned off here. Ask the administrator of the application for an account.",
+        ),
+    )
+    .await
+}
+
+/// The signup form. Deliberately not `Debug`: it holds the password.
+#[derive(serde::Deserialize)]
+pub struct SignupFormBody {
+    pub state: Option<String>,
+    pub csrf: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+}
+
+/// `POST /u/signup`: creates the account and logs the user in.
+pub async fn signup_form(
+    State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    body: String,
+) -> Response {
+    let Ok(form) = serde_urlencoded::from_str::<SignupFormBody>(&body) else {
+        return bad_form(&state, &headers, "The signup form could not be read.").await;
+    };
+    let (Some(tx), Some(csrf)) = (form.state, form.csrf) else {
+        return expired(&state, &headers).await;
+    };
+    let csrf_cookie = csrf_cookie(&jar, &tx);
+    let outcome = state
+        .core
+        .signup_in_transaction(LoginForm {
+            transaction_id: tx.clone(),
+            csrf_field: csrf,
+            csrf_cookie,
+            email: form.email.unwrap_or_default(),
+            password: form.password.unwrap_or_default(),
+            previous_session: jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()),
+            ip: ip.0,
+        })
+        .await;
+    login_outcome(&state, &headers, jar, &tx, outcome, "signup.html").await
+}
+
+/// The CSRF token of a standalone form: the cookie's, or a new one set on the response.
+fn form_csrf(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
+    if let Some(c) = jar.get(FORM_CSRF_COOKIE)
+        && c.value().len() >= 32
+    {
+        let value = c.value().to_owned();
+        return (jar, value);
+    }
+    let token = portcullis_crypto::token::random_alphanumeric(43);
+    let jar = jar.add(cookie(
+        state,
+        FORM_CSRF_COOKIE.to_owned(),
+        token.clone(),
+        CSRF_COOKIE_PATH,
+        3600,
+    ));
+    (jar, token)
+}
+
+fn form_csrf_ok(jar: &CookieJar, field: Option<&str>) -> bool {
+    match (jar.get(FORM_CSRF_COOKIE), field) {
+        (Some(cookie), Some(field)) if !field.is_empty() => {
+            portcullis_crypto::ct_eq(cookie.value().as_bytes(), field.as_bytes())
+        }
+        _ => false,
+    }
+}
+
+async fn page(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    template: &str,
+    ctx: minijinja::Value,
+) -> Response {
+    let base = minijinja::context! {
+        tenant_name => tenant_name(state).await,
+        request_id => request_id(headers),
+    };
+    let html = state
+        .pages
+        .render(template, minijinja::context! { ..ctx, ..base });
+    let mut response = (status, Html(html)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, page_csp(None, None, None));
+    no_store(response)
+}
+
+async fn message(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    title: &str,
+    detail: &str,
+    link: Option<(&str, &str)>,
+) -> Response {
+    page(
+        state,
+        headers,
+        status,
+        "message.html",
+        minijinja::context! {
+            title => title,
+            detail => detail,
+            link => link.map(|l| l.0),
+            link_text => link.map(|l| l.1),
+        },
+    )
+    .await
+}
+
+async fn bad_link(state: &AppState, headers: &HeaderMap) -> Response {
+    message(
+        state,
+        headers,
+        StatusCode::BAD_REQUEST,
+        "This link is no longer valid",
+        "The link is invalid, has expired or was already used. Ask for a new one.",
+        None,
+    )
+    .await
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct TicketQuery {
+    pub ticket: Option<String>,
+    pub state: Option<String>,
+}
+
+/// `GET /u/reset-password`: the request form, or with `?ticket=` the new-password form.
+pub async fn reset_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let q: TicketQuery =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
+    let (jar, csrf) = form_csrf(&state, jar);
+    let response = match q.ticket {
+        Some(ticket) => match state.core.reset_form(&ticket).await {
+            Ok(form) => {
+                page(
+                    &state,
+                    &headers,
+                    StatusCode::OK,
+                    "reset_change.html",
+                    minijinja::context! {
+                        email => form.email,
+                        rules => form.rules,
+                        ticket => ticket,
+                        csrf => csrf,
+                    },
+                )
+                .await
+            }
+            Err(AccountError::Internal(e)) => {
+                error_page(&state, &headers, PageError::internal(e)).await
+            }
+            Err(_) => bad_link(&state, &headers).await,
+        },
+        None => {
+            page(
+                &state,
+                &headers,
+                StatusCode::OK,
+                "reset_request.html",
+                minijinja::context! {
+                    csrf => csrf,
+                    transaction_id => q.state,
+                    sent => false,
+                },
+            )
+            .await
+        }
+    };
+    (jar, response).into_response()
+}
+
+/// The reset forms. Deliberately not `Debug`: one holds the password.
+#[derive(serde::Deserialize)]
+pub struct ResetFormBody {
+    pub csrf: Option<String>,
+    pub ticket: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub state: Option<String>,
+}
+
+/// `POST /u/reset-password`: sends the link, or sets the new password.
+pub async fn reset_form(
+    State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    body: String,
+) -> Response {
+    let Ok(form) = serde_urlencoded::from_str::<ResetFormBody>(&body) else {
+        return bad_form(&state, &headers, "The form could not be read.").await;
+    };
+    if !form_csrf_ok(&jar, form.csrf.as_deref()) {
+        return expired(&state, &headers).await;
+    }
+    let csrf = form.csrf.unwrap_or_default();
+    if let Some(ticket) = form.ticket {
+        let password = form.password.unwrap_or_default();
+        return match state.core.reset_password(&ticket, password).await {
+            Ok(done) => match done.result_url {
+                Some(url) => no_store(Redirect::to(&with_result(&url, "Your password has been changed.")).into_response()),
+                None => {
+                    message(
+                        &state,
+                        &headers,
+                        StatusCode::OK,
+                        "Password changed",
+                        "Your password has been changed, and you have been logged out everywhere. Go back to the application and log in with the new password.",
+                        None,
+                    )
+                    .await
+                }
+            },
+            Err(AccountError::Password(rejection)) => {
+                let rules = state
+                    .core
+                    .connection_options()
+                    .await
+                    .map(|o| o.describe())
+                    .unwrap_or_default();
+                let email = state
+                    .core
+                    .reset_form(&ticket)
+                    .await
+                    .map(|f| f.email)
+                    .unwrap_or_default();
+                page(
+                    &state,
+                    &headers,
+                    StatusCode::BAD_REQUEST,
+                    "reset_change.html",
+                    minijinja::context! {
+                        email => email,
+                        rules => rules,
+                        ticket => ticket,
+                        csrf => csrf,
+                        error => rejection.message(),
+                    },
+                )
+                .await
+            }
+            Err(AccountError::Invalid(m)) => bad_form(&state, &headers, &m).await,
+            Err(AccountError::Internal(e)) => {
+                error_page(&state, &headers, PageError::internal(e)).await
+            }
+            Err(_) => bad_link(&state, &headers).await,
+        };
+    }
+    // A reset asked from a login page returns to that application's login.
+    let client_id = match form.state.as_deref().filter(|s| !s.is_empty()) {
+        Some(tx) => state.core.transaction_client(tx).await,
+        None => None,
+    };
+    let email = form.email.unwrap_or_default();
+    match state
+        .core
+        .request_password_reset(client_id, &email, &ip.0)
+        .await
+    {
+        Ok(()) => {
+            page(
+                &state,
+                &headers,
+                StatusCode::OK,
+                "reset_request.html",
+                minijinja::context! { sent => true, transaction_id => form.state, csrf => csrf },
+            )
+            .await
+        }
+        Err(AccountError::Invalid(m)) => {
+            page(
+                &state,
+                &headers,
+                StatusCode::BAD_REQUEST,
+                "reset_request.html",
+                minijinja::context! { sent => false, transaction_id => form.state, csrf => csrf, error => m },
+            )
+            .await
+        }
+        Err(AccountError::Throttled { retry_after }) => {
+            let mut response = message(
+                &state,
+                &headers,
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                "Too many reset emails were asked for this address. Wait a minute, then try again.",
+                None,
+            )
+            .await;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            response
+        }
+        Err(AccountError::Internal(e)) => error_page(&state, &headers, PageError::internal(e)).await,
+        Err(_) => bad_form(&state, &headers, "The request could not be processed.").await,
+    }
+}
+
+/// `result_url` with Auth0's `success` and `message` parameters.
+fn with_result(url: &str, message: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            u.query_pairs_mut()
+                .append_pair("success", "true")
+                .append_pair("message", message);
+            u.to_string()
+        }
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// `GET /u/email-verification?ticket=…`: verifies the email address.
+pub async fn verify_email(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let q: TicketQuery =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
+    let Some(ticket) = q.ticket else {
+        return bad_link(&state, &headers).await;
+    };
+    match state.core.verify_email(&ticket).await {
+        Ok(done) => match done.result_url {
+            Some(url) => no_store(
+                Redirect::to(&with_result(
+                    &url,
+                    "Your email was verified. You can continue using the application.",
+                ))
+                .into_response(),
+            ),
+            None => {
+                message(
+                    &state,
+                    &headers,
+                    StatusCode::OK,
+                    "Email verified",
+                    "Your email address was verified. You can continue using the application.",
+                    None,
+                )
+                .await
+            }
+        },
+        Err(AccountError::Internal(e)) => {
+            error_page(&state, &headers, PageError::internal(e)).await
+        }
+        Err(_) => bad_link(&state, &headers).await,
+    }
+}
+
+/// `GET /u/unblock?ticket=…`: asks to confirm (a mail scanner's GET does not unblock).
+pub async fn unblock_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let q: TicketQuery =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
+    let Some(ticket) = q.ticket else {
+        return bad_link(&state, &headers).await;
+    };
+    let (jar, csrf) = form_csrf(&state, jar);
+    let response = page(
+        &state,
+        &headers,
+        StatusCode::OK,
+        "unblock.html",
+        minijinja::context! { ticket => ticket, csrf => csrf },
+    )
+    .await;
+    (jar, response).into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct UnblockFormBody {
+    pub csrf: Option<String>,
+    pub ticket: Option<String>,
+}
+
+/// `POST /u/unblock`: releases the block the link was sent for.
+pub async fn unblock(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    body: String,
+) -> Response {
+    let Ok(form) = serde_urlencoded::from_str::<UnblockFormBody>(&body) else {
+        return bad_form(&state, &headers, "The form could not be read.").await;
+    };
+    if !form_csrf_ok(&jar, form.csrf.as_deref()) {
+        return expired(&state, &headers).await;
+    }
+    let Some(ticket) = form.ticket else {
+        return bad_link(&state, &headers).await;
+    };
+    match state.core.unblock_with_ticket(&ticket).await {
+        Ok(_) => {
+            message(
+                &state,
+                &headers,
+                StatusCode::OK,
+                "Account unblocked",
+                "Your account is unblocked. Go back to the application and log in.",
+                None,
+            )
+            .await
+        }
+        Err(AccountError::Internal(e)) => {
+            error_page(&state, &headers, PageError::internal(e)).await
+        }
+        Err(_) => bad_link(&state, &headers).await,
+    }
+}
