@@ -93,6 +93,7 @@ MGMT_SCOPES = [
     "delete:resource_servers",
     "read:client_grants", "create:client_grants", "update:client_grants", "delete:client_grants",
     "read:logs",
+    "read:attack_protection", "update:attack_protection", "create:user_tickets",
 ]
 
 MGMT_TENANT_YAML = f"""\
@@ -909,7 +910,7 @@ def sdk_user(client, email: str, **fields) -> Iterator:
     """A user created through the SDK, deleted again afterwards (a 204 even if the test
     deleted it already)."""
     user = client.users.create(
-        connection=DB_CONNECTION, email=email, password="Sdk-" + secrets.token_urlsafe(12), **fields
+        connection=DB_CONNECTION, email=email, password="Pw-" + secrets.token_urlsafe(12) + "-9", **fields
     )
     check(user.user_id, f"users.create returned no user_id: {user!r}")
     try:
@@ -954,6 +955,49 @@ def sdk_client_credentials_token_for_management_api(env: Env) -> None:
             check(error.error_code, f"wrong secret: no error code in {error}")
         else:
             raise Failure(f"wrong secret got a token: {result!r}")
+
+
+@test
+def sdk_signs_up_and_asks_for_a_password_reset(env: Env) -> None:
+    """Auth0's Python SDK against /dbconnections: signup answers Auth0's shapes (a weak
+    password is `invalid_password` with its rules), and change_password answers the same
+    text for known and unknown emails while only the known one gets a reset email (the
+    server has no SMTP settings, so it lands in the outbox)."""
+    from auth0.authentication import Database
+    from auth0.authentication.exceptions import Auth0Error
+
+    mgmt = env.management()
+    email = sdk_email()
+    with trusting(mgmt.cert):
+        db = Database(mgmt.domain, mgmt.client_id)
+        try:
+            db.signup(email=email, password="x7Qz", connection=DB_CONNECTION)
+        except Auth0Error as error:
+            check(error.status_code == 400, f"weak password: status {error.status_code}")
+            check(error.error_code == "invalid_password", f"weak password: code {error.error_code!r}")
+        else:
+            raise Failure("a weak password was accepted")
+        created = db.signup(email=email, password="Velvet-otter-52-kayak", connection=DB_CONNECTION, name="Sam Signup")
+        check(created.get("email") == email and created.get("email_verified") is False, f"signup answer: {created!r}")
+        check(created.get("_id") and not str(created["_id"]).startswith("auth0|"), f"_id is {created.get('_id')!r}")
+        try:
+            db.signup(email=email, password="Velvet-otter-52-kayak", connection=DB_CONNECTION)
+        except Auth0Error as error:
+            check(error.error_code == "invalid_signup", f"a second signup: code {error.error_code!r}")
+        else:
+            raise Failure("the same email signed up twice")
+        known = db.change_password(email=email, connection=DB_CONNECTION)
+        unknown = db.change_password(email=sdk_email(), connection=DB_CONNECTION)
+        check(known == unknown == "We've just sent you an email to reset your password.", f"answers: {known!r} / {unknown!r}")
+    outbox = env.tmp / "outbox"
+    deadline = time.monotonic() + 10
+    found = []
+    while time.monotonic() < deadline:
+        found = [p for p in outbox.glob("*reset_password*.eml") if email in p.read_text(errors="replace")]
+        if found:
+            break
+        time.sleep(0.2)
+    check(len(found) == 1, f"one reset email for {email} in {outbox}: {found}")
 
 
 @test
@@ -1068,7 +1112,7 @@ def sdk_reports_management_api_errors(env: Env) -> None:
             lambda: client.users.create(
                 connection=DB_CONNECTION,
                 email=email,
-                password="Sdk-" + secrets.token_urlsafe(12),
+                password="Pw-" + secrets.token_urlsafe(12) + "-9",
                 request_options=NO_RETRY,
             ),
             409,

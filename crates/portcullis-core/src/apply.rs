@@ -115,6 +115,9 @@ pub async fn apply(
 
     // Settings documents: attack protection, the database connection, log streams.
     if let Some(attack) = &file.attack_protection {
+        attack
+            .validate()
+            .map_err(|m| err(text, "attackProtection", "", m))?;
         let current: crate::protection::AttackProtection =
             core.setting(crate::protection::ATTACK_PROTECTION).await?;
         if &current != attack {

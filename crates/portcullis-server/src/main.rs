@@ -82,6 +82,12 @@ enum UsersCommand {
         #[arg(long)]
         unblock: bool,
     },
+    /// Show the IPs brute-force protection blocked from a user; --release lifts the blocks.
+    Blocks {
+        user: String,
+        #[arg(long)]
+        release: bool,
+    },
     /// Delete a user and their data (the audit trail stays).
     Delete { user: String },
 }
@@ -416,6 +422,25 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
             )
             .await;
             print_json(&out)
+        }
+        UsersCommand::Blocks { user, release } => {
+            let id = resolve_user(&core, &user).await?;
+            if release {
+                core.delete_user_blocks(
+                    caller.require::<UpdateUsers>().map_err(api)?,
+                    Some(&id),
+                    None,
+                )
+                .await
+                .map_err(api)?;
+                record(&core, "users blocks --release").await;
+            }
+            print_json(
+                &core
+                    .get_user_blocks(caller.require::<ReadUsers>().map_err(api)?, Some(&id), None)
+                    .await
+                    .map_err(api)?,
+            )
         }
         UsersCommand::Delete { user } => {
             let id = resolve_user(&core, &user).await?;

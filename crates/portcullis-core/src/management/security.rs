@@ -129,6 +129,8 @@ impl Portcullis {
         }
         let next: AttackProtection = serde_json::from_value(all)
             .map_err(|e| ManagementError::bad_request(format!("Payload validation error: {e}")))?;
+        next.validate()
+            .map_err(|m| ManagementError::bad_request(format!("Payload validation error: {m}")))?;
         self.save_setting(ATTACK_PROTECTION, &next).await?;
         let all = serde_json::to_value(&next).map_err(ManagementError::internal)?;
         Ok(all[part.key()].clone())

@@ -266,6 +266,33 @@ impl Portcullis {
         Ok(Value::Array(user.iter().map(user_json).collect()))
     }
 
+    /// The database connection's password policy, as Auth0 applies it to the Management API.
+    async fn check_policy(
+        &self,
+        password: &str,
+        email: &str,
+        name: &str,
+        user_id: Option<&str>,
+    ) -> Result<(), ManagementError> {
+        let options = self.connection_options().await?;
+        let who = crate::protection::policy::PersonalInfo { email, name };
+        self.check_new_password(
+            &options,
+            password,
+            who,
+            user_id,
+            crate::accounts::PasswordStage::Change,
+        )
+        .await
+        .map_err(|r| {
+            ManagementError::new(
+                400,
+                "invalid_password",
+                format!("{}: {}", r.name(), r.message()),
+            )
+        })
+    }
+
     /// `POST /api/v2/users`.
     pub async fn create_user(
         &self,
@@ -280,6 +307,13 @@ impl Portcullis {
             ));
         };
         check_password(&password)?;
+        self.check_policy(
+            &password,
+            &email,
+            body.name.as_deref().unwrap_or(&email),
+            None,
+        )
+        .await?;
         let now = self.now();
         let user_id = match body.user_id {
             Some(id)
@@ -359,6 +393,7 @@ impl Portcullis {
         }
         let tenant = self.tenant_id();
         let now = self.now();
+        let mut email_changed = false;
         if let Some(email) = &patch.email {
             let email = check_email(email)?;
             if normalize_email(&email) != normalize_email(&user.email)
@@ -372,10 +407,13 @@ impl Portcullis {
                     "The specified new email already exists",
                 ));
             }
+            email_changed = normalize_email(&email) != normalize_email(&user.email);
             user.email = email;
         }
         if let Some(password) = patch.password {
             check_password(&password)?;
+            self.check_policy(&password, &user.email, &user.name, Some(&user.user_id))
+                .await?;
             user.password_hash = Some(
                 self.passwords
                     .hash(password)
@@ -407,6 +445,18 @@ impl Portcullis {
         }
         user.updated_at = now;
         self.store.update_user(&user).await?;
+        if email_changed {
+            self.audit(
+                "sce",
+                "Success Change Email",
+                crate::audit::EventFields {
+                    user_id: Some(&user.user_id),
+                    user_name: Some(&user.email),
+                    ..Default::default()
+                },
+            )
+            .await;
+        }
         if newly_blocked {
             self.store
                 .end_user_sessions(tenant, &user.user_id, now)

@@ -215,6 +215,7 @@ impl Portcullis {
         // Verify even when the user is unknown, against a dummy hash, so both cost the same.
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         let user_known = user.is_some();
+        let known_user = if count_failures { user.clone() } else { None };
         let password = form.password.clone();
         let ok = self.passwords.verify(form.password, stored).await;
         let Some(user) = user.filter(|_| ok) else {
@@ -239,8 +240,7 @@ impl Portcullis {
             if count_failures {
                 return self
                     .count_failure(
-                        user_known,
-                        email,
+                        known_user.as_ref(),
                         ip,
                         &unknown_bucket,
                         unknown_limit,
@@ -340,8 +340,7 @@ impl Portcullis {
     #[allow(clippy::too_many_arguments)]
     async fn count_failure(
         &self,
-        user_known: bool,
-        email: &str,
+        user: Option<&crate::model::User>,
         ip: &str,
         unknown_bucket: &str,
         unknown_limit: Limit,
@@ -351,16 +350,9 @@ impl Portcullis {
         fields: crate::audit::EventFields<'_>,
     ) -> Result<bool, LoginError> {
         let tenant = self.tenant_id();
-        if !user_known {
+        let Some(user) = user else {
             let decision = self.throttle(unknown_bucket, unknown_limit).await?;
             return Ok(blocks && decision.remaining == 0);
-        }
-        let Some(user) = self
-            .store
-            .find_user_by_email(tenant, DATABASE_CONNECTION, email)
-            .await?
-        else {
-            return Ok(false);
         };
         let counted = self
             .store
@@ -383,7 +375,7 @@ impl Portcullis {
             )
             .await;
             if notify {
-                self.send_unblock_email(&user, ip).await?;
+                self.send_unblock_email(user, ip).await?;
             }
         }
         Ok(blocks && counted.blocked)

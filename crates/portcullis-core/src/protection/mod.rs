@@ -29,6 +29,52 @@ pub struct AttackProtection {
     pub breached_password: BreachedPasswordDetection,
 }
 
+impl AttackProtection {
+    /// Checks the ranges Auth0 allows (the types cannot express them).
+    pub fn validate(&self) -> Result<(), String> {
+        let bf = self.brute_force.max_attempts;
+        if !(1..=100).contains(&bf) {
+            return Err("bruteForceProtection.max_attempts must be 1 to 100".to_owned());
+        }
+        let login = self.suspicious_ip.stage.pre_login;
+        if !(1..=2_500).contains(&login.max_attempts)
+            || !(34_560..=86_400_000).contains(&login.rate)
+        {
+            return Err(
+                "suspiciousIpThrottling.stage.pre-login needs max_attempts 1 to 2500 and rate 34560 to 86400000 ms"
+                    .to_owned(),
+            );
+        }
+        let signup = self.suspicious_ip.stage.pre_user_registration;
+        if !(1..=72_000).contains(&signup.max_attempts)
+            || !(1_200..=86_400_000).contains(&signup.rate)
+        {
+            return Err(
+                "suspiciousIpThrottling.stage.pre-user-registration needs max_attempts 1 to 72000 and rate 1200 to 86400000 ms"
+                    .to_owned(),
+            );
+        }
+        if self.breached_password.method != "standard" {
+            return Err("breachedPasswordDetection.method must be standard".to_owned());
+        }
+        for shield in &self.suspicious_ip.shields {
+            if *shield == Shield::UserNotification {
+                return Err(
+                    "suspiciousIpThrottling.shields takes block and admin_notification".to_owned(),
+                );
+            }
+        }
+        for shield in &self.brute_force.shields {
+            if *shield == Shield::AdminNotification {
+                return Err(
+                    "bruteForceProtection.shields takes block and user_notification".to_owned(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Blocks one IP from one account after `max_attempts` failed logins in a row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]

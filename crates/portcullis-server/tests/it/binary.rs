@@ -346,7 +346,7 @@ fn operators_manage_users_and_roles_from_the_cli() {
             "Ops Person",
             "--verified",
         ],
-        Some("a long operator password\n"),
+        Some("A long operator password 7\n"),
     );
     assert!(ok, "{err}");
     let user: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -354,7 +354,7 @@ fn operators_manage_users_and_roles_from_the_cli() {
     assert_eq!(user["email_verified"], true);
     let (ok, _, err) = cli(
         &["users", "create", "--email", "ops@example.com"],
-        Some("a long operator password\n"),
+        Some("A long operator password 7\n"),
     );
     assert!(!ok && err.contains("already exists"), "{err}");
     let (ok, _, err) = cli(
@@ -385,6 +385,8 @@ fn operators_manage_users_and_roles_from_the_cli() {
     assert!(ok, "{err}");
     let (_, out, _) = cli(&["roles", "list"], None);
     assert!(out.contains("operators"));
+    let (ok, out, err) = cli(&["users", "blocks", "ops@example.com", "--release"], None);
+    assert!(ok && out.contains("\"blocked_for\": []"), "{out}{err}");
     let (ok, out, _) = cli(&["users", "block", "ops@example.com"], None);
     assert!(ok && out.contains("\"blocked\": true"), "{out}");
     let (ok, _, err) = cli(&["roles", "unassign", "ops@example.com", "operators"], None);

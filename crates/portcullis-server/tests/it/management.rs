@@ -35,7 +35,7 @@ both_backends! {
         assert_auth0_error(&app.api("GET", "/api/v2/users", api_token["access_token"].as_str(), None).await, 401, "invalid_token");
         let reader = app.management_token(READER_TOOL.0, READER_TOOL.1).await;
         assert_eq!(app.api("GET", "/api/v2/users", Some(&reader), None).await.status, StatusCode::OK);
-        let denied = app.api("POST", "/api/v2/users", Some(&reader), Some(json!({"connection": "Username-Password-Authentication", "email": "x@example.com", "password": "long enough pw"}))).await;
+        let denied = app.api("POST", "/api/v2/users", Some(&reader), Some(json!({"connection": "Username-Password-Authentication", "email": "x@example.com", "password": "Long-enough-pw-77"}))).await;
         assert_auth0_error(&denied, 403, "insufficient_scope");
         assert!(denied.json()["message"].as_str().unwrap().contains("create:users"));
         let no_grant = app.token(&[("grant_type", "client_credentials"), ("audience", &format!("{ISSUER}api/v2/"))], Some(("m2m-client-id", M2M_SECRET))).await;
@@ -48,7 +48,7 @@ both_backends! {
         let resp = app.api("POST", "/api/v2/users", Some(&token), Some(json!({
             "connection": "Username-Password-Authentication",
             "email": "New.Person@Example.com",
-            "password": "a fine long password",
+            "password": "A-fine-long-password-9",
             "name": "New Person",
             "user_metadata": {"theme": "dark"},
             "app_metadata": {"plan": "silver"}
@@ -65,7 +65,7 @@ both_backends! {
         assert!(user["created_at"].as_str().unwrap().ends_with("Z"));
         assert!(user.get("password").is_none() && !resp.text.contains("argon2"));
 
-        let p = app.login_code(&Browser::new(), &[], "new.person@example.com", "a fine long password").await;
+        let p = app.login_code(&Browser::new(), &[], "new.person@example.com", "A-fine-long-password-9").await;
         assert!(p.contains_key("code"));
         let fetched = app.api("GET", &format!("/api/v2/users/{}", encode(&id)), Some(&token), None).await.json();
         assert_eq!(fetched["logins_count"], 1);
@@ -84,12 +84,12 @@ both_backends! {
             }
         };
         assert_auth0_error(&send("{not json").await, 400, "invalid_body");
-        assert_auth0_error(&send(r#"{"connection":"Username-Password-Authentication","email":"a@example.com","password":"long enough pw","colour":"red"}"#).await, 400, "invalid_body");
+        assert_auth0_error(&send(r#"{"connection":"Username-Password-Authentication","email":"a@example.com","password":"Long-enough-pw-77","colour":"red"}"#).await, 400, "invalid_body");
         assert_auth0_error(&send(r#"{"connection":"Username-Password-Authentication","email":"a@example.com"}"#).await, 400, "invalid_body");
-        assert_auth0_error(&send(r#"{"connection":"Username-Password-Authentication","email":"not-an-email","password":"long enough pw"}"#).await, 400, "invalid_body");
-        assert_auth0_error(&send(r#"{"connection":"github","email":"a@example.com","password":"long enough pw"}"#).await, 400, "invalid_body");
+        assert_auth0_error(&send(r#"{"connection":"Username-Password-Authentication","email":"not-an-email","password":"Long-enough-pw-77"}"#).await, 400, "invalid_body");
+        assert_auth0_error(&send(r#"{"connection":"github","email":"a@example.com","password":"Long-enough-pw-77"}"#).await, 400, "invalid_body");
         assert_auth0_error(&send(r#"{"connection":"Username-Password-Authentication","email":"a@example.com","password":"short"}"#).await, 400, "invalid_password");
-        let dup = send(r#"{"connection":"Username-Password-Authentication","email":"USER@example.com","password":"long enough pw"}"#).await;
+        let dup = send(r#"{"connection":"Username-Password-Authentication","email":"USER@example.com","password":"Long-enough-pw-77"}"#).await;
         assert_auth0_error(&dup, 409, "auth0_idp_error");
         assert_eq!(count().await, before);
         assert_auth0_error(&app.api("GET", "/api/v2/users/auth0%7Cnope", Some(&token), None).await, 404, "inexistent_user");
@@ -148,9 +148,9 @@ both_backends! {
         let cleared = app.api("PATCH", &path, Some(&token), Some(json!({"user_metadata": {}}))).await.json();
         assert_eq!(cleared["user_metadata"], json!({}));
 
-        let changed = app.api("PATCH", &path, Some(&token), Some(json!({"password": "a brand new passphrase", "connection": "Username-Password-Authentication"}))).await;
+        let changed = app.api("PATCH", &path, Some(&token), Some(json!({"password": "A-brand-new-passphrase-3", "connection": "Username-Password-Authentication"}))).await;
         assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
-        assert!(app.login_code(&Browser::new(), &[], USER_EMAIL, "a brand new passphrase").await.contains_key("code"));
+        assert!(app.login_code(&Browser::new(), &[], USER_EMAIL, "A-brand-new-passphrase-3").await.contains_key("code"));
 
         let blocked = app.api("PATCH", &path, Some(&token), Some(json!({"blocked": true}))).await.json();
         assert_eq!(blocked["blocked"], true);

@@ -531,3 +531,71 @@ async fn log_stream_sqlite() {
 async fn log_stream_postgres() {
     log_stream_case(Backend::Postgres).await;
 }
+
+async fn trusted_proxy_case(backend: Backend) {
+    let options = portcullis_server::HttpOptions {
+        rate_limits: portcullis_server::ratelimit::RateLimits {
+            token_per_ip: 1,
+            ..Default::default()
+        },
+        trusted_proxies: portcullis_server::client_ip::parse_proxies("10.0.0.1").unwrap(),
+        ..Default::default()
+    };
+    let Some(app) = TestApp::with_http(backend, options).await else {
+        return;
+    };
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("audience", "https://api.finance.example"),
+    ];
+    let via_proxy = |client: &str| {
+        let mut request = token_request(&form);
+        request.headers_mut().insert(
+            "x-forwarded-for",
+            format!("{client}, 10.0.0.1").parse().unwrap(),
+        );
+        request
+    };
+    // Behind the trusted proxy, each client has its own bucket.
+    assert_eq!(
+        app.send_from(via_proxy("198.51.100.1"), "10.0.0.1")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.send_from(via_proxy("198.51.100.2"), "10.0.0.1")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.send_from(via_proxy("198.51.100.1"), "10.0.0.1")
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // From anyone else the header is ignored: the peer is the client.
+    assert_eq!(
+        app.send_from(via_proxy("198.51.100.3"), "203.0.113.9")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.send_from(via_proxy("198.51.100.4"), "203.0.113.9")
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxy_sqlite() {
+    trusted_proxy_case(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxy_postgres() {
+    trusted_proxy_case(Backend::Postgres).await;
+}
