@@ -21,14 +21,18 @@ CREATE TABLE throttles (
 );
 CREATE INDEX throttles_tat ON throttles (tat_ms);
 
--- Brute-force protection: failed logins per account and IP, and the block they lead to.
+-- Brute-force protection: login attempts per account and IP (counted before the password
+-- is checked, and forgotten after a success), and the block they lead to.
 CREATE TABLE login_failures (
     tenant_id TEXT NOT NULL,
     user_id TEXT NOT NULL,
     ip TEXT NOT NULL,
     failures BIGINT NOT NULL,
     last_failure_at BIGINT NOT NULL,
+    -- Set when the pair is refused (the block shield is on and the count passed the limit).
     blocked_at BIGINT,
+    -- Set once the limit was passed and the user was told, so they are told once.
+    notified_at BIGINT,
     PRIMARY KEY (tenant_id, user_id, ip),
     FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, user_id) ON DELETE CASCADE
 );

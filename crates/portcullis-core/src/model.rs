@@ -445,13 +445,13 @@ pub struct TicketData {
     pub email: String,
 }
 
-/// Failed logins of one account from one IP, after counting one more.
+/// Login attempts of one account from one IP not yet followed by a success, after
+/// counting one more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoginFailures {
     pub failures: i64,
+    /// The pair is refused (the count passed the limit while blocking was on).
     pub blocked: bool,
-    /// This failure is the one that reached the limit.
-    pub newly_blocked: bool,
 }
 
 /// An IP blocked from an account by brute-force protection.

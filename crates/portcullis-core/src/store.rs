@@ -379,17 +379,35 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn throttle_peek(&self, tenant_id: &str, bucket: &str)
     -> Result<Option<i64>, StoreError>;
     async fn throttle_clear(&self, tenant_id: &str, bucket: &str) -> Result<(), StoreError>;
+    /// Gives one counted request back (a success that was counted in advance).
+    async fn throttle_refund(
+        &self,
+        tenant_id: &str,
+        bucket: &str,
+        interval_ms: i64,
+    ) -> Result<(), StoreError>;
 
     // Brute-force protection
-    /// Counts a failed login of `user_id` from `ip`, blocking the pair at `max_attempts`.
-    async fn record_login_failure(
+    /// Counts a login attempt of `user_id` from `ip` before its password is checked (so
+    /// parallel attempts cannot slip past the limit), in one statement. With `enforce`, the
+    /// pair is blocked once the count passes `max_attempts`.
+    async fn count_login_attempt(
         &self,
         tenant_id: &str,
         user_id: &str,
         ip: &str,
         now: Timestamp,
         max_attempts: i64,
+        enforce: bool,
     ) -> Result<LoginFailures, StoreError>;
+    /// Marks the pair's user as told about the block; `true` only the first time.
+    async fn claim_block_notice(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
     async fn login_blocked(
         &self,
         tenant_id: &str,
@@ -446,7 +464,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<String>, StoreError>;
     /// Sets a new password hash in one transaction: the old hash joins the history (which
     /// keeps `keep` entries), every session and refresh token of the user ends, brute-force
-    /// blocks are released, and the email is marked verified when `verify_email`.
+    /// blocks are released, the user's unused password-change and unblock links stop
+    /// working, and the email is marked verified when `verify_email`.
     async fn change_password(
         &self,
         tenant_id: &str,
@@ -473,14 +492,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         last: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
-    /// Events with an id after `after_id` and dated before `before_ms`, oldest first.
+    /// Events with an id after `after_id` and before `before_id`, oldest first.
     async fn log_events_after(
         &self,
         tenant_id: &str,
         after_id: &str,
-        before_ms: i64,
+        before_id: &str,
         limit: i64,
     ) -> Result<Vec<crate::audit::LogEvent>, StoreError>;
+    /// Marks the email verified if it is still `email_normalized`; `false` otherwise.
+    async fn mark_email_verified(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        email_normalized: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes rows that can no longer be used: expired codes, login transactions and
     /// recorded access tokens; ended sessions; expired or revoked refresh tokens; revoked

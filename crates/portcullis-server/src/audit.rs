@@ -16,12 +16,12 @@ pub async fn request_info(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let ip = crate::client_ip::client_ip(&request, &state.trusted_proxies).map(|ip| ip.to_string());
+    let ip = crate::client_ip::client_ip(&request, &state.trusted_proxies);
     request.extensions_mut().insert(crate::client_ip::ClientIp(
-        ip.clone().unwrap_or_else(|| "unknown".to_owned()),
+        ip.map_or_else(|| "unknown".to_owned(), crate::client_ip::ip_key),
     ));
     let info = RequestInfo {
-        ip,
+        ip: ip.map(|ip| ip.to_string()),
         user_agent: request
             .headers()
             .get(header::USER_AGENT)

@@ -8,9 +8,21 @@ use axum::http::HeaderMap;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 
-/// The client IP of a request, put in its extensions by [`crate::audit::request_info`].
+/// The client of a request, put in its extensions by [`crate::audit::request_info`]: `0` is
+/// the key limits and blocks count by (an IPv4 address, or an IPv6 /64 network, since one
+/// host usually holds a whole /64), and the audit trail keeps the full address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientIp(pub String);
+
+/// The key an address is counted by: IPv4 as is, IPv6 by its /64 network.
+#[must_use]
+pub fn ip_key(ip: IpAddr) -> String {
+    match canonical(ip) {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => IpNet::new(IpAddr::V6(v6), 64)
+            .map_or_else(|_| v6.to_string(), |n| n.trunc().to_string()),
+    }
+}
 
 /// Parses `PORTCULLIS_TRUSTED_PROXIES`-style lists: IPs or CIDR ranges, comma-separated.
 pub fn parse_proxies(list: &str) -> anyhow::Result<Vec<IpNet>> {
@@ -46,22 +58,34 @@ fn resolve(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr {
     if !trusted(proxies, peer) {
         return canonical(peer);
     }
-    let hops: Vec<IpAddr> = headers
+    // Walk from the nearest hop outwards and stop at the first one that is not a trusted
+    // proxy. What lies further left was written by the client and is never read; a hop that
+    // does not parse ends the walk at the last hop known good.
+    let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|s| s.trim().parse::<IpAddr>())
-        .collect::<Result<_, _>>()
-        .unwrap_or_default();
+        .map(str::trim)
+        .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        client = *hop;
-        if !trusted(proxies, *hop) {
+        let Some(ip) = parse_hop(hop) else {
+            break;
+        };
+        client = ip;
+        if !trusted(proxies, ip) {
             break;
         }
     }
     canonical(client)
+}
+
+/// An address as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or `[2001:db8::1]:443`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
 }
 
 /// IPv4-mapped IPv6 addresses are written as IPv4, so one client has one key.
@@ -102,6 +126,27 @@ mod tests {
             resolve("10.0.0.1".parse().unwrap(), &spoofed, &[]),
             "10.0.0.1".parse::<IpAddr>().unwrap()
         );
+        // Garbage written by the client does not turn the client into the proxy.
+        let garbage = headers("x, 203.0.113.50:4711");
+        assert_eq!(
+            resolve("192.0.2.7".parse().unwrap(), &garbage, &proxies),
+            "203.0.113.50".parse::<IpAddr>().unwrap()
+        );
+        let v6 = headers("[2001:db8::5]:443");
+        assert_eq!(
+            resolve("192.0.2.7".parse().unwrap(), &v6, &proxies),
+            "2001:db8::5".parse::<IpAddr>().unwrap()
+        );
         assert!(parse_proxies("nonsense").is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        assert_eq!(
+            ip_key("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(ip_key("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1");
+        assert_eq!(ip_key("192.0.2.1".parse().unwrap()), "192.0.2.1");
     }
 }

@@ -117,6 +117,7 @@ pub async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         &settings.email_from,
         settings.outbox_dir.clone(),
         settings.templates_dir.clone(),
+        &settings.issuer,
     )?;
     let core = Arc::new(
         Arc::try_unwrap(core)

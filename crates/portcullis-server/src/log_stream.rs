@@ -10,9 +10,10 @@ use std::time::Duration;
 
 /// Events per request at most.
 const BATCH: i64 = 100;
-/// Events younger than this wait for the next round, so one written a moment late by
-/// another replica is not skipped.
-const SETTLE_MS: i64 = 2_000;
+/// Events of the last seconds wait for the next round, so one written a moment late by
+/// another replica is not skipped. Event ids start with their second, so the cut is made
+/// on whole seconds of the id itself.
+const SETTLE_SECONDS: i64 = 2;
 
 /// The HTTP client used for log streams.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
@@ -42,13 +43,32 @@ pub async fn deliver_once(
     backoff: &[u64],
 ) -> anyhow::Result<usize> {
     let mut delivered = 0;
+    let mut failed = Vec::new();
     for stream in core.log_streams().await? {
         if stream.status != "active" {
             continue;
         }
-        delivered += deliver_stream(core, client, &stream, backoff).await?;
+        // A stream that fails does not hold up the others; a full batch means more waits.
+        loop {
+            match deliver_stream(core, client, &stream, backoff).await {
+                Ok(n) => {
+                    delivered += n;
+                    if n < BATCH as usize {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failed.push(e.to_string());
+                    break;
+                }
+            }
+        }
     }
-    Ok(delivered)
+    if failed.is_empty() {
+        Ok(delivered)
+    } else {
+        anyhow::bail!("{}", failed.join("; "))
+    }
 }
 
 async fn deliver_stream(
@@ -65,7 +85,7 @@ async fn deliver_stream(
         .log_events_after(
             tenant,
             checkpoint.as_deref().unwrap_or_default(),
-            core.clock.now_ms() - SETTLE_MS,
+            &format!("{:011}", core.now() - SETTLE_SECONDS),
             BATCH,
         )
         .await?;

@@ -14,7 +14,9 @@ use std::path::PathBuf;
 
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    Outbox(PathBuf),
+    /// The directory, and whether links may go to the log (only for an http issuer: a
+    /// development machine).
+    Outbox(PathBuf, bool),
 }
 
 /// The server's mailer.
@@ -28,7 +30,7 @@ impl std::fmt::Debug for ServerMailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let transport = match &self.transport {
             Transport::Smtp(_) => "smtp",
-            Transport::Outbox(_) => "outbox",
+            Transport::Outbox(..) => "outbox",
         };
         f.debug_struct("ServerMailer")
             .field("transport", &transport)
@@ -44,6 +46,7 @@ impl ServerMailer {
         from: &str,
         outbox_dir: PathBuf,
         templates_dir: Option<PathBuf>,
+        issuer: &str,
     ) -> anyhow::Result<Self> {
         let from: Mailbox = from
             .parse()
@@ -56,14 +59,23 @@ impl ServerMailer {
                     .build(),
             ),
             None => {
-                std::fs::create_dir_all(&outbox_dir)
-                    .with_context(|| format!("creating the outbox {}", outbox_dir.display()))?;
-                tracing::warn!(
-                    outbox = %outbox_dir.display(),
-                    "no SMTP server configured (PORTCULLIS_SMTP_URL): emails are written to the \
-                     outbox directory and their links to the log. Development only."
-                );
-                Transport::Outbox(outbox_dir)
+                create_private_dir(&outbox_dir)?;
+                let log_links = issuer.starts_with("http://");
+                if log_links {
+                    tracing::warn!(
+                        outbox = %outbox_dir.display(),
+                        "no SMTP server configured (PORTCULLIS_SMTP_URL): emails are written to \
+                         the outbox directory and their links to the log. Development only."
+                    );
+                } else {
+                    tracing::error!(
+                        outbox = %outbox_dir.display(),
+                        "no SMTP server configured (PORTCULLIS_SMTP_URL): account emails are only \
+                         written to the outbox directory, and no user receives them. Set \
+                         PORTCULLIS_SMTP_URL."
+                    );
+                }
+                Transport::Outbox(outbox_dir, log_links)
             }
         };
         Ok(Self {
@@ -85,10 +97,13 @@ impl ServerMailer {
         let html = self
             .templates
             .try_render(&format!("email/{kind}.html"), ctx)?;
-        let to: Mailbox = email
+        // The recipient is one plain address, never a list or a display name.
+        let address: lettre::Address = email
             .to
+            .trim()
             .parse()
             .map_err(|_| "the recipient address is not valid".to_owned())?;
+        let to = Mailbox::new(None, address);
         Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -108,7 +123,7 @@ impl Mailer for ServerMailer {
                 .await
                 .map(|_| ())
                 .map_err(|e| format!("SMTP delivery failed: {e}")),
-            Transport::Outbox(dir) => {
+            Transport::Outbox(dir, log_links) => {
                 let name = format!(
                     "{}-{}-{}.eml",
                     time::OffsetDateTime::now_utc().unix_timestamp(),
@@ -116,18 +131,47 @@ impl Mailer for ServerMailer {
                     portcullis_crypto::token::random_alphanumeric(8)
                 );
                 let path = dir.join(name);
-                tokio::fs::write(&path, message.formatted())
+                let bytes = message.formatted();
+                let target = path.clone();
+                tokio::task::spawn_blocking(move || write_private_file(&target, &bytes))
                     .await
+                    .map_err(|e| format!("writing {}: {e}", path.display()))?
                     .map_err(|e| format!("writing {}: {e}", path.display()))?;
-                // Development only (no SMTP configured): the link is logged so it can be clicked.
-                tracing::info!(
-                    kind = email.kind.as_str(),
-                    path = %path.display(),
-                    link = %email.link,
-                    "email written to the outbox"
-                );
+                if *log_links {
+                    // Development only (an http issuer, no SMTP): the link is logged so it
+                    // can be clicked.
+                    tracing::info!(
+                        kind = email.kind.as_str(),
+                        path = %path.display(),
+                        link = %email.link,
+                        "email written to the outbox"
+                    );
+                } else {
+                    tracing::warn!(kind = email.kind.as_str(), path = %path.display(), "email written to the outbox, not sent");
+                }
                 Ok(())
             }
         }
     }
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the outbox {}", dir.display()))
+}
+
+/// Emails hold single-use links: only the owner may read them.
+fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
 }

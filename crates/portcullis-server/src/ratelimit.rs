@@ -32,9 +32,9 @@ impl Default for RateLimits {
         Self {
             login_form_per_ip: 120,
             token_per_ip: 1_200,
-            token_per_client: 1_200,
+            token_per_client: 6_000,
             dbconnections_per_ip: 60,
-            dbconnections_per_client: 600,
+            dbconnections_per_client: 1_200,
             passwordless_per_ip: 50,
             management_per_ip: 6_000,
             management_per_client: 6_000,
@@ -184,12 +184,23 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         let client = client_limit.and_then(|_| client_of(&state, family, &parts.headers, &[]));
         (client, Request::from_parts(parts, body))
     };
+    // Only applications that exist get a bucket, so made-up ids cannot fill the table.
+    let client = match client.filter(|c| !c.is_empty() && c.len() <= 128) {
+        Some(id) => match state
+            .core
+            .store
+            .find_client(state.core.tenant_id(), &id)
+            .await
+        {
+            Ok(Some(_)) => Some(id),
+            _ => None,
+        },
+        None => None,
+    };
     let mut decisions = Vec::with_capacity(2);
-    match state
-        .core
-        .throttle(&format!("rl:{name}:ip:{ip}"), Limit::per(ip_limit, 60))
-        .await
-    {
+    let ip_bucket = format!("rl:{name}:ip:{ip}");
+    let ip_rule = Limit::per(ip_limit, 60);
+    match state.core.throttle(&ip_bucket, ip_rule).await {
         Ok(d) => decisions.push(d),
         Err(e) => tracing::error!(error = %e, "rate limit counter unavailable"),
     }
@@ -201,6 +212,18 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
             .throttle(&format!("rl:{name}:client:{client}"), Limit::per(n, 60))
             .await
         {
+            Ok(d) if !d.allowed => {
+                // A refused request is not counted: give the IP bucket its request back.
+                if let Err(e) = state
+                    .core
+                    .store
+                    .throttle_refund(state.core.tenant_id(), &ip_bucket, ip_rule.interval_ms)
+                    .await
+                {
+                    tracing::error!(error = %e, "rate limit counter unavailable");
+                }
+                decisions.push(d);
+            }
             Ok(d) => decisions.push(d),
             Err(e) => tracing::error!(error = %e, "rate limit counter unavailable"),
         }
@@ -216,6 +239,27 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     if !decision.allowed {
         metrics::counter!("portcullis_rate_limited_total", "family" => name.clone()).increment(1);
         tracing::warn!(family = %name, "rate limit reached");
+        // One `api_limit` event per family, IP and minute at most, so a flood of refusals
+        // cannot flood the audit trail.
+        let quiet = state
+            .core
+            .throttle(&format!("audit:api_limit:{name}:{ip}"), Limit::per(1, 60))
+            .await
+            .is_ok_and(|d| d.allowed);
+        if quiet {
+            state
+                .core
+                .audit(
+                    "api_limit",
+                    &format!("Rate limit reached on the {name} endpoints"),
+                    portcullis_core::audit::EventFields {
+                        client_id: client.as_deref(),
+                        details: Some(json!({"family": name, "limit": decision.limit})),
+                        ..Default::default()
+                    },
+                )
+                .await;
+        }
         let mut response = refusal(family, decision);
         headers(&mut response, decision);
         return response;

@@ -120,16 +120,16 @@ pub(crate) async fn after(
     pool: &AnyPool,
     tenant_id: &str,
     after_id: &str,
-    before_ms: i64,
+    before_id: &str,
     limit: i64,
 ) -> Result<Vec<LogEvent>, StoreError> {
     sqlx::query(
-        "SELECT * FROM log_events WHERE tenant_id = $1 AND id > $2 AND date < $3 \
+        "SELECT * FROM log_events WHERE tenant_id = $1 AND id > $2 AND id < $3 \
          ORDER BY id ASC LIMIT $4",
     )
     .bind(tenant_id)
     .bind(after_id)
-    .bind(before_ms)
+    .bind(before_id)
     .bind(limit)
     .fetch_all(pool)
     .await

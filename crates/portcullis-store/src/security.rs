@@ -112,21 +112,22 @@ pub(crate) async fn throttle_clear(
         .map_err(backend_err)
 }
 
-pub(crate) async fn record_login_failure(
+pub(crate) async fn count_login_attempt(
     pool: &AnyPool,
     tenant_id: &str,
     user_id: &str,
     ip: &str,
     now: Timestamp,
     max_attempts: i64,
+    enforce: bool,
 ) -> Result<LoginFailures, StoreError> {
     let row = sqlx::query(
-        "INSERT INTO login_failures (tenant_id, user_id, ip, failures, last_failure_at, blocked_at) \
-         VALUES ($1, $2, $3, 1, $4, CASE WHEN $5 <= 1 THEN $4 ELSE NULL END) \
+        "INSERT INTO login_failures (tenant_id, user_id, ip, failures, last_failure_at, blocked_at, \
+         notified_at) VALUES ($1, $2, $3, 1, $4, CASE WHEN $6 = 1 AND 1 > $5 THEN $4 ELSE NULL END, NULL) \
          ON CONFLICT (tenant_id, user_id, ip) DO UPDATE SET \
          failures = login_failures.failures + 1, last_failure_at = $4, \
          blocked_at = CASE WHEN login_failures.blocked_at IS NOT NULL THEN login_failures.blocked_at \
-         WHEN login_failures.failures + 1 >= $5 THEN $4 ELSE NULL END \
+         WHEN $6 = 1 AND login_failures.failures + 1 > $5 THEN $4 ELSE NULL END \
          RETURNING failures, blocked_at",
     )
     .bind(tenant_id)
@@ -134,6 +135,7 @@ pub(crate) async fn record_login_failure(
     .bind(ip)
     .bind(now)
     .bind(max_attempts)
+    .bind(i64::from(enforce))
     .fetch_one(pool)
     .await
     .map_err(backend_err)?;
@@ -142,8 +144,65 @@ pub(crate) async fn record_login_failure(
     Ok(LoginFailures {
         failures,
         blocked: blocked_at.is_some(),
-        newly_blocked: blocked_at.is_some() && failures == max_attempts.max(1),
     })
+}
+
+pub(crate) async fn claim_block_notice(
+    pool: &AnyPool,
+    tenant_id: &str,
+    user_id: &str,
+    ip: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE login_failures SET notified_at = $4 WHERE tenant_id = $1 AND user_id = $2 \
+         AND ip = $3 AND notified_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(ip)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(backend_err)?;
+    Ok(result.rows_affected() == 1)
+}
+
+pub(crate) async fn throttle_refund(
+    pool: &AnyPool,
+    tenant_id: &str,
+    bucket: &str,
+    interval_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE throttles SET tat_ms = tat_ms - $3 WHERE tenant_id = $1 AND bucket = $2")
+        .bind(tenant_id)
+        .bind(bucket)
+        .bind(interval_ms)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
+}
+
+pub(crate) async fn mark_email_verified(
+    pool: &AnyPool,
+    tenant_id: &str,
+    user_id: &str,
+    email_normalized: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE users SET email_verified = 1, updated_at = $4 WHERE tenant_id = $1 \
+         AND user_id = $2 AND email_normalized = $3",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(email_normalized)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(backend_err)?;
+    Ok(result.rows_affected() == 1)
 }
 
 pub(crate) async fn login_blocked(
@@ -416,6 +475,8 @@ pub(crate) async fn change_password(
         "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
         "UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
         "DELETE FROM login_failures WHERE tenant_id = $1 AND user_id = $2 AND $3 = $3",
+        "UPDATE tickets SET used_at = $3 WHERE tenant_id = $1 AND user_id = $2 \
+         AND kind IN ('password_change', 'unblock') AND used_at IS NULL",
     ] {
         sqlx::query(statement)
             .bind(tenant_id)

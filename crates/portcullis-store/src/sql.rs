@@ -1318,15 +1318,54 @@ impl Store for SqlStore {
         crate::security::throttle_clear(&self.pool, tenant_id, bucket).await
     }
 
-    async fn record_login_failure(
+    async fn count_login_attempt(
         &self,
         tenant_id: &str,
         user_id: &str,
         ip: &str,
         now: Timestamp,
         max_attempts: i64,
+        enforce: bool,
     ) -> Result<portcullis_core::model::LoginFailures, StoreError> {
-        crate::security::record_login_failure(&self.pool, tenant_id, user_id, ip, now, max_attempts)
+        crate::security::count_login_attempt(
+            &self.pool,
+            tenant_id,
+            user_id,
+            ip,
+            now,
+            max_attempts,
+            enforce,
+        )
+        .await
+    }
+
+    async fn claim_block_notice(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        crate::security::claim_block_notice(&self.pool, tenant_id, user_id, ip, now).await
+    }
+
+    async fn throttle_refund(
+        &self,
+        tenant_id: &str,
+        bucket: &str,
+        interval_ms: i64,
+    ) -> Result<(), StoreError> {
+        crate::security::throttle_refund(&self.pool, tenant_id, bucket, interval_ms).await
+    }
+
+    async fn mark_email_verified(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        email_normalized: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        crate::security::mark_email_verified(&self.pool, tenant_id, user_id, email_normalized, now)
             .await
     }
 
@@ -1446,10 +1485,10 @@ impl Store for SqlStore {
         &self,
         tenant_id: &str,
         after_id: &str,
-        before_ms: i64,
+        before_id: &str,
         limit: i64,
     ) -> Result<Vec<portcullis_core::audit::LogEvent>, StoreError> {
-        crate::logs::after(&self.pool, tenant_id, after_id, before_ms, limit).await
+        crate::logs::after(&self.pool, tenant_id, after_id, before_id, limit).await
     }
 
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -1465,6 +1504,8 @@ impl Store for SqlStore {
              OR revoked_at < $1",
             "DELETE FROM tickets WHERE expires_at < $1",
             "DELETE FROM throttles WHERE tat_ms < $1 * 1000",
+            // Counts that never led to a block are forgotten after 30 days.
+            "DELETE FROM login_failures WHERE blocked_at IS NULL AND last_failure_at < $1 - 2592000",
             "DELETE FROM grants WHERE revoked_at < $1 AND NOT EXISTS (SELECT 1 FROM \
              refresh_tokens r WHERE r.tenant_id = grants.tenant_id AND r.grant_id = grants.id) \
              AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.tenant_id = grants.tenant_id \

@@ -23,6 +23,11 @@ pub const VERIFY_TTL: i64 = 432_000;
 pub const RESET_TTL: i64 = 86_400;
 /// Seconds an unblock link lives.
 pub const UNBLOCK_TTL: i64 = 432_000;
+/// Reset requests per email from all IPs: 20 a day.
+pub const RESET_EMAIL_LIMIT: Limit = Limit {
+    burst: 20,
+    interval_ms: 4_320_000,
+};
 /// Reset requests per email and IP: 10 at once, then one a minute (Auth0's limit).
 pub const RESET_REQUEST_LIMIT: Limit = Limit {
     burst: 10,
@@ -105,16 +110,57 @@ pub struct ResetForm {
     pub rules: Vec<String>,
 }
 
+/// A plain address (`local@domain`): one `@`, a dotted domain, and none of the characters
+/// that let a mail library read a list or a display name into it.
 fn valid_email(email: &str) -> bool {
     let email = email.trim();
     email.len() <= 320
+        && email.matches('@').count() == 1
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || ",;<>\"()[]\\:".contains(c))
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
+                && local.len() <= 64
                 && domain.contains('.')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
-                && !email.chars().any(char::is_whitespace)
+                && !domain.contains("..")
         })
+}
+
+/// Auth0's limits on the profile a signup may set.
+fn check_profile(req: &SignupRequest) -> Result<(), String> {
+    for (field, value) in [("name", &req.name), ("nickname", &req.nickname)] {
+        if value.as_ref().is_some_and(|v| v.chars().count() > 300) {
+            return Err(format!("{field} is longer than 300 characters"));
+        }
+    }
+    if let Some(picture) = &req.picture {
+        let ok = picture.len() <= 2048
+            && url::Url::parse(picture).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !ok {
+            return Err("picture must be an http(s) URL".to_owned());
+        }
+    }
+    if let Some(metadata) = &req.user_metadata {
+        let Some(map) = metadata.as_object() else {
+            return Err("user_metadata must be an object".to_owned());
+        };
+        if map.len() > 10 {
+            return Err("user_metadata may hold at most 10 properties".to_owned());
+        }
+        for (key, value) in map {
+            let text_ok = value.as_str().is_some_and(|v| v.chars().count() <= 500);
+            if key.chars().count() > 100 || !text_ok {
+                return Err(
+                    "user_metadata keys are at most 100 characters and values strings of at most 500"
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Portcullis {
@@ -175,15 +221,22 @@ impl Portcullis {
             self.audit("fs", "invalid password", fields()).await;
             return Err(AccountError::Invalid("A password is required.".to_owned()));
         }
+        if let Err(message) = check_profile(&req) {
+            self.audit("fs", &message, fields()).await;
+            return Err(AccountError::Invalid(message));
+        }
         let name = req.name.clone().unwrap_or_else(|| email.clone());
         let who = PersonalInfo {
             email: &email,
             name: &name,
         };
-        if let Err(rejection) = self
+        if let Err(error) = self
             .check_new_password(&options, &req.password, who, None, PasswordStage::Signup)
             .await
         {
+            let AccountError::Password(rejection) = error else {
+                return Err(error);
+            };
             let description = rejection.message();
             self.audit(
                 "fs",
@@ -269,9 +322,10 @@ impl Portcullis {
         who: PersonalInfo<'_>,
         user_id: Option<&str>,
         stage: PasswordStage,
-    ) -> Result<(), PasswordRejection> {
-        policy::check(options, password, who)?;
-        if let Ok(attack) = self.attack_protection().await {
+    ) -> Result<(), AccountError> {
+        policy::check(options, password, who).map_err(AccountError::Password)?;
+        {
+            let attack = self.attack_protection().await?;
             let rules = &attack.breached_password;
             let shields = match stage {
                 PasswordStage::Signup => &rules.stage.pre_user_registration.shields,
@@ -293,7 +347,7 @@ impl Portcullis {
                 )
                 .await;
                 if shields.contains(&Shield::Block) {
-                    return Err(PasswordRejection::Leaked);
+                    return Err(AccountError::Password(PasswordRejection::Leaked));
                 }
             }
         }
@@ -303,16 +357,15 @@ impl Portcullis {
             let mut hashes = self
                 .store
                 .password_history(self.tenant_id(), user_id, options.history_size())
-                .await
-                .unwrap_or_default();
-            if let Ok(Some(user)) = self.store.find_user(self.tenant_id(), user_id).await
+                .await?;
+            if let Some(user) = self.store.find_user(self.tenant_id(), user_id).await?
                 && let Some(current) = user.password_hash
             {
                 hashes.insert(0, current);
             }
             for hash in hashes {
                 if self.passwords.verify(password.to_owned(), Some(hash)).await {
-                    return Err(PasswordRejection::History);
+                    return Err(AccountError::Password(PasswordRejection::History));
                 }
             }
         }
@@ -342,8 +395,7 @@ impl Portcullis {
             Some(&user.user_id),
             PasswordStage::Change,
         )
-        .await
-        .map_err(AccountError::Password)?;
+        .await?;
         let hash = self
             .passwords
             .hash(password)
@@ -496,12 +548,17 @@ impl Portcullis {
         {
             return Err(AccountError::UnknownClient);
         }
-        let bucket = format!("reset:{}:{ip}", hash_token(&normalize_email(&email)));
-        let decision = self.throttle(&bucket, RESET_REQUEST_LIMIT).await?;
-        if !decision.allowed {
-            return Err(AccountError::Throttled {
-                retry_after: decision.retry_after,
-            });
+        let email_key = hash_token(&normalize_email(&email));
+        for (bucket, limit) in [
+            (format!("reset:{email_key}:{ip}"), RESET_REQUEST_LIMIT),
+            (format!("reset:{email_key}"), RESET_EMAIL_LIMIT),
+        ] {
+            let decision = self.throttle(&bucket, limit).await?;
+            if !decision.allowed {
+                return Err(AccountError::Throttled {
+                    retry_after: decision.retry_after,
+                });
+            }
         }
         let core = Arc::clone(self);
         let request = crate::audit::REQUEST
@@ -639,7 +696,7 @@ impl Portcullis {
             .await;
             return Err(AccountError::Ticket);
         };
-        let mut user = match self.ticket_user(&ticket).await {
+        let user = match self.ticket_user(&ticket).await {
             Ok(user) => user,
             Err(e) => {
                 self.audit(
@@ -651,9 +708,13 @@ impl Portcullis {
                 return Err(e);
             }
         };
-        user.email_verified = true;
-        user.updated_at = now;
-        self.store.update_user(&user).await?;
+        if !self
+            .store
+            .mark_email_verified(tenant, &user.user_id, &ticket.data.email, now)
+            .await?
+        {
+            return Err(AccountError::Ticket);
+        }
         self.audit(
             "sv",
             "Success Verification Email",
@@ -714,7 +775,7 @@ impl Portcullis {
         };
         // Check first, so a refused password does not spend the link.
         let options = self.connection_options().await?;
-        if let Err(rejection) = self
+        if let Err(error) = self
             .check_new_password(
                 &options,
                 &password,
@@ -727,8 +788,10 @@ impl Portcullis {
             )
             .await
         {
-            self.audit("fcp", &rejection.message(), fields).await;
-            return Err(AccountError::Password(rejection));
+            if let AccountError::Password(rejection) = &error {
+                self.audit("fcp", &rejection.message(), fields).await;
+            }
+            return Err(error);
         }
         if self
             .store
@@ -794,9 +857,6 @@ impl Portcullis {
             .store
             .release_login_blocks(self.tenant_id(), &user.user_id, ip)
             .await?;
-        if let Some(ip) = ip {
-            self.clear_throttle(&format!("login-ip:{ip}")).await?;
-        }
         self.audit(
             "ublkdu",
             &format!("User login block released by {by}"),
@@ -823,5 +883,9 @@ mod tests {
         assert!(!valid_email("@b.co"));
         assert!(!valid_email("a b@c.co"));
         assert!(!valid_email("a@.co"));
+        assert!(!valid_email("attacker@evil.com,victim@corp.com"));
+        assert!(!valid_email("Name <a@b.co>"));
+        assert!(!valid_email("a@b@c.co"));
+        assert!(!valid_email("\"a\"@b.co"));
     }
 }

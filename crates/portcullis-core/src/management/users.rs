@@ -284,12 +284,13 @@ impl Portcullis {
             crate::accounts::PasswordStage::Change,
         )
         .await
-        .map_err(|r| {
-            ManagementError::new(
+        .map_err(|e| match e {
+            crate::accounts::AccountError::Password(r) => ManagementError::new(
                 400,
                 "invalid_password",
                 format!("{}: {}", r.name(), r.message()),
-            )
+            ),
+            other => ManagementError::internal(other),
         })
     }
 
@@ -410,17 +411,20 @@ impl Portcullis {
             email_changed = normalize_email(&email) != normalize_email(&user.email);
             user.email = email;
         }
-        if let Some(password) = patch.password {
-            check_password(&password)?;
-            self.check_policy(&password, &user.email, &user.name, Some(&user.user_id))
-                .await?;
-            user.password_hash = Some(
-                self.passwords
-                    .hash(password)
-                    .await
-                    .map_err(ManagementError::internal)?,
-            );
-        }
+        let new_hash = match patch.password {
+            Some(password) => {
+                check_password(&password)?;
+                self.check_policy(&password, &user.email, &user.name, Some(&user.user_id))
+                    .await?;
+                Some(
+                    self.passwords
+                        .hash(password)
+                        .await
+                        .map_err(ManagementError::internal)?,
+                )
+            }
+            None => None,
+        };
         if let Some(v) = patch.email_verified {
             user.email_verified = v;
         }
@@ -445,6 +449,15 @@ impl Portcullis {
         }
         user.updated_at = now;
         self.store.update_user(&user).await?;
+        if let Some(hash) = new_hash {
+            // Like a reset: the old hash joins the history, sessions and refresh tokens end,
+            // and brute-force blocks are released.
+            let keep = self.connection_options().await?.history_size();
+            self.store
+                .change_password(tenant, &user.user_id, &hash, keep, false, now)
+                .await?;
+            user.password_hash = Some(hash);
+        }
         if email_changed {
             self.audit(
                 "sce",

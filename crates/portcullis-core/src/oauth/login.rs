@@ -75,6 +75,27 @@ pub const ACCOUNT_BLOCKED: &str = "Your account has been blocked after multiple 
 pub const IP_BLOCKED: &str = "We have detected suspicious login behavior and further attempts will be blocked. Please contact the administrator.";
 /// A login refused because the password appeared in a breach.
 pub const PASSWORD_LEAKED: &str = "This login attempt has been blocked because the password you're using was previously disclosed through a data breach (not in this application). Please check your email for more information.";
+/// How long an email with no account stays refused after too many attempts (a year: as
+/// long as a real account's block, which lasts until it is released).
+const UNKNOWN_EMAIL_BLOCK_MS: i64 = 365 * 86_400_000;
+
+/// Why an attempt is refused before its password is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// Suspicious-IP throttling.
+    Ip,
+    /// Brute-force protection (this account from this IP).
+    Account,
+}
+
+/// What was counted for an attempt, to give back on success.
+#[derive(Debug, Default)]
+struct Guard {
+    refusal: Option<Refusal>,
+    ip_bucket: Option<(String, Limit)>,
+    counted_pair: bool,
+}
+
 /// A login refused until the email address is verified.
 pub const VERIFY_FIRST: &str =
     "Please verify your email before logging in. We've sent you a new verification email.";
@@ -156,66 +177,44 @@ impl Portcullis {
         let attack = self.attack_protection().await?;
         let options = self.connection_options().await?;
         let ip = form.ip.as_str();
-        // Suspicious-IP throttling: an IP that failed too many logins is refused outright.
-        let ip_rules = &attack.suspicious_ip;
-        let ip_limit = Limit {
-            burst: ip_rules.stage.pre_login.max_attempts,
-            interval_ms: i64::try_from(ip_rules.stage.pre_login.rate).unwrap_or(i64::MAX),
-        };
-        let ip_bucket = format!("login-ip:{ip}");
-        let throttle_ip = ip_rules.enabled
-            && ip_rules.shields.contains(&Shield::Block)
-            && !protection::allowed(&ip_rules.allowlist, ip);
-        if throttle_ip && self.throttled(&ip_bucket, ip_limit).await? {
-            self.audit(
-                "limit_mu",
-                "An IP address is blocked because it attempted too many failed logins.",
-                client_fields(),
-            )
-            .await;
-            metrics::counter!("portcullis_logins_total", "outcome" => "ip_blocked").increment(1);
-            tracing::info!(outcome = "ip_blocked", "login refused");
-            return Ok(retry(IP_BLOCKED));
-        }
-        let brute = &attack.brute_force;
-        let count_failures = brute.enabled
-            && options.brute_force_protection
-            && !protection::allowed(&brute.allowlist, ip);
-        let blocks = count_failures && brute.shields.contains(&Shield::Block);
         let user = self
             .store
             .find_user_by_email(tenant, DATABASE_CONNECTION, email)
             .await?;
-        // Unknown emails get the same block after the same number of failures, so the block
-        // does not tell which emails have accounts.
-        let unknown_bucket = format!(
-            "login-unknown:{}:{ip}",
-            hash_token(&crate::model::normalize_email(email))
-        );
-        let unknown_limit = Limit::per(brute.max_attempts.max(1), 86_400);
-        let blocked = match &user {
-            Some(u) => blocks && self.store.login_blocked(tenant, &u.user_id, ip).await?,
-            None => blocks && self.throttled(&unknown_bucket, unknown_limit).await?,
-        };
-        if blocked {
+        // Every attempt is counted before the password is checked, so parallel attempts
+        // cannot slip past a limit; a success gives its count back.
+        let guard = self
+            .guard_attempt(&attack, &options, user.as_ref(), email, ip)
+            .await?;
+        if let Some(refusal) = guard.refusal {
+            let (kind, description, message) = match refusal {
+                Refusal::Ip => (
+                    "limit_mu",
+                    "An IP address is blocked because it attempted too many failed logins.",
+                    IP_BLOCKED,
+                ),
+                Refusal::Account => (
+                    "limit_wc",
+                    "An IP address is blocked because it reached the maximum failed login attempts into a single account.",
+                    ACCOUNT_BLOCKED,
+                ),
+            };
             self.audit(
-                "limit_wc",
-                "An IP address is blocked because it reached the maximum failed login attempts into a single account.",
+                kind,
+                description,
                 crate::audit::EventFields {
                     user_id: user.as_ref().map(|u| u.user_id.as_str()),
                     ..client_fields()
                 },
             )
             .await;
-            metrics::counter!("portcullis_logins_total", "outcome" => "account_blocked")
-                .increment(1);
-            tracing::info!(outcome = "account_blocked", "login refused");
-            return Ok(retry(ACCOUNT_BLOCKED));
+            metrics::counter!("portcullis_logins_total", "outcome" => kind).increment(1);
+            tracing::info!(outcome = kind, "login refused");
+            return Ok(retry(message));
         }
         // Verify even when the user is unknown, against a dummy hash, so both cost the same.
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         let user_known = user.is_some();
-        let known_user = if count_failures { user.clone() } else { None };
         let password = form.password.clone();
         let ok = self.passwords.verify(form.password, stored).await;
         let Some(user) = user.filter(|_| ok) else {
@@ -229,37 +228,9 @@ impl Portcullis {
             metrics::counter!("portcullis_logins_total", "outcome" => "wrong_credentials")
                 .increment(1);
             tracing::info!(outcome = "wrong_credentials", "login failed");
-            if throttle_ip && !self.throttle(&ip_bucket, ip_limit).await?.allowed {
-                self.audit(
-                    "limit_mu",
-                    "An IP address is blocked because it attempted too many failed logins.",
-                    client_fields(),
-                )
-                .await;
-            }
-            if count_failures {
-                return self
-                    .count_failure(
-                        known_user.as_ref(),
-                        ip,
-                        &unknown_bucket,
-                        unknown_limit,
-                        blocks,
-                        brute.max_attempts,
-                        brute.shields.contains(&Shield::UserNotification),
-                        client_fields(),
-                    )
-                    .await
-                    .map(|blocked_now| {
-                        retry(if blocked_now {
-                            ACCOUNT_BLOCKED
-                        } else {
-                            WRONG_CREDENTIALS
-                        })
-                    });
-            }
             return Ok(retry(WRONG_CREDENTIALS));
         };
+        self.forgive_attempt(&guard, &user.user_id, ip).await?;
         let user_fields = || crate::audit::EventFields {
             user_id: Some(&user.user_id),
             user_name: Some(&user.email),
@@ -270,11 +241,6 @@ impl Portcullis {
             metrics::counter!("portcullis_logins_total", "outcome" => "blocked").increment(1);
             tracing::info!(outcome = "blocked", user_id = %user.user_id, "login refused");
             return Ok(retry("Your account is blocked. Contact the administrator."));
-        }
-        if count_failures {
-            self.store
-                .clear_login_failures(tenant, &user.user_id, ip)
-                .await?;
         }
         let breached = &attack.breached_password;
         if breached.enabled && self.breached.contains(&password) {
@@ -336,49 +302,116 @@ impl Portcullis {
         .await
     }
 
-    /// Counts a failed login of an account from an IP; answers whether it is now blocked.
-    #[allow(clippy::too_many_arguments)]
-    async fn count_failure(
+    /// Counts a login attempt against suspicious-IP throttling and brute-force protection
+    /// before the password is checked; says whether the attempt is refused.
+    async fn guard_attempt(
         &self,
+        attack: &crate::protection::AttackProtection,
+        options: &crate::protection::policy::ConnectionOptions,
         user: Option<&crate::model::User>,
+        email: &str,
         ip: &str,
-        unknown_bucket: &str,
-        unknown_limit: Limit,
-        blocks: bool,
-        max_attempts: u32,
-        notify: bool,
-        fields: crate::audit::EventFields<'_>,
-    ) -> Result<bool, LoginError> {
+    ) -> Result<Guard, LoginError> {
         let tenant = self.tenant_id();
-        let Some(user) = user else {
-            let decision = self.throttle(unknown_bucket, unknown_limit).await?;
-            return Ok(blocks && decision.remaining == 0);
-        };
-        let counted = self
-            .store
-            .record_login_failure(
-                tenant,
-                &user.user_id,
-                ip,
-                self.now(),
-                i64::from(max_attempts.max(1)),
-            )
-            .await?;
-        if counted.newly_blocked {
-            self.audit(
-                "limit_wc",
-                "An IP address is blocked because it reached the maximum failed login attempts into a single account.",
-                crate::audit::EventFields {
-                    user_id: Some(&user.user_id),
-                    ..fields
-                },
-            )
-            .await;
-            if notify {
-                self.send_unblock_email(user, ip).await?;
+        let mut guard = Guard::default();
+        let ip_rules = &attack.suspicious_ip;
+        if ip_rules.enabled
+            && ip_rules.shields.contains(&Shield::Block)
+            && !protection::allowed(&ip_rules.allowlist, ip)
+        {
+            let limit = Limit {
+                burst: ip_rules.stage.pre_login.max_attempts,
+                interval_ms: i64::try_from(ip_rules.stage.pre_login.rate).unwrap_or(i64::MAX),
+            };
+            let bucket = format!("login-ip:{ip}");
+            if !self.throttle(&bucket, limit).await?.allowed {
+                guard.refusal = Some(Refusal::Ip);
+                return Ok(guard);
             }
+            guard.ip_bucket = Some((bucket, limit));
         }
-        Ok(blocks && counted.blocked)
+        let brute = &attack.brute_force;
+        if !brute.enabled
+            || !options.brute_force_protection
+            || protection::allowed(&brute.allowlist, ip)
+        {
+            return Ok(guard);
+        }
+        let enforce = brute.shields.contains(&Shield::Block);
+        let max = i64::from(brute.max_attempts.max(1));
+        match user {
+            Some(user) => {
+                let counted = self
+                    .store
+                    .count_login_attempt(tenant, &user.user_id, ip, self.now(), max, enforce)
+                    .await?;
+                guard.counted_pair = true;
+                if counted.failures > max {
+                    // Told once, when the limit is first passed.
+                    if self
+                        .store
+                        .claim_block_notice(tenant, &user.user_id, ip, self.now())
+                        .await?
+                    {
+                        if enforce {
+                            self.audit(
+                                "limit_wc",
+                                "An IP address is blocked because it reached the maximum failed login attempts into a single account.",
+                                crate::audit::EventFields {
+                                    user_id: Some(&user.user_id),
+                                    user_name: Some(&user.email),
+                                    ..Default::default()
+                                },
+                            )
+                            .await;
+                        }
+                        if brute.shields.contains(&Shield::UserNotification) {
+                            self.send_unblock_email(user, ip).await?;
+                        }
+                    }
+                }
+                if counted.blocked {
+                    guard.refusal = Some(Refusal::Account);
+                }
+            }
+            None if enforce => {
+                // An email with no account is refused after the same number of attempts, for
+                // a year, so the block does not tell which emails have accounts.
+                let limit = Limit {
+                    burst: brute.max_attempts.max(1),
+                    interval_ms: UNKNOWN_EMAIL_BLOCK_MS,
+                };
+                let bucket = format!(
+                    "login-unknown:{}:{ip}",
+                    hash_token(&crate::model::normalize_email(email))
+                );
+                if !self.throttle(&bucket, limit).await?.allowed {
+                    guard.refusal = Some(Refusal::Account);
+                }
+            }
+            None => {}
+        }
+        Ok(guard)
+    }
+
+    /// Gives back what a successful attempt was counted for.
+    async fn forgive_attempt(
+        &self,
+        guard: &Guard,
+        user_id: &str,
+        ip: &str,
+    ) -> Result<(), LoginError> {
+        if let Some((bucket, limit)) = &guard.ip_bucket {
+            self.store
+                .throttle_refund(self.tenant_id(), bucket, limit.interval_ms)
+                .await?;
+        }
+        if guard.counted_pair {
+            self.store
+                .clear_login_failures(self.tenant_id(), user_id, ip)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Opens the session of a user who has just proved who they are, then answers the

@@ -54,6 +54,9 @@ impl AttackProtection {
                     .to_owned(),
             );
         }
+        if self.brute_force.allowlist.len() > 100 || self.suspicious_ip.allowlist.len() > 100 {
+            return Err("an allowlist holds at most 100 entries".to_owned());
+        }
         if self.breached_password.method != "standard" {
             return Err("breachedPasswordDetection.method must be standard".to_owned());
         }

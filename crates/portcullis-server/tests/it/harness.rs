@@ -455,6 +455,7 @@ impl TestApp {
             &from,
             mail.outbox(),
             None,
+            issuer,
         )
         .expect("mailer");
         let core = Arc::new(core.with_mailer(Arc::new(mailer)));
