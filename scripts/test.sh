@@ -238,3 +238,28 @@ PORTCULLIS_BIN="$TARGET_DIR/debug/portcullis"
 
 log "interop tests against $PORTCULLIS_BIN"
 "$VENV/bin/python" tests/interop/run_interop.py --portcullis "$PORTCULLIS_BIN"
+
+# --------------------------------------------------------------------------
+# End-to-end tests in a real browser: Debian's Chromium, driven by playwright-core
+# --------------------------------------------------------------------------
+
+apt_install() {
+    [[ "$(id -u)" -eq 0 ]] || die "$* missing: install it (apt-get install $*)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "$@" >/dev/null
+}
+if [[ ! -x /usr/bin/chromium ]]; then
+    log "installing Debian's chromium"
+    apt_install chromium
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "installing node and npm"
+    apt_install nodejs npm
+fi
+log "installing tests/e2e (playwright-core, no browser download)"
+(cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+ARTIFACTS="$REPO_ROOT/test-artifacts/e2e"
+log "browser end-to-end tests (screenshots in $ARTIFACTS)"
+node tests/e2e/coach.e2e.mjs --portcullis "$PORTCULLIS_BIN" \
+    --coach "$TARGET_DIR/debug/finance-coach" --artifacts "$ARTIFACTS"

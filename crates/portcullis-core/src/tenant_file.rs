@@ -344,6 +344,11 @@ pub fn interpolate(
 ) -> Result<String, FileError> {
     let mut out = String::with_capacity(text.len());
     for (index, line) in text.split_inclusive('\n').enumerate() {
+        // A comment line is left as it is: it may well mention `${VAR}` itself.
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
         let mut rest = line;
         while let Some(pos) = rest.find("${") {
             if rest[..pos].ends_with('$') {
@@ -445,6 +450,10 @@ mod tests {
         assert_eq!(
             interpolate("a: ${SECRET}\nb: $${X}\n", env).unwrap(),
             "a: s3\nb: ${X}\n"
+        );
+        assert_eq!(
+            interpolate("# uses ${ANY}\na: 1\n", env).unwrap(),
+            "# uses ${ANY}\na: 1\n"
         );
         let err = interpolate("a: 1\nb: ${MISSING}\n", env).unwrap_err();
         assert_eq!(err.line, Some(2));
