@@ -3,9 +3,14 @@
 # fresh Debian machine and runs, in order:
 #
 #   1. a throwaway PostgreSQL cluster on loopback (PORTCULLIS_TEST_POSTGRES_URL),
-#   2. cargo build + cargo test for the whole workspace,
-#   3. the interoperability tests (tests/interop) against the built binary,
-#      driving the Flask quickstart in examples/flask-quickstart.
+#   2. a Python venv (.venv) and a real SMTP server (aiosmtpd) on loopback whose
+#      maildir the account-security tests read,
+#   3. cargo build + cargo test for the whole workspace (SQLite and PostgreSQL),
+#   4. the interoperability tests (tests/interop) against the built binary,
+#      driving the Flask quickstart in examples/flask-quickstart,
+#   5. the browser tests (tests/e2e): Debian's chromium, driven by playwright-core,
+#      through the Finance Coach in examples/finance-coach (apt installs chromium,
+#      nodejs and npm when missing; screenshots go to test-artifacts/e2e).
 #
 # Environment:
 #   CARGO_TARGET_DIR              honoured; the binary is $CARGO_TARGET_DIR/debug/portcullis
@@ -253,10 +258,18 @@ if [[ ! -x /usr/bin/chromium ]]; then
     log "installing Debian's chromium"
     apt_install chromium
 fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    log "installing node and npm"
-    apt_install nodejs npm
+# playwright-core 1.61 needs Node.js 18 or newer, which Debian 12's nodejs package is.
+if ! command -v node >/dev/null 2>&1; then
+    log "installing nodejs"
+    apt_install nodejs
 fi
+if ! command -v npm >/dev/null 2>&1; then
+    log "installing npm"
+    apt_install npm
+fi
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+[[ "$node_major" -ge 18 ]] || die "Node.js $node_major is too old for the browser tests (18 or newer is needed)"
+
 log "installing tests/e2e (playwright-core, no browser download)"
 (cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
 ARTIFACTS="$REPO_ROOT/test-artifacts/e2e"

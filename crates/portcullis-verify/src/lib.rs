@@ -27,7 +27,8 @@
 //! }
 //!
 //! # async fn run() {
-//! let verifier = Verifier::new(Options::new("https://id.example.com/", "https://api.example.com"));
+//! let verifier = Verifier::new(Options::new("https://id.example.com/", "https://api.example.com"))
+//!     .expect("an HTTP client");
 //! let app: Router = Router::new()
 //!     .route("/api/transactions", get(transactions))
 //!     .with_state(AppState { verifier });
@@ -41,7 +42,7 @@ use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -62,6 +63,8 @@ pub struct Options {
     pub refetch_floor: Duration,
     /// The JWKS URL; discovered from `{issuer}.well-known/openid-configuration` when `None`.
     pub jwks_uri: Option<String>,
+    /// The `typ` header a token must carry, such as `at+jwt` (RFC 9068); any when `None`.
+    pub required_typ: Option<String>,
 }
 
 impl Options {
@@ -75,6 +78,7 @@ impl Options {
             keys_ttl: Duration::from_secs(600),
             refetch_floor: Duration::from_secs(30),
             jwks_uri: None,
+            required_typ: None,
         }
     }
 }
@@ -87,6 +91,8 @@ pub struct Claims {
     pub scopes: Vec<String>,
     /// The `permissions` claim (Auth0's RBAC), empty when absent.
     pub permissions: Vec<String>,
+    /// Whether the token had a `permissions` claim at all.
+    pub has_permissions_claim: bool,
     /// Every claim, for anything else (`azp`, namespaced claims).
     pub all: Value,
 }
@@ -111,10 +117,16 @@ impl Claims {
         }
     }
 
-    /// `Ok` when the token carries `permission` in its `permissions` claim (or, for an API
-    /// without RBAC claims, in its scopes), else a 403 `insufficient_scope`.
+    /// `Ok` when the token grants `permission`: through its `permissions` claim when it
+    /// has one (Auth0's and Portcullis's RBAC), else through its scopes. Else a 403
+    /// `insufficient_scope`.
     pub fn require_permission(&self, permission: &str) -> Result<(), AuthError> {
-        if self.has_permission(permission) || self.has_scope(permission) {
+        let granted = if self.has_permissions_claim {
+            self.has_permission(permission)
+        } else {
+            self.has_scope(permission)
+        };
+        if granted {
             Ok(())
         } else {
             Err(AuthError::InsufficientScope(permission.to_owned()))
@@ -182,15 +194,20 @@ fn quoted(s: &str) -> String {
     s.chars().filter(|c| *c != '"' && *c != '\\').collect()
 }
 
+#[derive(Clone)]
 struct Key {
     alg: Algorithm,
     key: DecodingKey,
 }
 
-struct Cache {
+/// The keys as last fetched. Readers take a snapshot and never wait on the network.
+#[derive(Default)]
+struct Snapshot {
     keys: HashMap<String, Key>,
+    /// When a fetch last ran (successful or not).
     fetched_at: Option<Instant>,
-    jwks_uri: Option<String>,
+    /// Whether the last fetch failed.
+    failed: bool,
 }
 
 /// Verifies tokens of one issuer for one API. Cheap to clone (shared cache).
@@ -198,7 +215,9 @@ struct Cache {
 pub struct Verifier {
     options: Arc<Options>,
     http: reqwest::Client,
-    cache: Arc<Mutex<Cache>>,
+    keys: Arc<RwLock<Arc<Snapshot>>>,
+    /// Held only while fetching (one fetch at a time); holds the discovered JWKS URL.
+    fetching: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -211,14 +230,13 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    #[must_use]
-    pub fn new(options: Options) -> Self {
+    /// A verifier with its own HTTP client (10 s timeout, no redirects followed).
+    pub fn new(options: Options) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        Self::with_client(options, http)
+            .build()?;
+        Ok(Self::with_client(options, http))
     }
 
     /// A verifier fetching with `http` (for custom TLS roots or proxies).
@@ -228,11 +246,8 @@ impl Verifier {
         Self {
             options: Arc::new(options),
             http,
-            cache: Arc::new(Mutex::new(Cache {
-                keys: HashMap::new(),
-                fetched_at: None,
-                jwks_uri,
-            })),
+            keys: Arc::default(),
+            fetching: Arc::new(Mutex::new(jwks_uri)),
         }
     }
 
@@ -248,24 +263,32 @@ impl Verifier {
         if !self.options.algorithms.contains(&header.alg) {
             return Err(AuthError::Invalid("algorithm not allowed"));
         }
-        let kid = header
-            .kid
-            .ok_or(AuthError::Invalid("the token names no key"))?;
-        let claims = {
-            let (alg, key) = self.key(&kid).await?;
-            if alg != header.alg {
-                return Err(AuthError::Invalid("algorithm does not match the key"));
+        if let Some(required) = &self.options.required_typ
+            && !header
+                .typ
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case(required))
+        {
+            return Err(AuthError::Invalid("not an access token"));
+        }
+        // A token without `kid` is tried against every key of its algorithm.
+        let candidates = self.keys_for(header.kid.as_deref(), header.alg).await?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&self.options.issuer]);
+        validation.set_audience(&[&self.options.audience]);
+        validation.leeway = self.options.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let mut outcome = Err(AuthError::Invalid("unknown signing key"));
+        for key in &candidates {
+            outcome = jsonwebtoken::decode::<Value>(token, key, &validation)
+                .map(|data| data.claims)
+                .map_err(|e| AuthError::Invalid(reason(e.kind())));
+            if outcome.is_ok() {
+                break;
             }
-            let mut validation = Validation::new(alg);
-            validation.set_issuer(&[&self.options.issuer]);
-            validation.set_audience(&[&self.options.audience]);
-            validation.leeway = self.options.leeway.as_secs();
-            validation.validate_nbf = true;
-            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-            jsonwebtoken::decode::<Value>(token, &key, &validation)
-                .map_err(|e| AuthError::Invalid(reason(e.kind())))?
-                .claims
-        };
+        }
+        let claims = outcome?;
         let strings = |v: Option<&Value>| -> Vec<String> {
             v.and_then(Value::as_array)
                 .map(|a| {
@@ -282,52 +305,100 @@ impl Verifier {
                 .and_then(Value::as_str)
                 .ok_or(AuthError::Invalid("no subject"))?
                 .to_owned(),
-            scopes: claims
-                .get("scope")
-                .and_then(Value::as_str)
-                .map(|s| s.split_whitespace().map(str::to_owned).collect())
-                .unwrap_or_default(),
+            // `scope` as a string (RFC 9068) or an array; `scp` as some issuers name it.
+            scopes: match claims.get("scope").or_else(|| claims.get("scp")) {
+                Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+                other => strings(other),
+            },
             permissions: strings(claims.get("permissions")),
+            has_permissions_claim: claims.get("permissions").is_some_and(Value::is_array),
             all: claims,
         })
     }
 
-    /// The key for `kid`, fetching the JWKS when it is stale or the kid is unknown (at most
-    /// once per refetch floor).
-    async fn key(&self, kid: &str) -> Result<(Algorithm, DecodingKey), AuthError> {
-        let mut cache = self.cache.lock().await;
-        let stale = cache
-            .fetched_at
-            .is_none_or(|t| t.elapsed() >= self.options.keys_ttl);
-        let may_fetch = cache
-            .fetched_at
-            .is_none_or(|t| t.elapsed() >= self.options.refetch_floor);
-        if (stale || !cache.keys.contains_key(kid)) && may_fetch {
-            match self.fetch(&mut cache).await {
-                Ok(keys) => {
-                    cache.keys = keys;
-                    cache.fetched_at = Some(Instant::now());
+    /// The keys a token may be checked against: the one named by `kid`, or, without a
+    /// `kid`, every key of the token's algorithm. A known key is served from the snapshot
+    /// at once (a stale set is refreshed in the background); only an unknown `kid` waits
+    /// for a fetch, and a fetch runs at most once per refetch floor.
+    async fn keys_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Vec<DecodingKey>, AuthError> {
+        let snap = self.snapshot();
+        match pick(&snap, kid, alg) {
+            Ok(found) if !found.is_empty() => {
+                if snap
+                    .fetched_at
+                    .is_some_and(|t| t.elapsed() >= self.options.keys_ttl)
+                {
+                    let this = self.clone();
+                    tokio::spawn(async move { this.refresh(false).await });
                 }
-                Err(e) => {
-                    // Count a failed fetch too, so an unreachable issuer is not retried on
-                    // every request; keep serving the keys already known.
-                    cache.fetched_at = Some(Instant::now());
-                    tracing::warn!(error = %e, "fetching the issuer's keys failed");
-                    if cache.keys.is_empty() {
-                        return Err(AuthError::Unavailable);
-                    }
-                }
+                return Ok(found);
             }
+            Err(e) => return Err(e),
+            Ok(_) => {}
         }
-        cache
-            .keys
-            .get(kid)
-            .map(|k| (k.alg, k.key.clone()))
-            .ok_or(AuthError::Invalid("unknown signing key"))
+        // Not known (yet): perhaps the issuer rotated its keys.
+        self.refresh(true).await;
+        let snap = self.snapshot();
+        let found = pick(&snap, kid, alg)?;
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        if snap.keys.is_empty() || snap.failed {
+            return Err(AuthError::Unavailable);
+        }
+        Err(AuthError::Invalid("unknown signing key"))
     }
 
-    async fn fetch(&self, cache: &mut Cache) -> Result<HashMap<String, Key>, String> {
-        let uri = match &cache.jwks_uri {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.keys.read().map(|s| Arc::clone(&s)).unwrap_or_default()
+    }
+
+    /// Fetches the keys unless a fetch ran within the refetch floor. With `wait`, queues
+    /// behind a fetch in progress; otherwise skips when one is running. A failed or empty
+    /// fetch keeps the keys already known.
+    async fn refresh(&self, wait: bool) {
+        let mut uri = if wait {
+            self.fetching.lock().await
+        } else {
+            match self.fetching.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return,
+            }
+        };
+        let before = self.snapshot();
+        if before
+            .fetched_at
+            .is_some_and(|t| t.elapsed() < self.options.refetch_floor)
+        {
+            return;
+        }
+        let (keys, failed) = match self.fetch(&mut uri).await {
+            Ok(keys) if !keys.is_empty() || before.keys.is_empty() => (keys, false),
+            Ok(_) => {
+                tracing::warn!("the issuer published no usable keys; keeping the known ones");
+                (before.keys.clone(), false)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "fetching the issuer's keys failed");
+                (before.keys.clone(), true)
+            }
+        };
+        let next = Arc::new(Snapshot {
+            keys,
+            fetched_at: Some(Instant::now()),
+            failed,
+        });
+        if let Ok(mut slot) = self.keys.write() {
+            *slot = next;
+        }
+    }
+
+    async fn fetch(&self, jwks_uri: &mut Option<String>) -> Result<HashMap<String, Key>, String> {
+        let uri = match jwks_uri.as_ref() {
             Some(u) => u.clone(),
             None => {
                 let url = format!(
@@ -340,7 +411,7 @@ impl Verifier {
                     .and_then(Value::as_str)
                     .ok_or("the discovery document has no jwks_uri")?
                     .to_owned();
-                cache.jwks_uri = Some(uri.clone());
+                *jwks_uri = Some(uri.clone());
                 uri
             }
         };
@@ -359,6 +430,24 @@ impl Verifier {
             return Err(format!("GET {url}: {}", response.status()));
         }
         response.json().await.map_err(|e| format!("GET {url}: {e}"))
+    }
+}
+
+/// The keys of `snap` a token may use: the one named by `kid` (refused if pinned to
+/// another algorithm), or every key of `alg` when the token names none.
+fn pick(snap: &Snapshot, kid: Option<&str>, alg: Algorithm) -> Result<Vec<DecodingKey>, AuthError> {
+    match kid {
+        Some(kid) => match snap.keys.get(kid) {
+            Some(k) if k.alg == alg => Ok(vec![k.key.clone()]),
+            Some(_) => Err(AuthError::Invalid("algorithm does not match the key")),
+            None => Ok(Vec::new()),
+        },
+        None => Ok(snap
+            .keys
+            .values()
+            .filter(|k| k.alg == alg)
+            .map(|k| k.key.clone())
+            .collect()),
     }
 }
 
@@ -386,7 +475,8 @@ fn parse_jwks(jwks: &Value, allowed: &[Algorithm]) -> HashMap<String, Key> {
         .flatten()
     {
         let s = |k: &str| jwk.get(k).and_then(Value::as_str);
-        let Some(kid) = s("kid") else { continue };
+        // A key without `kid` can still check tokens that name none.
+        let kid = s("kid").map_or_else(|| format!("#{}", keys.len()), str::to_owned);
         if s("use").is_some_and(|u| u != "sig") {
             continue;
         }
@@ -424,7 +514,7 @@ fn parse_jwks(jwks: &Value, allowed: &[Algorithm]) -> HashMap<String, Key> {
             _ => continue,
         };
         if let Ok(key) = key {
-            keys.insert(kid.to_owned(), Key { alg, key });
+            keys.insert(kid, Key { alg, key });
         }
     }
     keys
@@ -448,14 +538,14 @@ where
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or(AuthError::Missing)?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Invalid(
-                "the Authorization header is not a bearer token",
-            ))?;
+        // The scheme is case-insensitive (RFC 7235); another scheme is no bearer token.
+        let token = match value.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ => return Err(AuthError::Missing),
+        };
+        if token.is_empty() {
+            return Err(AuthError::Invalid("empty bearer token"));
+        }
         let verifier = Verifier::from_ref(state);
         verifier.verify(token).await.map(Authenticated)
     }

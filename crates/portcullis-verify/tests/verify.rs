@@ -102,7 +102,7 @@ async fn good_tokens_of_every_algorithm_pass_and_expose_their_claims() {
         .map(key)
         .collect();
     *issuer.keys.lock().unwrap() = keys.iter().map(|k| k.public_jwk().clone()).collect();
-    let verifier = Verifier::new(options(&issuer));
+    let verifier = Verifier::new(options(&issuer)).unwrap();
     for k in &keys {
         let token = k.sign_jwt(&claims(&issuer.url)).unwrap();
         let c = verifier.verify(&token).await.unwrap();
@@ -118,7 +118,7 @@ async fn bad_tokens_are_refused_with_their_reason() {
     let issuer = issuer().await;
     let rsa = key(SigningAlg::RS256);
     *issuer.keys.lock().unwrap() = vec![rsa.public_jwk().clone()];
-    let verifier = Verifier::new(options(&issuer));
+    let verifier = Verifier::new(options(&issuer)).unwrap();
     let sign = |c: &Value| rsa.sign_jwt(c).unwrap();
 
     let mut expired = claims(&issuer.url);
@@ -185,11 +185,17 @@ async fn bad_tokens_are_refused_with_their_reason() {
 #[tokio::test]
 async fn unknown_kids_refetch_once_per_floor_and_pick_up_rotated_keys() {
     let issuer = issuer().await;
+    // Keys and tokens are made before the clock matters (RSA key generation is slow).
     let old = key(SigningAlg::RS256);
+    let stranger = key(SigningAlg::RS256);
+    let new = key(SigningAlg::ES256);
+    let strays: Vec<String> = (0..20)
+        .map(|_| stranger.sign_jwt(&claims(&issuer.url)).unwrap())
+        .collect();
     *issuer.keys.lock().unwrap() = vec![old.public_jwk().clone()];
     let mut o = options(&issuer);
-    o.refetch_floor = Duration::from_millis(300);
-    let verifier = Verifier::new(o);
+    o.refetch_floor = Duration::from_secs(2);
+    let verifier = Verifier::new(o).unwrap();
     verifier
         .verify(&old.sign_jwt(&claims(&issuer.url)).unwrap())
         .await
@@ -197,17 +203,14 @@ async fn unknown_kids_refetch_once_per_floor_and_pick_up_rotated_keys() {
     assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1);
 
     // A flood of tokens with unknown kids: no fetch inside the floor.
-    let stranger = key(SigningAlg::RS256);
-    for _ in 0..20 {
-        let t = stranger.sign_jwt(&claims(&issuer.url)).unwrap();
-        assert_eq!(refused(&verifier, &t).await, "unknown signing key");
+    for t in &strays {
+        assert_eq!(refused(&verifier, t).await, "unknown signing key");
     }
     assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1, "the floor holds");
 
     // The issuer rotates: once the floor has passed, the new key is fetched and accepted.
-    let new = key(SigningAlg::ES256);
     issuer.keys.lock().unwrap().push(new.public_jwk().clone());
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     verifier
         .verify(&new.sign_jwt(&claims(&issuer.url)).unwrap())
         .await
@@ -248,7 +251,7 @@ async fn the_extractor_answers_401_and_403_with_www_authenticate() {
         .route("/tx", get(transactions))
         .route("/admin", get(admin))
         .with_state(AppState {
-            verifier: Verifier::new(options(&issuer)),
+            verifier: Verifier::new(options(&issuer)).unwrap(),
         });
     let call = |path: &str, auth: Option<String>| {
         let mut req = Request::get(path);
@@ -292,7 +295,7 @@ async fn the_extractor_answers_401_and_403_with_www_authenticate() {
 async fn an_unreachable_issuer_is_a_503_not_a_panic() {
     let mut o = Options::new("http://127.0.0.1:9/", AUDIENCE);
     o.refetch_floor = Duration::from_secs(60);
-    let verifier = Verifier::new(o);
+    let verifier = Verifier::new(o).unwrap();
     let token = key(SigningAlg::RS256)
         .sign_jwt(&json!({"sub": "x"}))
         .unwrap();
@@ -300,4 +303,44 @@ async fn an_unreachable_issuer_is_a_503_not_a_panic() {
         verifier.verify(&token).await,
         Err(AuthError::Unavailable)
     ));
+}
+
+#[tokio::test]
+async fn tokens_without_kid_and_scope_arrays_are_understood() {
+    let issuer = issuer().await;
+    let (es, der) = SigningKey::generate(SigningAlg::ES256).unwrap();
+    let mut jwk = es.public_jwk().clone();
+    jwk.as_object_mut().unwrap().remove("kid");
+    *issuer.keys.lock().unwrap() = vec![jwk];
+    let verifier = Verifier::new(options(&issuer)).unwrap();
+    // No kid in the header, scopes as an `scp` array (as some issuers send them).
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &json!({"iss": issuer.url, "sub": "u", "aud": AUDIENCE, "exp": now() + 60, "scp": ["read:transactions"]}),
+        &jsonwebtoken::EncodingKey::from_ec_der(&der),
+    )
+    .unwrap();
+    let claims = verifier.verify(&token).await.unwrap();
+    assert!(claims.has_scope("read:transactions"));
+    assert!(!claims.has_permissions_claim);
+    assert!(
+        claims.require_permission("read:transactions").is_ok(),
+        "scopes grant without RBAC claims"
+    );
+}
+
+#[test]
+fn with_a_permissions_claim_only_permissions_grant() {
+    let claims = portcullis_verify::Claims {
+        sub: "u".into(),
+        scopes: vec!["read:all_users".into()],
+        permissions: vec!["read:transactions".into()],
+        has_permissions_claim: true,
+        all: json!({}),
+    };
+    assert!(claims.require_permission("read:transactions").is_ok());
+    assert!(
+        claims.require_permission("read:all_users").is_err(),
+        "a requested scope is not a permission"
+    );
 }

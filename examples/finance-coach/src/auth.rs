@@ -24,7 +24,9 @@ const SESSION_SECONDS: i64 = 8 * 3600;
 
 /// The provider's discovered metadata and this app's registration.
 pub struct Oidc {
-    metadata: CoreProviderMetadata,
+    issuer: IssuerUrl,
+    /// The discovery document with its keys; discovered again when Portcullis rotates them.
+    metadata: std::sync::RwLock<CoreProviderMetadata>,
     http: reqwest::Client,
 }
 
@@ -33,8 +35,32 @@ impl Oidc {
         let issuer = IssuerUrl::new(config.issuer.clone())?;
         let client = http.clone();
         let metadata =
-            CoreProviderMetadata::discover_async(issuer, &|r| send(client.clone(), r)).await?;
-        Ok(Self { metadata, http })
+            CoreProviderMetadata::discover_async(issuer.clone(), &|r| send(client.clone(), r))
+                .await?;
+        Ok(Self {
+            issuer,
+            metadata: std::sync::RwLock::new(metadata),
+            http,
+        })
+    }
+
+    fn metadata(&self) -> CoreProviderMetadata {
+        match self.metadata.read() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Discovers again (new signing keys after a rotation).
+    async fn rediscover(&self) -> anyhow::Result<()> {
+        let client = self.http.clone();
+        let fresh =
+            CoreProviderMetadata::discover_async(self.issuer.clone(), &|r| send(client.clone(), r))
+                .await?;
+        if let Ok(mut slot) = self.metadata.write() {
+            *slot = fresh;
+        }
+        Ok(())
     }
 }
 
@@ -113,7 +139,7 @@ pub async fn login(
         return crate::pages::failure(&state, "The app's base URL is not valid.");
     };
     let client = CoreClient::from_provider_metadata(
-        state.oidc.metadata.clone(),
+        state.oidc.metadata(),
         ClientId::new(config.client_id.clone()),
         Some(ClientSecret::new(config.client_secret.clone())),
     )
@@ -129,7 +155,6 @@ pub async fn login(
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("read:transactions".into()))
         .add_scope(Scope::new("read:budgets".into()))
-        .add_scope(Scope::new("read:all_users".into()))
         .add_extra_param("audience", config.audience.clone())
         .set_pkce_challenge(challenge);
     if query.screen_hint.as_deref() == Some("signup") {
@@ -177,14 +202,19 @@ pub async fn callback(
     Query(query): Query<CallbackQuery>,
 ) -> Response {
     let config = &state.config;
-    if let Some(error) = &query.error {
-        let why = query
-            .error_description
-            .clone()
-            .unwrap_or_else(|| error.clone());
-        return crate::pages::message(&state, "Login did not complete", &why, None);
-    }
     let cookie_state = jar.get(STATE_COOKIE).map(|c| c.value().to_owned());
+    if let Some(error) = &query.error {
+        // Portcullis's words are shown only for an answer to this browser's own request;
+        // anyone can craft a link to /callback with other words.
+        let ours =
+            matches!((&query.state, &cookie_state), (Some(a), Some(b)) if digest(a) == digest(b));
+        let why = match (ours, query.error_description.as_deref()) {
+            (true, Some(description)) => description.to_owned(),
+            _ if error == "access_denied" => "Access was denied.".to_owned(),
+            _ => "Logging in did not complete. Please try again.".to_owned(),
+        };
+        return crate::pages::message(&state, "Login did not complete", &why, Some("/"));
+    }
     let (Some(code), Some(returned), Some(expected)) = (query.code, query.state, cookie_state)
     else {
         return crate::pages::message(
@@ -243,7 +273,7 @@ async fn finish(
 ) -> anyhow::Result<(String, Session)> {
     let config = &state.config;
     let client = CoreClient::from_provider_metadata(
-        state.oidc.metadata.clone(),
+        state.oidc.metadata(),
         ClientId::new(config.client_id.clone()),
         Some(ClientSecret::new(config.client_secret.clone())),
     )
@@ -257,7 +287,23 @@ async fn finish(
     let id_token = tokens
         .id_token()
         .ok_or_else(|| anyhow::anyhow!("no ID token"))?;
-    let claims = id_token.claims(&client.id_token_verifier(), &Nonce::new(pending.nonce))?;
+    let nonce = Nonce::new(pending.nonce);
+    let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+        Ok(c) => c.clone(),
+        Err(first) => {
+            // Perhaps Portcullis rotated its signing key since discovery: look again, once.
+            state.oidc.rediscover().await?;
+            let fresh = CoreClient::from_provider_metadata(
+                state.oidc.metadata(),
+                ClientId::new(config.client_id.clone()),
+                Some(ClientSecret::new(config.client_secret.clone())),
+            );
+            id_token
+                .claims(&fresh.id_token_verifier(), &nonce)
+                .map_err(|_| first)?
+                .clone()
+        }
+    };
     // The roles claim is a namespaced custom claim; read it from the verified token.
     let payload = id_token.to_string();
     let body = payload.split('.').nth(1).unwrap_or_default();
@@ -308,21 +354,29 @@ pub struct LogoutForm {
 /// the browser back to the home page.
 pub async fn logout(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     jar: CookieJar,
     axum::Form(form): axum::Form<LogoutForm>,
 ) -> Response {
-    if let Some((hash, session)) = current(&state, &jar).await {
-        if form.csrf.as_deref() != Some(session.csrf.as_str()) {
-            return crate::pages::message(
-                &state,
-                "Not logged out",
-                "The logout form was not sent by this app.",
-                Some("/dashboard"),
-            );
-        }
-        if let Err(e) = state.db.delete_session(&hash).await {
-            tracing::error!(error = %e, "deleting a session failed");
-        }
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site");
+    // Without a session of ours (a cross-site post carries no Lax cookie), there is
+    // nothing to end, and Portcullis's session is not ours to end either.
+    let Some((hash, session)) = current(&state, &jar).await else {
+        return Redirect::to("/").into_response();
+    };
+    if cross_site || form.csrf.as_deref() != Some(session.csrf.as_str()) {
+        return crate::pages::message(
+            &state,
+            "Not logged out",
+            "The logout form was not sent by this app.",
+            Some("/dashboard"),
+        );
+    }
+    if let Err(e) = state.db.delete_session(&hash).await {
+        tracing::error!(error = %e, "deleting a session failed");
     }
     let config = &state.config;
     let mut url = match url::Url::parse(&format!("{}v2/logout", config.issuer)) {

@@ -112,13 +112,17 @@ impl Db {
         }))
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub async fn create_session(
         &self,
         id_hash: &str,
         session: &Session,
         expires_at: i64,
     ) -> sqlx::Result<()> {
+        // Ended sessions (and their access tokens) go as new ones come.
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(expires_at - 8 * 3600)
+            .execute(&self.pool)
+            .await?;
         sqlx::query(
             "INSERT INTO sessions (id_hash, sub, name, email, roles, access_token, csrf, expires_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -232,7 +236,8 @@ impl Db {
 
     /// Gives a new user sample accounts, this month's transactions and budgets (once).
     pub async fn seed_if_new(&self, sub: &str, month: &str) -> sqlx::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE takes the write lock first, so two first logins at once do not both seed.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let exists = sqlx::query("SELECT 1 FROM accounts WHERE sub = ? LIMIT 1")
             .bind(sub)
             .fetch_optional(&mut *tx)

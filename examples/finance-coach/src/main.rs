@@ -106,7 +106,10 @@ fn router(state: AppState) -> Router {
         .route("/api/budgets", get(api::list_budgets))
         .route("/api/summary", get(api::summary))
         .route("/api/admin/overview", get(api::admin_overview))
-        .layer(axum::middleware::from_fn(pages::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::security_headers,
+        ))
         .with_state(state)
 }
 

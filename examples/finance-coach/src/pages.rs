@@ -172,17 +172,25 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         .into_response()
 }
 
-/// A strict CSP (scripts and styles from this origin only) and the usual hardening headers.
-pub async fn security_headers(request: Request, next: Next) -> Response {
+/// A strict CSP (scripts and styles from this origin only; forms post here, and the
+/// logout form's redirect goes on to Portcullis) and the usual hardening headers.
+pub async fn security_headers(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
-        ),
+    let issuer_origin = url::Url::parse(&state.config.issuer)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; form-action 'self' {issuer_origin}; frame-ancestors 'none'; base-uri 'none'"
     );
+    let h = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
