@@ -10,7 +10,8 @@
 #      driving the Flask quickstart in examples/flask-quickstart,
 #   5. the browser tests (tests/e2e): Debian's chromium, driven by playwright-core,
 #      through the Finance Coach in examples/finance-coach (apt installs chromium,
-#      nodejs and npm when missing; screenshots go to test-artifacts/e2e).
+#      nodejs and npm when missing; screenshots go to test-artifacts/e2e),
+#   6. a one-second smoke of the benchmark command (scripts/bench.sh --smoke).
 #
 # Environment:
 #   CARGO_TARGET_DIR              honoured; the binary is $CARGO_TARGET_DIR/debug/portcullis
@@ -276,3 +277,10 @@ ARTIFACTS="$REPO_ROOT/test-artifacts/e2e"
 log "browser end-to-end tests (screenshots in $ARTIFACTS)"
 node tests/e2e/coach.e2e.mjs --portcullis "$PORTCULLIS_BIN" \
     --coach "$TARGET_DIR/debug/finance-coach" --artifacts "$ARTIFACTS"
+
+# --------------------------------------------------------------------------
+# The benchmark command, as a short smoke so it cannot rot (no timing is asserted)
+# --------------------------------------------------------------------------
+
+log "benchmark smoke (scripts/bench.sh --smoke)"
+bash scripts/bench.sh --smoke

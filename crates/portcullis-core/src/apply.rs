@@ -497,6 +497,7 @@ pub async fn apply(
 
     if !changes.is_empty() {
         store.apply_changes(tenant_id, &changes, now).await?;
+        core.config_changed();
     }
     Ok(report)
 }

@@ -140,8 +140,40 @@ impl Portcullis {
                 .details
                 .unwrap_or(Value::Object(serde_json::Map::new())),
         };
+        if let Some(queue) = &self.audit_queue {
+            match queue.tx.try_send(AuditMsg::Event(Box::new(event))) {
+                Ok(()) => return,
+                // A full queue slows the request rather than dropping the event.
+                Err(tokio::sync::mpsc::error::TrySendError::Full(msg)) => {
+                    if queue.tx.send(msg).await.is_ok() {
+                        return;
+                    }
+                    tracing::error!(kind, "the audit writer stopped; an event was lost");
+                    return;
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(AuditMsg::Event(event))) => {
+                    // The writer has stopped (shutting down): write directly.
+                    if let Err(e) = self.store.insert_log_event(&event).await {
+                        tracing::error!(error = %e, kind, "an audit event could not be recorded");
+                    }
+                    return;
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(AuditMsg::Flush(_))) => return,
+            }
+        }
         if let Err(e) = self.store.insert_log_event(&event).await {
             tracing::error!(error = %e, kind, "an audit event could not be recorded");
+        }
+    }
+
+    /// Waits until every event recorded so far is in the database (before reading the
+    /// trail, and at shutdown).
+    pub async fn flush_audit(&self) {
+        if let Some(queue) = &self.audit_queue {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            if queue.tx.send(AuditMsg::Flush(done)).await.is_ok() {
+                let _ = wait.await;
+            }
         }
     }
 
@@ -150,5 +182,57 @@ impl Portcullis {
         let tenant = self.tenant().await?;
         let before = (self.now() - tenant.log_retention_days * 86_400) * 1000;
         self.store.purge_log_events(self.tenant_id(), before).await
+    }
+}
+
+/// A message to the audit writer.
+pub(crate) enum AuditMsg {
+    Event(Box<LogEvent>),
+    /// Answered once every event sent before it is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The queue in front of the audit writer: requests hand events over without waiting for
+/// the database, and the writer stores whatever has queued up in one transaction.
+#[derive(Debug)]
+pub struct AuditQueue {
+    tx: tokio::sync::mpsc::Sender<AuditMsg>,
+}
+
+/// Events written per transaction at most.
+const AUDIT_BATCH: usize = 512;
+
+impl AuditQueue {
+    /// Starts the writer on the current runtime.
+    pub(crate) fn start(store: std::sync::Arc<dyn crate::store::Store>) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<AuditMsg>(8192);
+        tokio::spawn(async move {
+            let mut batch: Vec<LogEvent> = Vec::with_capacity(AUDIT_BATCH);
+            let mut flushes = Vec::new();
+            while let Some(first) = rx.recv().await {
+                let mut next = Some(first);
+                while let Some(msg) = next.take() {
+                    match msg {
+                        AuditMsg::Event(e) => batch.push(*e),
+                        AuditMsg::Flush(done) => flushes.push(done),
+                    }
+                    if batch.len() < AUDIT_BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if !batch.is_empty() {
+                    let n = batch.len();
+                    if let Err(e) = store.insert_log_events(&batch).await {
+                        tracing::error!(error = %e, events = n, "audit events could not be recorded");
+                    }
+                    metrics::histogram!("portcullis_audit_batch_size").record(n as f64);
+                    batch.clear();
+                }
+                for done in flushes.drain(..) {
+                    let _ = done.send(());
+                }
+            }
+        });
+        Self { tx }
     }
 }

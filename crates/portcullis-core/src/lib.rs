@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod apply;
 pub mod audit;
 pub mod clock;
+pub mod config_cache;
 pub mod error;
 pub mod keys;
 pub mod log_stream;

@@ -74,6 +74,10 @@ pub struct Portcullis {
     pub mailer: Arc<dyn crate::accounts::mailer::Mailer>,
     /// The offline list of breached passwords.
     pub breached: Arc<crate::protection::breached::BreachedList>,
+    /// The queue of the batched audit writer, when one runs (`with_batched_audit`).
+    pub audit_queue: Option<crate::audit::AuditQueue>,
+    /// Applications, APIs and client grants, briefly cached for the token endpoint.
+    pub config_cache: crate::config_cache::ConfigCache,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -116,7 +120,17 @@ impl Portcullis {
             settings,
             mailer: Arc::new(crate::accounts::mailer::NoMailer),
             breached: Arc::new(crate::protection::breached::BreachedList::embedded()),
+            audit_queue: None,
+            config_cache: crate::config_cache::ConfigCache::default(),
         })
+    }
+
+    /// Writes audit events in batches from a background task (the server does this; call
+    /// `flush_audit` before shutting down). Needs a running tokio runtime.
+    #[must_use]
+    pub fn with_batched_audit(mut self) -> Self {
+        self.audit_queue = Some(crate::audit::AuditQueue::start(Arc::clone(&self.store)));
+        self
     }
 
     /// Delivers account emails through `mailer`.

@@ -335,6 +335,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // Audit trail
     async fn insert_log_event(&self, event: &crate::audit::LogEvent) -> Result<(), StoreError>;
+    /// Stores several events in one transaction.
+    async fn insert_log_events(&self, events: &[crate::audit::LogEvent]) -> Result<(), StoreError>;
     async fn find_log_event(
         &self,
         tenant_id: &str,

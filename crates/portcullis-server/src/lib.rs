@@ -122,7 +122,8 @@ pub async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     let core = Arc::new(
         Arc::try_unwrap(core)
             .map_err(|_| anyhow::anyhow!("the services are shared before start"))?
-            .with_mailer(Arc::new(mailer)),
+            .with_mailer(Arc::new(mailer))
+            .with_batched_audit(),
     );
     let app = app_with(
         Arc::clone(&core),
@@ -179,6 +180,8 @@ pub async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     }
     background.abort();
     streams.abort();
+    // Queued audit events reach the database before the process exits.
+    core.flush_audit().await;
     tracing::info!("portcullis stopped cleanly");
     Ok(())
 }

@@ -42,6 +42,7 @@ pub async fn deliver_once(
     client: &reqwest::Client,
     backoff: &[u64],
 ) -> anyhow::Result<usize> {
+    core.flush_audit().await;
     let mut delivered = 0;
     let mut failed = Vec::new();
     for stream in core.log_streams().await? {

@@ -186,12 +186,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     };
     // Only applications that exist get a bucket, so made-up ids cannot fill the table.
     let client = match client.filter(|c| !c.is_empty() && c.len() <= 128) {
-        Some(id) => match state
-            .core
-            .store
-            .find_client(state.core.tenant_id(), &id)
-            .await
-        {
+        Some(id) => match state.core.cached_client(&id).await {
             Ok(Some(_)) => Some(id),
             _ => None,
         },

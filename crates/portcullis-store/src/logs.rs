@@ -27,6 +27,21 @@ fn event(row: &AnyRow) -> Result<LogEvent, StoreError> {
 }
 
 pub(crate) async fn insert(pool: &AnyPool, e: &LogEvent) -> Result<(), StoreError> {
+    insert_one(pool, e).await
+}
+
+pub(crate) async fn insert_many(pool: &AnyPool, events: &[LogEvent]) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.map_err(backend_err)?;
+    for e in events {
+        insert_one(&mut *tx, e).await?;
+    }
+    tx.commit().await.map_err(backend_err)
+}
+
+async fn insert_one<'e, E>(executor: E, e: &LogEvent) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     sqlx::query(
         "INSERT INTO log_events (tenant_id, id, date, type, description, client_id, client_name, \
          user_id, user_name, ip, user_agent, details) \
@@ -44,7 +59,7 @@ pub(crate) async fn insert(pool: &AnyPool, e: &LogEvent) -> Result<(), StoreErro
     .bind(e.ip.as_deref())
     .bind(e.user_agent.as_deref())
     .bind(to_json(&e.details))
-    .execute(pool)
+    .execute(executor)
     .await
     .map(|_| ())
     .map_err(backend_err)

@@ -1242,6 +1242,13 @@ impl Store for SqlStore {
         .transpose()
     }
 
+    async fn insert_log_events(
+        &self,
+        events: &[portcullis_core::audit::LogEvent],
+    ) -> Result<(), StoreError> {
+        crate::logs::insert_many(&self.pool, events).await
+    }
+
     async fn insert_log_event(
         &self,
         event: &portcullis_core::audit::LogEvent,

@@ -134,9 +134,13 @@ pub struct ClientGrantPatch {
 impl Portcullis {
     /// Writes one declared object, as `apply` does, in one transaction.
     async fn save(&self, change: Change) -> Result<(), StoreError> {
-        self.store
+        let saved = self
+            .store
             .apply_changes(self.tenant_id(), &[change], self.now())
-            .await
+            .await;
+        // After the write, so a read racing it cannot cache the old value.
+        self.config_changed();
+        saved
     }
 
     async fn api_or_404(&self, id: &str) -> Result<ResourceServer, ManagementError> {
@@ -246,6 +250,7 @@ impl Portcullis {
         self.store
             .delete_resource_server(self.tenant_id(), &api.id)
             .await?;
+        self.config_changed();
         Ok(())
     }
 
@@ -383,6 +388,7 @@ impl Portcullis {
         self.store
             .delete_client(self.tenant_id(), &client.client_id, self.now())
             .await?;
+        self.config_changed();
         Ok(())
     }
 
@@ -511,7 +517,9 @@ impl Portcullis {
         _: Granted<DeleteClientGrants>,
         id: &str,
     ) -> Result<(), ManagementError> {
-        if !self.store.delete_client_grant(self.tenant_id(), id).await? {
+        let deleted = self.store.delete_client_grant(self.tenant_id(), id).await?;
+        self.config_changed();
+        if !deleted {
             return Err(ManagementError::new(
                 404,
                 "inexistent_client_grant",

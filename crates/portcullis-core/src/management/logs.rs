@@ -79,6 +79,8 @@ impl Portcullis {
             ..LogFilter::default()
         };
         filters(params.q.as_deref().unwrap_or_default(), &mut filter)?;
+        // Events of this process still queued for the writer are read too.
+        self.flush_audit().await;
         let (events, total) = self
             .store
             .search_log_events(self.tenant_id(), &filter)
@@ -89,6 +91,7 @@ impl Portcullis {
 
     /// `GET /api/v2/logs/{id}`.
     pub async fn get_log(&self, _: Granted<ReadLogs>, id: &str) -> Result<Value, ManagementError> {
+        self.flush_audit().await;
         self.store
             .find_log_event(self.tenant_id(), id)
             .await?

@@ -169,8 +169,7 @@ impl Portcullis {
             (None, None, _) => return Err(OAuthError::invalid_client()),
         };
         let client = self
-            .store
-            .find_client(self.tenant_id(), &client_id)
+            .cached_client(&client_id)
             .await?
             .ok_or_else(OAuthError::invalid_client)?;
         if client.is_public() {
@@ -516,7 +515,6 @@ impl Portcullis {
                 "Missing required parameter: audience",
             ));
         };
-        let tenant = self.tenant_id();
         let api = if audience == self.settings.management_audience() {
             Some(self.management_api())
         } else {
@@ -528,11 +526,9 @@ impl Portcullis {
                 format!("Service not found: {audience}"),
             )
         })?;
-        let grant = self
-            .store
-            .list_client_grants(tenant)
-            .await?
-            .into_iter()
+        let grants = self.cached_client_grants().await?;
+        let grant = grants
+            .iter()
             .find(|g| g.client_id == client.client_id && g.audience == audience)
             .ok_or_else(|| {
                 OAuthError::new(OAuthErrorCode::AccessDenied, format!("Client is not authorized to access \"{audience}\". You need to create a \"client-grant\" associated to this API."))
@@ -615,10 +611,7 @@ impl Portcullis {
         let Some(audience) = audience else {
             return Ok(None);
         };
-        Ok(self
-            .store
-            .find_resource_server(self.tenant_id(), audience)
-            .await?)
+        Ok(self.cached_resource_server(audience).await?)
     }
 
     fn wants_refresh_token(

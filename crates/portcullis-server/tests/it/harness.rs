@@ -458,7 +458,8 @@ impl TestApp {
             issuer,
         )
         .expect("mailer");
-        let core = Arc::new(core.with_mailer(Arc::new(mailer)));
+        // As in `serve`: audit events go through the batched writer.
+        let core = Arc::new(core.with_mailer(Arc::new(mailer)).with_batched_audit());
         let router =
             portcullis_server::app_with(Arc::clone(&core), options).expect("router builds");
         Some(Self {

@@ -418,6 +418,7 @@ async fn rate_limit_case(backend: Backend) {
     assert_eq!(r.header("retry-after").as_deref(), Some("20"));
     let r = app.token(&form, Some(("m2m-client-id", M2M_SECRET))).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    app.core.flush_audit().await;
     let logs = app
         .core
         .store

@@ -1,0 +1,478 @@
+//! The benchmark command (`scripts/bench.sh` builds and runs it).
+//!
+//! `portcullis-bench run` measures, in one run on this machine:
+//! - the limits: raw signing rates of our JOSE library per algorithm and the argon2id hash
+//!   time (in a child pinned to core 0), and the HTTP floor (`/health` through the server);
+//! - client-credentials grants/s per algorithm, and JWKS and discovery requests/s;
+//! - memory (resident set at idle and its peak under load) and the time from process start
+//!   to the first 200 on `/health`.
+//!
+//! The server runs pinned to core 0 and the load generator (`wrk`, from Debian) to core 1,
+//! over keep-alive connections. The report (`docs/benchmarks.md`) gives each figure, the
+//! limit it is held against and their ratio. No figure is asserted: targets live in the
+//! report.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use portcullis_crypto::jose::{SigningAlg, SigningKey};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(about = "Portcullis benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Measures signing rates and the argon2id hash time in this process; prints JSON.
+    Limits {
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
+    /// Runs every measurement and writes the report.
+    Run {
+        /// The release `portcullis` binary.
+        #[arg(long)]
+        portcullis: PathBuf,
+        /// Where the markdown report goes.
+        #[arg(long, default_value = "docs/benchmarks.md")]
+        out: PathBuf,
+        /// Seconds per load phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Keep-alive connections of the load generator.
+        #[arg(long, default_value_t = 16)]
+        connections: u32,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Limits {
+    /// Signatures per second on one core, by algorithm.
+    sign_per_sec: Vec<(String, f64)>,
+    /// Milliseconds per argon2id hash at the configured parameters.
+    argon2_ms: f64,
+}
+
+fn measure_limits(seconds: f64) -> anyhow::Result<Limits> {
+    let mut sign_per_sec = Vec::new();
+    let claims = serde_json::json!({
+        "iss": "http://127.0.0.1/", "sub": "client@clients", "aud": "https://api.example",
+        "iat": 1_800_000_000, "exp": 1_800_086_400, "scope": "read:things", "gty": "client-credentials",
+        "azp": "client", "jti": "0123456789abcdef0123456789abcdef",
+    });
+    for alg in [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA] {
+        let (key, _) = SigningKey::generate(alg)?;
+        // Warm up, then count whole signatures in the window.
+        for _ in 0..50 {
+            key.sign_jwt(&claims)?;
+        }
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed().as_secs_f64() < seconds {
+            for _ in 0..64 {
+                key.sign_jwt(&claims)?;
+            }
+            n += 64;
+        }
+        sign_per_sec.push((
+            alg.as_str().to_owned(),
+            n as f64 / start.elapsed().as_secs_f64(),
+        ));
+    }
+    portcullis_crypto::password::warm_up();
+    let runs = 8;
+    let start = Instant::now();
+    for i in 0..runs {
+        let _ = portcullis_crypto::password::hash(&format!("a long benchmark passphrase {i}"));
+    }
+    let argon2_ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(runs);
+    Ok(Limits {
+        sign_per_sec,
+        argon2_ms,
+    })
+}
+
+const M2M_SECRET: &str = "bench-secret-0123456789abcdefghijklmnop";
+
+fn tenant_yaml() -> String {
+    let mut y = String::from(
+        "clients:\n  - name: Bench Machine\n    app_type: non_interactive\n    client_id: bench-m2m\n",
+    );
+    let _ = writeln!(y, "    client_secret: {M2M_SECRET}");
+    y.push_str("resourceServers:\n");
+    for (name, alg) in [("rs", "RS256"), ("es", "ES256"), ("ed", "EdDSA")] {
+        let _ = write!(
+            y,
+            "  - name: Bench {alg}\n    identifier: https://{name}.bench.example\n    signing_alg: {alg}\n    scopes: [{{value: read:things}}]\n"
+        );
+    }
+    y.push_str("clientGrants:\n");
+    for name in ["rs", "es", "ed"] {
+        let _ = write!(
+            y,
+            "  - client_id: bench-m2m\n    audience: https://{name}.bench.example\n    scope: [read:things]\n"
+        );
+    }
+    y
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// `VmRSS` and `VmHWM` of a process, in KiB.
+fn memory(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+struct Load {
+    rps: f64,
+    non_2xx: u64,
+    p99_ms: f64,
+}
+
+/// Runs `wrk` on core 1 against `url`, with an optional Lua script.
+fn wrk(url: &str, script: Option<&Path>, seconds: u64, connections: u32) -> anyhow::Result<Load> {
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "1", "wrk", "-t1", "--latency"])
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"));
+    if let Some(s) = script {
+        cmd.arg("-s").arg(s);
+    }
+    let out = cmd
+        .arg(url)
+        .output()
+        .context("running wrk (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let number = |prefix: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .and_then(|l| l.split_whitespace().last().map(str::to_owned))
+    };
+    let rps: f64 = number("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .context("wrk printed no Requests/sec")?;
+    let non_2xx = number("Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let p99_ms = number("99%").map_or(0.0, |v| duration_ms(&v));
+    Ok(Load {
+        rps,
+        non_2xx,
+        p99_ms,
+    })
+}
+
+/// wrk's latency (`1.23ms`, `850.00us`, `1.02s`) in milliseconds.
+fn duration_ms(v: &str) -> f64 {
+    let (num, factor) = if let Some(n) = v.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (v, 1.0)
+    };
+    num.parse::<f64>().map_or(0.0, |n| n * factor)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+}
+
+#[allow(clippy::too_many_lines)]
+async fn run(portcullis: &Path, out: &Path, seconds: u64, connections: u32) -> anyhow::Result<()> {
+    let started = time::OffsetDateTime::now_utc();
+    // 1. Limits, in a child pinned to core 0 (where the server will run).
+    let me = std::env::current_exe()?;
+    let limits_out = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(&me)
+        .args([
+            "limits",
+            "--seconds",
+            &(seconds as f64 / 5.0).max(0.5).to_string(),
+        ])
+        .output()
+        .context("running the limits child")?;
+    if !limits_out.status.success() {
+        bail!(
+            "limits failed: {}",
+            String::from_utf8_lossy(&limits_out.stderr)
+        );
+    }
+    let limits: Limits = serde_json::from_slice(&limits_out.stdout)?;
+
+    // 2. A database with the bench tenant, then the server on core 0.
+    let dir = std::env::temp_dir().join(format!("portcullis-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port()?;
+    let issuer = format!("http://127.0.0.1:{port}/");
+    let db = format!("sqlite://{}/bench.db", dir.display());
+    std::fs::write(dir.join("tenant.yaml"), tenant_yaml())?;
+    let common = |c: &mut Command| {
+        c.args(["--database", &db, "--issuer", &issuer])
+            .arg("--data-dir")
+            .arg(&dir)
+            .env("PORTCULLIS_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn");
+    };
+    let mut apply = Command::new(portcullis);
+    apply.arg("apply");
+    common(&mut apply);
+    let status = apply
+        .arg(dir.join("tenant.yaml"))
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("portcullis apply failed");
+    }
+    let mut serve = Command::new("taskset");
+    serve.args(["-c", "0"]).arg(portcullis).arg("serve");
+    common(&mut serve);
+    serve
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        // Request limits would answer 429 long before the machine's limits.
+        .args(["--rate-limits", "token_per_ip=100000000,token_per_client=100000000,management_per_ip=100000000,management_per_client=100000000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let http = reqwest::Client::new();
+    let t0 = Instant::now();
+    let server = Server {
+        child: serve.spawn().context("starting portcullis")?,
+    };
+    let health = format!("{issuer}health");
+    loop {
+        if let Ok(r) = http.get(&health).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            bail!("portcullis did not become healthy");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let startup_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = server.child.id();
+    let (idle_kib, _) = memory(pid);
+
+    // 3. Loads, each response checked by a first call and wrk's non-2xx count.
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("bench-m2m:{M2M_SECRET}"));
+    let mut phases: Vec<(String, Load, u64)> = Vec::new();
+    let floor = wrk(&health, None, seconds, connections)?;
+    phases.push(("GET /health (HTTP floor)".into(), floor, memory(pid).1));
+    for (name, alg) in [("rs", "RS256"), ("es", "ES256"), ("ed", "EdDSA")] {
+        let audience = format!("https://{name}.bench.example");
+        let first = http
+            .post(format!("{issuer}oauth/token"))
+            .header("authorization", format!("Basic {basic}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=client_credentials&audience={}",
+                audience.replace(':', "%3A").replace('/', "%2F")
+            ))
+            .send()
+            .await?;
+        if !first.status().is_success() {
+            bail!("client credentials for {alg}: {}", first.text().await?);
+        }
+        let script = dir.join(format!("cc-{name}.lua"));
+        std::fs::write(
+            &script,
+            format!(
+                "wrk.method = \"POST\"\nwrk.body = \"grant_type=client_credentials&audience={}\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\nwrk.headers[\"Authorization\"] = \"Basic {basic}\"\n",
+                audience.replace(':', "%3A").replace('/', "%2F")
+            ),
+        )?;
+        let load = wrk(
+            &format!("{issuer}oauth/token"),
+            Some(&script),
+            seconds,
+            connections,
+        )?;
+        phases.push((format!("client_credentials {alg}"), load, memory(pid).1));
+    }
+    for (label, path) in [
+        ("GET /.well-known/jwks.json", ".well-known/jwks.json"),
+        (
+            "GET /.well-known/openid-configuration",
+            ".well-known/openid-configuration",
+        ),
+    ] {
+        let load = wrk(&format!("{issuer}{path}"), None, seconds, connections)?;
+        phases.push((label.into(), load, memory(pid).1));
+    }
+    let (_, peak_kib) = memory(pid);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // 4. The report.
+    let floor_s = 1.0 / phases[0].1.rps;
+    let mut report = String::new();
+    let _ = writeln!(report, "# Benchmarks\n");
+    let _ = writeln!(
+        report,
+        "Generated by `scripts/bench.sh` on {} ({}). The server runs pinned to core 0 and \
+         `wrk` to core 1, over {connections} keep-alive connections, {seconds} s per phase, \
+         against a release build on SQLite. Every figure is from this one run; ratios compare \
+         figures measured side by side, so they hold better than the absolute numbers on a \
+         noisy machine.\n",
+        started.date(),
+        machine()
+    );
+    let _ = writeln!(report, "## Limits of this machine (core 0)\n");
+    let _ = writeln!(report, "| limit | value |\n|---|---|");
+    for (alg, rate) in &limits.sign_per_sec {
+        let _ = writeln!(
+            report,
+            "| {alg} signatures/s (aws-lc-rs, key parsed once) | {rate:.0} |"
+        );
+    }
+    let _ = writeln!(
+        report,
+        "| argon2id hash (m=19 MiB, t=2, p=1) | {:.1} ms |",
+        limits.argon2_ms
+    );
+    let _ = writeln!(
+        report,
+        "| HTTP floor: `GET /health` requests/s | {:.0} |\n",
+        phases[0].1.rps
+    );
+    let _ = writeln!(report, "## Throughput against the limits\n");
+    let _ = writeln!(
+        report,
+        "| load | requests/s | p99 | non-2xx | limit | ratio | target |\n|---|---|---|---|---|---|---|"
+    );
+    for (label, load, _) in &phases {
+        let sign = limits
+            .sign_per_sec
+            .iter()
+            .find(|(alg, _)| label.ends_with(alg.as_str()))
+            .map(|(_, r)| *r);
+        let (limit, target) = match sign {
+            Some(rate) => (Some(1.0 / (floor_s + 1.0 / rate)), "≥ 0.85"),
+            None if label.contains("/health") => (None, "(the floor)"),
+            None => (Some(1.0 / floor_s), "—"),
+        };
+        let (limit_text, ratio) = match limit {
+            Some(l) => (format!("{l:.0}"), format!("{:.2}", load.rps / l)),
+            None => ("—".into(), "—".into()),
+        };
+        let _ = writeln!(
+            report,
+            "| {label} | {:.0} | {:.2} ms | {} | {limit_text} | {ratio} | {target} |",
+            load.rps, load.p99_ms, load.non_2xx
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\nThe limit of a token grant is `1 / (HTTP floor time + signing time)` on one core; \
+         JWKS and discovery are held against the floor itself.\n"
+    );
+    let _ = writeln!(report, "## Memory and start-up\n");
+    let _ = writeln!(report, "| figure | value | target |\n|---|---|---|");
+    let _ = writeln!(
+        report,
+        "| resident set at idle, after start | {:.1} MiB | ≤ 20 MiB |",
+        idle_kib as f64 / 1024.0
+    );
+    let _ = writeln!(
+        report,
+        "| peak resident set under these loads | {:.1} MiB | ≤ 100 MiB |",
+        peak_kib as f64 / 1024.0
+    );
+    let _ = writeln!(
+        report,
+        "| start to first 200 on `/health` (existing SQLite database) | {startup_ms:.0} ms | ≤ 50 ms |"
+    );
+    let _ = writeln!(
+        report,
+        "\nPeak after each phase (KiB): {}.",
+        phases
+            .iter()
+            .map(|(l, _, hwm)| format!("{l}: {hwm}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let _ = writeln!(
+        report,
+        "\n## Not measured yet\n\nRefresh-token grants, complete password logins (which need the \
+         load driver), `/userinfo`, and the same figures with 1,000 and 1,000,000 users on SQLite \
+         and PostgreSQL are still to come."
+    );
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(out, &report)?;
+    println!("{report}");
+    if phases.iter().any(|(_, l, _)| l.non_2xx > 0) {
+        bail!("some responses were not 2xx: see the report");
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Limits { seconds } => {
+            println!("{}", serde_json::to_string(&measure_limits(seconds)?)?);
+            Ok(())
+        }
+        Cmd::Run {
+            portcullis,
+            out,
+            seconds,
+            connections,
+        } => tokio::runtime::Runtime::new()?.block_on(run(&portcullis, &out, seconds, connections)),
+    }
+}

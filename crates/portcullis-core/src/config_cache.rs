@@ -1,0 +1,146 @@
+//! A short-lived cache of the configuration the token endpoint reads on every request:
+//! applications, APIs and client grants. A change made through this process (the Management
+//! API, `apply`) empties it at once; a change made by another replica or by the CLI is seen
+//! within the time to live (one second by default). Unknown ids are cached too, so a flood
+//! of made-up client ids cannot reach the database on every request.
+
+use crate::model::{Client, ClientGrant, ResourceServer};
+use crate::service::Portcullis;
+use crate::store::StoreError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Entries per map at most; past it the map starts again empty.
+const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Debug)]
+pub struct ConfigCache {
+    ttl: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    clients: HashMap<String, (Instant, Option<Client>)>,
+    apis: HashMap<String, (Instant, Option<ResourceServer>)>,
+    grants: Option<(Instant, Arc<Vec<ClientGrant>>)>,
+    /// Bumped by every invalidation, so a read that raced a change is not stored.
+    generation: u64,
+}
+
+impl ConfigCache {
+    #[must_use]
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets everything (after a configuration change).
+    pub fn invalidate(&self) {
+        let mut state = self.lock();
+        let generation = state.generation + 1;
+        *state = State {
+            generation,
+            ..State::default()
+        };
+    }
+
+    fn fresh(&self, at: Instant) -> bool {
+        at.elapsed() < self.ttl
+    }
+}
+
+impl Default for ConfigCache {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(1))
+    }
+}
+
+impl Portcullis {
+    /// An application, from the cache when fresh.
+    pub async fn cached_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let generation = {
+            let state = self.config_cache.lock();
+            if let Some((at, client)) = state.clients.get(client_id)
+                && self.config_cache.fresh(*at)
+            {
+                return Ok(client.clone());
+            }
+            state.generation
+        };
+        let client = self.store.find_client(self.tenant_id(), client_id).await?;
+        let mut state = self.config_cache.lock();
+        if state.generation == generation {
+            if state.clients.len() >= MAX_ENTRIES {
+                state.clients.clear();
+            }
+            state
+                .clients
+                .insert(client_id.to_owned(), (Instant::now(), client.clone()));
+        }
+        Ok(client)
+    }
+
+    /// An API by identifier, from the cache when fresh.
+    pub async fn cached_resource_server(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<ResourceServer>, StoreError> {
+        let generation = {
+            let state = self.config_cache.lock();
+            if let Some((at, api)) = state.apis.get(identifier)
+                && self.config_cache.fresh(*at)
+            {
+                return Ok(api.clone());
+            }
+            state.generation
+        };
+        let api = self
+            .store
+            .find_resource_server(self.tenant_id(), identifier)
+            .await?;
+        let mut state = self.config_cache.lock();
+        if state.generation == generation {
+            if state.apis.len() >= MAX_ENTRIES {
+                state.apis.clear();
+            }
+            state
+                .apis
+                .insert(identifier.to_owned(), (Instant::now(), api.clone()));
+        }
+        Ok(api)
+    }
+
+    /// Every client grant, from the cache when fresh.
+    pub async fn cached_client_grants(&self) -> Result<Arc<Vec<ClientGrant>>, StoreError> {
+        let generation = {
+            let state = self.config_cache.lock();
+            if let Some((at, grants)) = &state.grants
+                && self.config_cache.fresh(*at)
+            {
+                return Ok(Arc::clone(grants));
+            }
+            state.generation
+        };
+        let grants = Arc::new(self.store.list_client_grants(self.tenant_id()).await?);
+        let mut state = self.config_cache.lock();
+        if state.generation == generation {
+            state.grants = Some((Instant::now(), Arc::clone(&grants)));
+        }
+        Ok(grants)
+    }
+
+    /// Tells the cache the configuration changed.
+    pub fn config_changed(&self) {
+        self.config_cache.invalidate();
+    }
+}
