@@ -380,7 +380,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The bucket's TAT, if it has one.
     async fn throttle_peek(&self, tenant_id: &str, bucket: &str)
     -> Result<Option<i64>, StoreError>;
-    async fn throttle_clear(&self, tenant_id: &str, bucket: &str) -> Result<(), StoreError>;
     /// Gives one counted request back (a success that was counted in advance).
     async fn throttle_refund(
         &self,

@@ -98,20 +98,6 @@ pub(crate) async fn throttle_peek(
         .transpose()
 }
 
-pub(crate) async fn throttle_clear(
-    pool: &AnyPool,
-    tenant_id: &str,
-    bucket: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM throttles WHERE tenant_id = $1 AND bucket = $2")
-        .bind(tenant_id)
-        .bind(bucket)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(backend_err)
-}
-
 pub(crate) async fn count_login_attempt(
     pool: &AnyPool,
     tenant_id: &str,

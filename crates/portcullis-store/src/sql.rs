@@ -1321,10 +1321,6 @@ impl Store for SqlStore {
         crate::security::throttle_peek(&self.pool, tenant_id, bucket).await
     }
 
-    async fn throttle_clear(&self, tenant_id: &str, bucket: &str) -> Result<(), StoreError> {
-        crate::security::throttle_clear(&self.pool, tenant_id, bucket).await
-    }
-
     async fn count_login_attempt(
         &self,
         tenant_id: &str,

@@ -54,8 +54,6 @@ pub enum AccountError {
     /// A link that is unknown, expired, already used, or for an email that changed since.
     #[error("this link is invalid, has expired or was already used")]
     Ticket,
-    #[error("no such user")]
-    NoUser,
     #[error("internal error: {0}")]
     Internal(String),
 }

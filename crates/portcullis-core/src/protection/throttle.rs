@@ -90,11 +90,6 @@ impl Portcullis {
         let tat = self.store.throttle_peek(self.tenant_id(), bucket).await?;
         Ok(tat.is_some_and(|tat| tat.max(now_ms) + limit.interval_ms - now_ms > limit.window_ms()))
     }
-
-    /// Forgets a bucket (an allow-listed or unblocked caller).
-    pub async fn clear_throttle(&self, bucket: &str) -> Result<(), StoreError> {
-        self.store.throttle_clear(self.tenant_id(), bucket).await
-    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 //! verification and unblock.
 
 use super::authorize::{
-    CSRF_COOKIE_PATH, bad_form, csrf_cookie, expired, login_error, login_outcome, render_form,
+    CSRF_COOKIE_PATH, bad_form, credentials, expired, login_error, login_outcome, render_form,
     transaction_in,
 };
-use super::{SESSION_COOKIE, cookie, error_page, no_store, page_csp, request_id, tenant_name};
+use super::{cookie, error_page, no_store, page_csp, request_id, tenant_name};
 use crate::client_ip::ClientIp;
 use crate::errors::PageError;
 use crate::state::AppState;
@@ -17,7 +17,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use portcullis_core::accounts::{AccountError, SignupRequest};
 use portcullis_core::model::DATABASE_CONNECTION;
-use portcullis_core::oauth::login::LoginForm;
 use serde_json::{Value, json};
 
 /// Auth0's answer to a reset request, whether or not the email has an account.
@@ -117,7 +116,7 @@ fn account_error(error: AccountError) -> Response {
             "invalid_client",
             Value::String("Unknown client.".to_owned()),
         ),
-        AccountError::Ticket | AccountError::NoUser => auth_error(
+        AccountError::Ticket => auth_error(
             StatusCode::BAD_REQUEST,
             "BadRequestError",
             "invalid_ticket",
@@ -296,15 +295,6 @@ async fn signup_disabled(state: &AppState, headers: &HeaderMap) -> Response {
     .await
 }
 
-/// The signup form. Deliberately not `Debug`: it holds the password.
-#[derive(serde::Deserialize)]
-pub struct SignupFormBody {
-    pub state: Option<String>,
-    pub csrf: Option<String>,
-    pub email: Option<String>,
-    pub password: Option<String>,
-}
-
 /// `POST /u/signup`: creates the account and logs the user in.
 pub async fn signup_form(
     State(state): State<AppState>,
@@ -313,25 +303,12 @@ pub async fn signup_form(
     jar: CookieJar,
     body: String,
 ) -> Response {
-    let Ok(form) = serde_urlencoded::from_str::<SignupFormBody>(&body) else {
-        return bad_form(&state, &headers, "The signup form could not be read.").await;
+    let form = match credentials(&state, &headers, &jar, ip, &body).await {
+        Ok(form) => form,
+        Err(page) => return page,
     };
-    let (Some(tx), Some(csrf)) = (form.state, form.csrf) else {
-        return expired(&state, &headers).await;
-    };
-    let csrf_cookie = csrf_cookie(&jar, &tx);
-    let outcome = state
-        .core
-        .signup_in_transaction(LoginForm {
-            transaction_id: tx.clone(),
-            csrf_field: csrf,
-            csrf_cookie,
-            email: form.email.unwrap_or_default(),
-            password: form.password.unwrap_or_default(),
-            previous_session: jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()),
-            ip: ip.0,
-        })
-        .await;
+    let tx = form.transaction_id.clone();
+    let outcome = state.core.signup_in_transaction(form).await;
     login_outcome(&state, &headers, jar, &tx, outcome, "signup.html").await
 }
 

@@ -130,13 +130,41 @@ pub async fn login_page(
     }
 }
 
-/// The login form. Deliberately not `Debug`: it holds the password.
+/// The login and signup forms (the signup page names its field `email`). Deliberately not
+/// `Debug`: it holds the password.
 #[derive(serde::Deserialize)]
-pub struct LoginFormBody {
+pub struct CredentialsBody {
     pub state: Option<String>,
     pub csrf: Option<String>,
+    #[serde(alias = "email")]
     pub username: Option<String>,
     pub password: Option<String>,
+}
+
+/// Reads a login or signup form post into the services' form, with the CSRF cookie and the
+/// SSO cookie the browser sent; `Err` is the page to answer instead.
+pub(crate) async fn credentials(
+    state: &AppState,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    ip: ClientIp,
+    body: &str,
+) -> Result<LoginForm, Response> {
+    let Ok(form) = serde_urlencoded::from_str::<CredentialsBody>(body) else {
+        return Err(bad_form(state, headers, "The form could not be read.").await);
+    };
+    let (Some(tx), Some(csrf)) = (form.state, form.csrf) else {
+        return Err(expired(state, headers).await);
+    };
+    Ok(LoginForm {
+        csrf_cookie: csrf_cookie(jar, &tx),
+        transaction_id: tx,
+        csrf_field: csrf,
+        email: form.username.unwrap_or_default(),
+        password: form.password.unwrap_or_default(),
+        previous_session: jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()),
+        ip: ip.0,
+    })
 }
 
 /// `POST /u/login`: checks the credentials.
@@ -147,25 +175,12 @@ pub async fn login(
     jar: CookieJar,
     body: String,
 ) -> Response {
-    let Ok(form) = serde_urlencoded::from_str::<LoginFormBody>(&body) else {
-        return bad_form(&state, &headers, "The login form could not be read.").await;
+    let form = match credentials(&state, &headers, &jar, ip, &body).await {
+        Ok(form) => form,
+        Err(page) => return page,
     };
-    let (Some(tx), Some(csrf)) = (form.state, form.csrf) else {
-        return expired(&state, &headers).await;
-    };
-    let csrf_cookie = csrf_cookie(&jar, &tx);
-    let outcome = state
-        .core
-        .login(LoginForm {
-            transaction_id: tx.clone(),
-            csrf_field: csrf,
-            csrf_cookie,
-            email: form.username.unwrap_or_default(),
-            password: form.password.unwrap_or_default(),
-            previous_session: jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()),
-            ip: ip.0,
-        })
-        .await;
+    let tx = form.transaction_id.clone();
+    let outcome = state.core.login(form).await;
     login_outcome(&state, &headers, jar, &tx, outcome, "login.html").await
 }
 
