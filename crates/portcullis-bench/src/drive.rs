@@ -50,6 +50,7 @@ async fn login(
     issuer: &str,
     email: &str,
     n: u64,
+    scope: &str,
 ) -> anyhow::Result<serde_json::Value> {
     let verifier = b64(&portcullis_crypto::random_bytes::<32>());
     let challenge = b64(&Sha256::digest(verifier.as_bytes()));
@@ -58,7 +59,7 @@ async fn login(
         ("response_type", "code"),
         ("client_id", WEB_CLIENT),
         ("redirect_uri", CALLBACK),
-        ("scope", "openid offline_access"),
+        ("scope", scope),
         ("audience", API),
         ("state", state.as_str()),
         ("code_challenge", challenge.as_str()),
@@ -134,7 +135,14 @@ async fn login(
         .error_for_status()?
         .json()
         .await?;
+    let openid = scope.split(' ').any(|s| s == "openid");
     for field in ["access_token", "id_token", "refresh_token"] {
+        if field == "id_token" && !openid {
+            if !tokens[field].is_null() {
+                bail!("an id_token without the openid scope");
+            }
+            continue;
+        }
         if !tokens[field].is_string() {
             bail!("the code exchange gave no {field}");
         }
@@ -161,6 +169,9 @@ async fn refresh(http: &reqwest::Client, issuer: &str, token: &str) -> anyhow::R
         .await?;
     if !tokens["access_token"].is_string() {
         bail!("the refresh gave no access_token");
+    }
+    if !tokens["id_token"].is_null() {
+        bail!("the refresh gave an id_token without the openid scope");
     }
     tokens["refresh_token"]
         .as_str()
@@ -193,6 +204,8 @@ pub async fn drive(
                 issuer,
                 &format!("user{}@bench.example", w % users),
                 w as u64,
+                // An access token only, as for an API client: one signature per grant.
+                "offline_access",
             )
             .await?;
             chains.push(
@@ -220,7 +233,9 @@ pub async fn drive(
                 n += 1;
                 let outcome = if mode == "login" {
                     let email = format!("user{}@bench.example", (w + n as usize) % users);
-                    login(&http, &issuer, &email, n).await.map(|_| ())
+                    login(&http, &issuer, &email, n, "openid offline_access")
+                        .await
+                        .map(|_| ())
                 } else {
                     refresh(&http, &issuer, &chain)
                         .await

@@ -52,6 +52,8 @@ enum Cmd {
         #[arg(long, default_value_t = USERS)]
         users: usize,
     },
+    /// Prints the bench tenant (for `portcullis apply`), to profile a server by hand.
+    Tenant,
     /// Runs every measurement and writes the report.
     Run {
         /// The release `portcullis` binary.
@@ -571,6 +573,10 @@ fn main() -> anyhow::Result<()> {
             let result = tokio::runtime::Runtime::new()?
                 .block_on(drive::drive(&issuer, &mode, seconds, workers, users))?;
             println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
+        Cmd::Tenant => {
+            print!("{}", tenant_yaml());
             Ok(())
         }
         Cmd::Run {

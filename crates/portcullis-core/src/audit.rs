@@ -201,6 +201,8 @@ pub struct AuditQueue {
 
 /// Events written per transaction at most.
 const AUDIT_BATCH: usize = 512;
+/// How long the writer waits for more events after the first of a batch.
+const AUDIT_LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl AuditQueue {
     /// Starts the writer on the current runtime.
@@ -210,15 +212,27 @@ impl AuditQueue {
             let mut batch: Vec<LogEvent> = Vec::with_capacity(AUDIT_BATCH);
             let mut flushes = Vec::new();
             while let Some(first) = rx.recv().await {
+                // Gather what arrives within `AUDIT_LINGER` of the first event, so a busy
+                // server writes a few large batches rather than many small ones. A flush
+                // writes at once.
+                let deadline = tokio::time::Instant::now() + AUDIT_LINGER;
                 let mut next = Some(first);
                 while let Some(msg) = next.take() {
                     match msg {
                         AuditMsg::Event(e) => batch.push(*e),
                         AuditMsg::Flush(done) => flushes.push(done),
                     }
-                    if batch.len() < AUDIT_BATCH {
-                        next = rx.try_recv().ok();
+                    if batch.len() >= AUDIT_BATCH {
+                        break;
                     }
+                    next = match rx.try_recv() {
+                        Ok(msg) => Some(msg),
+                        Err(_) if !flushes.is_empty() => None,
+                        Err(_) => tokio::time::timeout_at(deadline, rx.recv())
+                            .await
+                            .ok()
+                            .flatten(),
+                    };
                 }
                 if !batch.is_empty() {
                     let n = batch.len();

@@ -1,10 +1,10 @@
 //! A short-lived cache of the configuration the token endpoint reads on every request:
-//! applications, APIs and client grants. A change made through this process (the Management
+//! applications, APIs, client grants and the tenant's settings. A change made through this process (the Management
 //! API, `apply`) empties it at once; a change made by another replica or by the CLI is seen
 //! within the time to live (one second by default). Unknown ids are cached too, so a flood
 //! of made-up client ids cannot reach the database on every request.
 
-use crate::model::{Client, ClientGrant, ResourceServer};
+use crate::model::{Client, ClientGrant, ResourceServer, Tenant};
 use crate::service::Portcullis;
 use crate::store::StoreError;
 use std::collections::HashMap;
@@ -25,6 +25,7 @@ struct State {
     clients: HashMap<String, (Instant, Option<Client>)>,
     apis: HashMap<String, (Instant, Option<ResourceServer>)>,
     grants: Option<(Instant, Arc<Vec<ClientGrant>>)>,
+    tenant: Option<(Instant, Tenant)>,
     /// Bumped by every invalidation, so a read that raced a change is not stored.
     generation: u64,
 }
@@ -137,6 +138,29 @@ impl Portcullis {
             state.grants = Some((Instant::now(), Arc::clone(&grants)));
         }
         Ok(grants)
+    }
+
+    /// The tenant's settings, from the cache when fresh.
+    pub async fn tenant(&self) -> Result<Tenant, StoreError> {
+        let generation = {
+            let state = self.config_cache.lock();
+            if let Some((at, tenant)) = &state.tenant
+                && self.config_cache.fresh(*at)
+            {
+                return Ok(tenant.clone());
+            }
+            state.generation
+        };
+        let tenant = self
+            .store
+            .find_tenant(self.tenant_id())
+            .await?
+            .unwrap_or_else(|| Tenant::new_default(self.tenant_id()));
+        let mut state = self.config_cache.lock();
+        if state.generation == generation {
+            state.tenant = Some((Instant::now(), tenant.clone()));
+        }
+        Ok(tenant)
     }
 
     /// Tells the cache the configuration changed.

@@ -78,6 +78,8 @@ pub struct Portcullis {
     pub audit_queue: Option<crate::audit::AuditQueue>,
     /// Applications, APIs and client grants, briefly cached for the token endpoint.
     pub config_cache: crate::config_cache::ConfigCache,
+    /// Shares of rate-limit buckets held by this process.
+    pub leases: crate::protection::throttle::Leases,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -122,6 +124,7 @@ impl Portcullis {
             breached: Arc::new(crate::protection::breached::BreachedList::embedded()),
             audit_queue: None,
             config_cache: crate::config_cache::ConfigCache::default(),
+            leases: crate::protection::throttle::Leases::default(),
         })
     }
 
@@ -155,15 +158,6 @@ impl Portcullis {
     #[must_use]
     pub fn tenant_id(&self) -> &str {
         &self.settings.tenant_id
-    }
-
-    /// The tenant's settings.
-    pub async fn tenant(&self) -> Result<Tenant, StoreError> {
-        Ok(self
-            .store
-            .find_tenant(self.tenant_id())
-            .await?
-            .unwrap_or_else(|| Tenant::new_default(self.tenant_id())))
     }
 
     /// Whether `origin` is one of any application's Allowed Web Origins (for CORS on the

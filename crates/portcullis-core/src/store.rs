@@ -23,6 +23,14 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// An access token issued under a grant, recorded so that revoking the grant revokes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessRecord {
+    pub jti: String,
+    pub grant_id: String,
+    pub expires_at: Timestamp,
+}
+
 /// One change computed by `portcullis apply`, applied with the others in one transaction.
 #[derive(Clone, Debug)]
 pub enum Change {
@@ -301,13 +309,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         tenant_id: &str,
         token_hash: &str,
     ) -> Result<Option<RefreshToken>, StoreError>;
-    /// Marks `old_hash` used and stores `new` in one transaction; `false` when `old_hash` had
+    /// Marks `old_hash` used, stores `new` and records the access token issued beside it
+    /// (as [`Store::record_access_token`]) in one transaction; `false` when `old_hash` had
     /// already been used (unless `allow_reuse_since` is set and it was used after that time).
     async fn rotate_refresh_token(
         &self,
         tenant_id: &str,
         old_hash: &str,
         new: &RefreshToken,
+        access: &AccessRecord,
         now: Timestamp,
         allow_reuse_since: Option<Timestamp>,
     ) -> Result<bool, StoreError>;

@@ -1,7 +1,8 @@
 //! Request limits on the endpoints attackers hammer: login form posts, `/oauth/token`,
 //! `/dbconnections/*`, `/passwordless/*` and the Management API, per client IP and per
 //! application. Counters live in the database (see `portcullis_core::protection::throttle`),
-//! so they hold across restarts and replicas. Answers carry Auth0's `x-ratelimit-*`
+//! so they hold across restarts and replicas; a busy bucket is counted in shares, one
+//! database write per share rather than per request. Answers carry Auth0's `x-ratelimit-*`
 //! headers; a refusal is a 429 with `Retry-After`.
 
 use crate::client_ip::ClientIp;
@@ -195,7 +196,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     let mut decisions = Vec::with_capacity(2);
     let ip_bucket = format!("rl:{name}:ip:{ip}");
     let ip_rule = Limit::per(ip_limit, 60);
-    match state.core.throttle(&ip_bucket, ip_rule).await {
+    match state.core.throttle_shared(&ip_bucket, ip_rule).await {
         Ok(d) => decisions.push(d),
         Err(e) => tracing::error!(error = %e, "rate limit counter unavailable"),
     }
@@ -204,17 +205,12 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     {
         match state
             .core
-            .throttle(&format!("rl:{name}:client:{client}"), Limit::per(n, 60))
+            .throttle_shared(&format!("rl:{name}:client:{client}"), Limit::per(n, 60))
             .await
         {
             Ok(d) if !d.allowed => {
                 // A refused request is not counted: give the IP bucket its request back.
-                if let Err(e) = state
-                    .core
-                    .store
-                    .throttle_refund(state.core.tenant_id(), &ip_bucket, ip_rule.interval_ms)
-                    .await
-                {
+                if let Err(e) = state.core.throttle_give_back(&ip_bucket, ip_rule).await {
                     tracing::error!(error = %e, "rate limit counter unavailable");
                 }
                 decisions.push(d);

@@ -30,10 +30,50 @@ pub(crate) async fn insert(pool: &AnyPool, e: &LogEvent) -> Result<(), StoreErro
     insert_one(pool, e).await
 }
 
+/// Rows per `INSERT` statement of a batch (12 parameters each, well under both backends'
+/// parameter limits).
+const ROWS_PER_INSERT: usize = 64;
+
+/// Writes a batch in one transaction, many rows per statement.
 pub(crate) async fn insert_many(pool: &AnyPool, events: &[LogEvent]) -> Result<(), StoreError> {
     let mut tx = pool.begin().await.map_err(backend_err)?;
-    for e in events {
-        insert_one(&mut *tx, e).await?;
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        use std::fmt::Write as _;
+        let mut sql = String::from(
+            "INSERT INTO log_events (tenant_id, id, date, type, description, client_id, \
+             client_name, user_id, user_name, ip, user_agent, details) VALUES ",
+        );
+        for row in 0..chunk.len() {
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for col in 0..12 {
+                if col > 0 {
+                    sql.push_str(", ");
+                }
+                let _ = write!(sql, "${}", row * 12 + col + 1);
+            }
+            sql.push(')');
+        }
+        // Only placeholders are generated; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in chunk {
+            query = query
+                .bind(&e.tenant_id)
+                .bind(&e.id)
+                .bind(e.date)
+                .bind(&e.kind)
+                .bind(&e.description)
+                .bind(e.client_id.as_deref())
+                .bind(e.client_name.as_deref())
+                .bind(e.user_id.as_deref())
+                .bind(e.user_name.as_deref())
+                .bind(e.ip.as_deref())
+                .bind(e.user_agent.as_deref())
+                .bind(to_json(&e.details));
+        }
+        query.execute(&mut *tx).await.map_err(backend_err)?;
     }
     tx.commit().await.map_err(backend_err)
 }

@@ -6,7 +6,7 @@ use portcullis_core::model::{
     AuthorizationCode, Client, ClientGrant, CodeGrant, Grant, LoginTransaction, Permission,
     RefreshToken, ResourceServer, Role, Session, SigningKeyRecord, Tenant, Timestamp, User,
 };
-use portcullis_core::store::{Change, Store, StoreError};
+use portcullis_core::store::{AccessRecord, Change, Store, StoreError};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Row};
 use std::collections::BTreeMap;
@@ -1159,6 +1159,7 @@ impl Store for SqlStore {
         tenant_id: &str,
         old_hash: &str,
         new: &RefreshToken,
+        access: &AccessRecord,
         now: Timestamp,
         allow_reuse_since: Option<Timestamp>,
     ) -> Result<bool, StoreError> {
@@ -1179,6 +1180,7 @@ impl Store for SqlStore {
             return Ok(false);
         }
         insert_refresh_token(&mut *tx, new).await?;
+        insert_access_record(&mut *tx, tenant_id, access).await?;
         tx.commit().await.map_err(backend_err)?;
         Ok(true)
     }
@@ -1209,18 +1211,12 @@ impl Store for SqlStore {
         grant_id: &str,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO access_tokens (tenant_id, jti, grant_id, expires_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(tenant_id)
-        .bind(jti)
-        .bind(grant_id)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-        .map_err(backend_err)
+        let record = AccessRecord {
+            jti: jti.to_owned(),
+            grant_id: grant_id.to_owned(),
+            expires_at,
+        };
+        insert_access_record(&self.pool, tenant_id, &record).await
     }
 
     async fn find_access_token_grant(
@@ -1546,6 +1542,28 @@ where
     .bind(t.created_at)
     .bind(t.expires_at)
     .bind(t.idle_expires_at)
+    .execute(executor)
+    .await
+    .map(|_| ())
+    .map_err(backend_err)
+}
+
+async fn insert_access_record<'e, E>(
+    executor: E,
+    tenant_id: &str,
+    record: &AccessRecord,
+) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO access_tokens (tenant_id, jti, grant_id, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(tenant_id)
+    .bind(&record.jti)
+    .bind(&record.grant_id)
+    .bind(record.expires_at)
     .execute(executor)
     .await
     .map(|_| ())

@@ -8,6 +8,7 @@ use crate::model::{
     Client, ExpirationType, RefreshToken, ResourceServer, Role, RotationType, User,
 };
 use crate::service::Portcullis;
+use crate::store::AccessRecord;
 use portcullis_crypto::jose::SigningAlg;
 use portcullis_crypto::token::{OpaqueToken, hash_token};
 use serde::Serialize;
@@ -359,7 +360,7 @@ impl Portcullis {
         } else {
             None
         };
-        let mut response = self
+        let (mut response, record) = self
             .user_tokens(
                 client,
                 &Subject {
@@ -374,6 +375,9 @@ impl Portcullis {
                 stored.grant.auth_time,
                 Some(&stored.grant.session_id),
             )
+            .await?;
+        self.store
+            .record_access_token(tenant, &record.jti, &record.grant_id, record.expires_at)
             .await?;
         response.refresh_token = refresh_token;
         Ok(response)
@@ -446,6 +450,24 @@ impl Portcullis {
         let idle_expires_at = (policy.expiration_type == ExpirationType::Expiring
             && !policy.infinite_idle_token_lifetime)
             .then_some(now + policy.idle_token_lifetime);
+        // Tokens are signed first, so that spending the old refresh token, storing the new
+        // one and recording the access token are one transaction.
+        let (mut response, access) = self
+            .user_tokens(
+                client,
+                &Subject {
+                    user: &user,
+                    roles: &roles,
+                    permissions: &held,
+                },
+                &scope,
+                api.as_ref(),
+                &token.grant_id,
+                None,
+                token.auth_time,
+                grant.session_id.as_deref(),
+            )
+            .await?;
         let new_refresh = if rotating {
             let next = OpaqueToken::generate("rt");
             let record = RefreshToken {
@@ -463,7 +485,7 @@ impl Portcullis {
             let allow_since = (policy.leeway > 0).then_some(now - policy.leeway);
             if !self
                 .store
-                .rotate_refresh_token(tenant, &hash, &record, now, allow_since)
+                .rotate_refresh_token(tenant, &hash, &record, &access, now, allow_since)
                 .await?
             {
                 self.store
@@ -476,24 +498,11 @@ impl Portcullis {
             self.store
                 .touch_refresh_token(tenant, &hash, idle_expires_at)
                 .await?;
+            self.store
+                .record_access_token(tenant, &access.jti, &access.grant_id, access.expires_at)
+                .await?;
             None
         };
-        let mut response = self
-            .user_tokens(
-                client,
-                &Subject {
-                    user: &user,
-                    roles: &roles,
-                    permissions: &held,
-                },
-                &scope,
-                api.as_ref(),
-                &token.grant_id,
-                None,
-                token.auth_time,
-                grant.session_id.as_deref(),
-            )
-            .await?;
         response.refresh_token = new_refresh;
         Ok(response)
     }
@@ -663,7 +672,7 @@ impl Portcullis {
         nonce: Option<&str>,
         auth_time: i64,
         sid: Option<&str>,
-    ) -> Result<TokenResponse, OAuthError> {
+    ) -> Result<(TokenResponse, AccessRecord), OAuthError> {
         let now = self.now();
         let user = subject.user;
         let roles = self.roles_claim(subject.roles).await?;
@@ -705,9 +714,11 @@ impl Portcullis {
             permissions,
         });
         let access_token = self.sign(alg, &access)?;
-        self.store
-            .record_access_token(self.tenant_id(), &jti, grant_id, now + lifetime)
-            .await?;
+        let record = AccessRecord {
+            jti,
+            grant_id: grant_id.to_owned(),
+            expires_at: now + lifetime,
+        };
         let id_token = if openid {
             let claims = claims::id_token(&IdTokenInput {
                 issuer: &self.settings.issuer,
@@ -725,14 +736,15 @@ impl Portcullis {
         } else {
             None
         };
-        Ok(TokenResponse {
+        let response = TokenResponse {
             access_token,
             id_token,
             refresh_token: None,
             scope: scope.join(" "),
             expires_in: lifetime,
             token_type: "Bearer",
-        })
+        };
+        Ok((response, record))
     }
 }
 

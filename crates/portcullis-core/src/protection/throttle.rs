@@ -5,6 +5,8 @@
 
 use crate::service::Portcullis;
 use crate::store::StoreError;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// `burst` requests at once, refilled one every `interval_ms` milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +69,210 @@ fn ceil_div(a: i64, b: i64) -> i64 {
     (a + b - 1).div_euclid(b)
 }
 
+/// How long a share taken from a database bucket may be spent in this process.
+const LEASE_MS: i64 = 250;
+/// The largest share, whatever the limit.
+const MAX_SHARE: u32 = 1024;
+/// Past this many buckets, shares untouched for a while are forgotten (their unspent
+/// requests stay counted, which only makes the limit stricter).
+const MAX_BUCKETS: usize = 10_000;
+
+/// Shares of database buckets held by this process (see [`Portcullis::throttle_shared`]).
+#[derive(Debug, Default)]
+pub struct Leases {
+    map: Mutex<HashMap<String, Lease>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    /// Requests of the share still to spend.
+    left: u32,
+    /// Requests spent since the share was taken.
+    used: u32,
+    /// The size of the last share taken.
+    size: u32,
+    taken_ms: i64,
+    /// The database's view when the share was taken.
+    decision: Decision,
+    tat_ms: i64,
+}
+
+impl Leases {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lease>> {
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Spends one request of a live share, if there is one.
+    fn spend(&self, bucket: &str, limit: Limit, now_ms: i64) -> Option<Decision> {
+        let mut map = self.lock();
+        let lease = map.get_mut(bucket)?;
+        if lease.left == 0 || now_ms - lease.taken_ms >= LEASE_MS {
+            return None;
+        }
+        lease.left -= 1;
+        lease.used += 1;
+        Some(lease.report(limit))
+    }
+
+    /// What the next share of `bucket` should be, and the unspent requests of an expired
+    /// share to give back to the database first. Clears the expired share.
+    fn plan(&self, bucket: &str, limit: Limit, now_ms: i64) -> (u32, u32) {
+        let most = (limit.burst / 16).clamp(1, MAX_SHARE);
+        let mut map = self.lock();
+        let Some(lease) = map.get_mut(bucket) else {
+            return (1, 0);
+        };
+        let fresh = now_ms - lease.taken_ms < LEASE_MS;
+        // A share spent before it expired asks for a bigger one; otherwise the next share
+        // is what was spent, so a quiet bucket goes back to one request at a time.
+        let size = if fresh && lease.left == 0 {
+            lease.size.saturating_mul(2)
+        } else {
+            lease.used.max(1)
+        };
+        let refund = if fresh { 0 } else { lease.left };
+        if !fresh {
+            lease.left = 0;
+        }
+        (size.clamp(1, most), refund)
+    }
+
+    /// Records a share of `granted` requests taken now, one of which the caller spends.
+    fn record(
+        &self,
+        bucket: &str,
+        limit: Limit,
+        granted: u32,
+        decision: Decision,
+        tat_ms: i64,
+        now_ms: i64,
+    ) -> Decision {
+        let mut map = self.lock();
+        if map.len() >= MAX_BUCKETS && !map.contains_key(bucket) {
+            map.retain(|_, l| now_ms - l.taken_ms < LEASE_MS);
+        }
+        let lease = map.entry(bucket.to_owned()).or_insert(Lease {
+            left: 0,
+            used: 0,
+            size: granted,
+            taken_ms: now_ms,
+            decision,
+            tat_ms,
+        });
+        // Shares taken side by side by concurrent requests add up; otherwise this share
+        // starts the count of what is spent.
+        let merge = now_ms - lease.taken_ms < LEASE_MS && lease.left > 0;
+        lease.left = if merge { lease.left } else { 0 } + granted.saturating_sub(1);
+        lease.used = if merge { lease.used } else { 0 } + 1;
+        lease.size = granted;
+        lease.taken_ms = now_ms;
+        lease.decision = decision;
+        lease.tat_ms = tat_ms;
+        lease.report(limit)
+    }
+
+    /// Gives one spent request back to a live share; false when there is none.
+    fn give_back(&self, bucket: &str, now_ms: i64) -> bool {
+        let mut map = self.lock();
+        match map.get_mut(bucket) {
+            Some(lease) if now_ms - lease.taken_ms < LEASE_MS && lease.used > 0 => {
+                lease.left += 1;
+                lease.used -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Lease {
+    /// The headers' view: the database's remaining requests plus this share's.
+    fn report(&self, limit: Limit) -> Decision {
+        let unspent = i64::from(self.left) * limit.interval_ms;
+        Decision {
+            allowed: true,
+            remaining: self
+                .decision
+                .remaining
+                .saturating_add(self.left)
+                .min(limit.burst),
+            reset_at: ceil_div(self.tat_ms - unspent, 1000),
+            ..self.decision
+        }
+    }
+}
+
 impl Portcullis {
+    /// Counts one request against `bucket` like [`Portcullis::throttle`], but a busy bucket
+    /// costs one database write per share rather than one per request: the process takes
+    /// several requests at once from the database bucket and spends them within
+    /// `LEASE_MS`. A share is counted in the database before any of it is spent, so the
+    /// limit still holds across replicas; shares grow while they run out and shrink back to
+    /// one request when the bucket is quiet, and an expired share's unspent requests are
+    /// given back. A limit of fewer than 32 requests is never shared: it is counted one
+    /// request at a time, exactly.
+    pub async fn throttle_shared(
+        &self,
+        bucket: &str,
+        limit: Limit,
+    ) -> Result<Decision, StoreError> {
+        let now_ms = self.clock.now_ms();
+        if let Some(decision) = self.leases.spend(bucket, limit, now_ms) {
+            return Ok(decision);
+        }
+        let (size, refund) = self.leases.plan(bucket, limit, now_ms);
+        if refund > 0 {
+            self.store
+                .throttle_refund(
+                    self.tenant_id(),
+                    bucket,
+                    i64::from(refund) * limit.interval_ms,
+                )
+                .await?;
+        }
+        let tenant = self.tenant_id();
+        let window = limit.window_ms();
+        let mut granted = size;
+        let (mut allowed, mut tat) = self
+            .store
+            .throttle_hit(
+                tenant,
+                bucket,
+                now_ms,
+                i64::from(size) * limit.interval_ms,
+                window,
+            )
+            .await?;
+        if !allowed && size > 1 {
+            // Nearly empty: the last requests go one at a time.
+            granted = 1;
+            (allowed, tat) = self
+                .store
+                .throttle_hit(tenant, bucket, now_ms, limit.interval_ms, window)
+                .await?;
+        }
+        let decision = Decision::from_tat(limit, allowed, tat, now_ms);
+        if !allowed {
+            return Ok(decision);
+        }
+        Ok(self
+            .leases
+            .record(bucket, limit, granted, decision, tat, now_ms))
+    }
+
+    /// Gives back one request counted by [`Portcullis::throttle_shared`] (a request that
+    /// another limit refused).
+    pub async fn throttle_give_back(&self, bucket: &str, limit: Limit) -> Result<(), StoreError> {
+        if self.leases.give_back(bucket, self.clock.now_ms()) {
+            return Ok(());
+        }
+        self.store
+            .throttle_refund(self.tenant_id(), bucket, limit.interval_ms)
+            .await
+    }
+
     /// Counts one request against `bucket`; a refused request is not counted.
     pub async fn throttle(&self, bucket: &str, limit: Limit) -> Result<Decision, StoreError> {
         let now_ms = self.clock.now_ms();
@@ -95,6 +300,31 @@ impl Portcullis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_grow_while_spent_and_shrink_when_quiet() {
+        let leases = Leases::default();
+        let limit = Limit::per(6_000, 60);
+        let now = 1_000_000;
+        let db = Decision::from_tat(limit, true, now + 100, now);
+        assert_eq!(leases.plan("b", limit, now), (1, 0));
+        leases.record("b", limit, 1, db, now + 100, now);
+        // Spent at once: the next share doubles, up to burst / 16.
+        assert_eq!(leases.plan("b", limit, now), (2, 0));
+        leases.record("b", limit, 2, db, now + 300, now);
+        assert!(leases.spend("b", limit, now + 1).is_some());
+        assert!(leases.spend("b", limit, now + 1).is_none());
+        assert_eq!(leases.plan("b", limit, now + 1), (4, 0));
+        leases.record("b", limit, 4, db, now + 700, now + 1);
+        // Quiet past the lease: the three unspent requests go back and the share shrinks.
+        let later = now + 1 + LEASE_MS;
+        assert!(leases.spend("b", limit, later).is_none());
+        assert_eq!(leases.plan("b", limit, later), (1, 3));
+        // Small limits are never shared.
+        let small = Limit::per(20, 60);
+        leases.record("s", small, 1, db, now + 3_000, now);
+        assert_eq!(leases.plan("s", small, now), (1, 0));
+    }
 
     #[test]
     fn decisions_report_remaining_reset_and_retry() {

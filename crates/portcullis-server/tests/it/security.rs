@@ -468,6 +468,72 @@ fn with_peer(mut request: Request<Body>, ip: &str) -> Request<Body> {
     request
 }
 
+/// A busy bucket is counted in shares, yet the headers stay exact for one server and two
+/// replicas on one database never pass the limit together.
+async fn shared_rate_limit_case(backend: Backend) {
+    let options = portcullis_server::HttpOptions {
+        rate_limits: portcullis_server::ratelimit::RateLimits {
+            token_per_ip: 64,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let Some(app) = TestApp::with_http(backend, options.clone()).await else {
+        return;
+    };
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("audience", "https://api.finance.example"),
+    ];
+    for i in 0..40u32 {
+        let r = app.token(&form, Some(("m2m-client-id", M2M_SECRET))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(
+            r.header("x-ratelimit-remaining").unwrap(),
+            (63 - i).to_string(),
+            "request {i}"
+        );
+    }
+    // A second replica takes its own shares of the same bucket: together they allow the
+    // 24 requests left, never more.
+    let replica = app.restart(options).await;
+    let mut allowed = 0;
+    for i in 0..60 {
+        let status = if i % 2 == 0 {
+            app.token(&form, Some(("m2m-client-id", M2M_SECRET)))
+                .await
+                .status
+        } else {
+            tower::ServiceExt::oneshot(
+                replica.clone(),
+                with_peer(token_request(&form), "127.0.0.1"),
+            )
+            .await
+            .unwrap()
+            .status()
+        };
+        match status {
+            StatusCode::OK => allowed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        (20..=24).contains(&allowed),
+        "{allowed} requests passed where 24 were left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_rate_limits_sqlite() {
+    shared_rate_limit_case(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_rate_limits_postgres() {
+    shared_rate_limit_case(Backend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_sqlite() {
     rate_limit_case(Backend::Sqlite).await;
