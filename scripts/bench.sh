@@ -5,6 +5,10 @@
 #   bash scripts/bench.sh            full run (10 s per phase), rewrites docs/benchmarks.md
 #   bash scripts/bench.sh --smoke    1 s per phase, report in target/, for CI: proves the
 #                                    command works; asserts no timing
+#
+#   PORTCULLIS_BENCH_POSTGRES_URL    a PostgreSQL server for the scale phases (the command
+#                                    creates and drops its own database there); without it
+#                                    only SQLite is measured
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,9 +17,11 @@ log() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 seconds=10
+large_users=1000000
 out="docs/benchmarks.md"
 if [[ "${1:-}" == "--smoke" ]]; then
     seconds=1
+    large_users=20000
     out="target/benchmarks-smoke.md"
 fi
 
@@ -36,4 +42,5 @@ TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 [[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$REPO_ROOT/$TARGET_DIR"
 log "measuring ($seconds s per phase); report: $out"
 "$TARGET_DIR/release/portcullis-bench" run \
-    --portcullis "$TARGET_DIR/release/portcullis" --out "$out" --seconds "$seconds"
+    --portcullis "$TARGET_DIR/release/portcullis" --out "$out" --seconds "$seconds" \
+    --large-users "$large_users"

@@ -283,4 +283,4 @@ node tests/e2e/coach.e2e.mjs --portcullis "$PORTCULLIS_BIN" \
 # --------------------------------------------------------------------------
 
 log "benchmark smoke (scripts/bench.sh --smoke)"
-bash scripts/bench.sh --smoke
+PORTCULLIS_BENCH_POSTGRES_URL="$PORTCULLIS_TEST_POSTGRES_URL" bash scripts/bench.sh --smoke

@@ -45,7 +45,7 @@ fn location(r: &reqwest::Response) -> anyhow::Result<String> {
 }
 
 /// One complete login of `email`; returns the token response.
-async fn login(
+pub async fn login(
     http: &reqwest::Client,
     issuer: &str,
     email: &str,
@@ -232,7 +232,9 @@ pub async fn drive(
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 let outcome = if mode == "login" {
-                    let email = format!("user{}@bench.example", (w + n as usize) % users);
+                    // Spread over the whole table, so a large one is read all over.
+                    let i = (w as u64 * 7_919 + n * 104_729) % users as u64;
+                    let email = format!("user{i}@bench.example");
                     login(&http, &issuer, &email, n, "openid offline_access")
                         .await
                         .map(|_| ())

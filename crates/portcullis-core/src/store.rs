@@ -175,6 +175,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<Role>, StoreError>;
     /// Adds a user; a taken email is a `Conflict`.
     async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Adds many users in one transaction, many rows per statement (bulk imports); a taken
+    /// email fails the whole batch.
+    async fn insert_users(&self, users: &[User]) -> Result<(), StoreError>;
     /// Replaces a user's stored profile.
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
     /// Erases a user and everything that is theirs (sessions, grants, tokens, consents, role

@@ -110,10 +110,13 @@ pub fn app_with(core: Arc<Portcullis>, options: HttpOptions) -> anyhow::Result<a
 /// Runs `portcullis serve` until SIGTERM or Ctrl-C, then drains in-flight requests.
 pub async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    let core = open_core(&settings, Arc::new(SystemClock)).await?;
     // The dummy hash (one argon2id run) is computed beside start-up rather than before it;
     // a login arriving first waits for the same computation, so timings stay equal.
-    let _warm = tokio::task::spawn_blocking(portcullis_crypto::password::warm_up);
-    let core = open_core(&settings, Arc::new(SystemClock)).await?;
+    tokio::spawn({
+        let passwords = core.passwords.clone();
+        async move { passwords.warm_up().await }
+    });
     let mailer = mailer::ServerMailer::new(
         settings.smtp_url.as_deref(),
         &settings.email_from,

@@ -717,6 +717,10 @@ impl Store for SqlStore {
         crate::users::insert(&self.pool, user).await
     }
 
+    async fn insert_users(&self, users: &[User]) -> Result<(), StoreError> {
+        crate::users::insert_many(&self.pool, users).await
+    }
+
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
         crate::users::update(&self.pool, user).await
     }

@@ -215,6 +215,56 @@ pub(crate) async fn insert(pool: &AnyPool, u: &User) -> Result<(), StoreError> {
     .map_err(backend_err)
 }
 
+/// Rows per `INSERT` of a bulk import (17 parameters each, under both backends' limits).
+const ROWS_PER_INSERT: usize = 64;
+const USER_COLUMNS: usize = 17;
+
+pub(crate) async fn insert_many(pool: &AnyPool, users: &[User]) -> Result<(), StoreError> {
+    use std::fmt::Write as _;
+    let mut tx = pool.begin().await.map_err(backend_err)?;
+    for chunk in users.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO users (tenant_id, user_id, connection, email, email_normalized, \
+             email_verified, name, nickname, picture, password_hash, user_metadata, app_metadata, \
+             blocked, created_at, updated_at, last_login, logins_count) VALUES ",
+        );
+        for row in 0..chunk.len() {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for col in 0..USER_COLUMNS {
+                if col > 0 {
+                    sql.push_str(", ");
+                }
+                let _ = write!(sql, "${}", row * USER_COLUMNS + col + 1);
+            }
+            sql.push(')');
+        }
+        // Only placeholders are generated; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for u in chunk {
+            query = query
+                .bind(&u.tenant_id)
+                .bind(&u.user_id)
+                .bind(&u.connection)
+                .bind(&u.email)
+                .bind(normalize_email(&u.email))
+                .bind(i64::from(u.email_verified))
+                .bind(&u.name)
+                .bind(&u.nickname)
+                .bind(&u.picture)
+                .bind(u.password_hash.as_deref())
+                .bind(to_json(&u.user_metadata))
+                .bind(to_json(&u.app_metadata))
+                .bind(i64::from(u.blocked))
+                .bind(u.created_at)
+                .bind(u.updated_at)
+                .bind(u.last_login)
+                .bind(u.logins_count);
+        }
+        query.execute(&mut *tx).await.map_err(backend_err)?;
+    }
+    tx.commit().await.map_err(backend_err)
+}
+
 pub(crate) async fn update(pool: &AnyPool, u: &User) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE users SET email = $3, email_normalized = $4, email_verified = $5, name = $6, \
