@@ -8,7 +8,8 @@
 #
 #   PORTCULLIS_BENCH_POSTGRES_URL    a PostgreSQL server for the scale phases (the command
 #                                    creates and drops its own database there); without it
-#                                    only SQLite is measured
+#                                    a throwaway cluster is started, pinned to core 0 beside
+#                                    the server (apt installs PostgreSQL when missing)
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +35,14 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 command -v taskset >/dev/null 2>&1 || die "taskset is missing (util-linux)"
 [[ "$(nproc)" -ge 2 ]] || die "the benchmark pins the server and the load generator to different cores: 2 are needed"
+
+if [[ -z "${PORTCULLIS_BENCH_POSTGRES_URL:-}" ]]; then
+    # shellcheck source=lib/pg.sh
+    source "$REPO_ROOT/scripts/lib/pg.sh"
+    PG_PIN=(taskset -c 0)
+    start_pg
+    export PORTCULLIS_BENCH_POSTGRES_URL="$PG_URL" PORTCULLIS_BENCH_POSTGRES_PINNED=true
+fi
 
 log "cargo build --release (portcullis, portcullis-bench)"
 cargo build --release --locked -p portcullis-server -p portcullis-bench

@@ -167,6 +167,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         connection: &str,
         email: &str,
     ) -> Result<Option<User>, StoreError>;
+    /// What a token needs of a user's authorization, in one read: their roles (each with
+    /// its permissions, by name) and their direct permissions, as `list_user_roles` and
+    /// `list_user_permissions` answer them.
+    async fn user_access(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<(Vec<Role>, Vec<Permission>), StoreError>;
     /// Role names and ids of a user.
     async fn list_user_roles(
         &self,
@@ -307,6 +315,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: Timestamp,
     ) -> Result<Option<AuthorizationCode>, StoreError>;
     async fn create_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
+    /// A refresh token and its grant (`None` when the grant is gone), in one read.
+    async fn find_refresh_token_and_grant(
+        &self,
+        tenant_id: &str,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshToken, Option<Grant>)>, StoreError>;
     async fn find_refresh_token(
         &self,
         tenant_id: &str,

@@ -12,7 +12,7 @@ pub(crate) async fn delete_cascade(
     key: &str,
     statements: &[&'static str],
 ) -> Result<bool, StoreError> {
-    let mut tx = pool.begin().await.map_err(backend_err)?;
+    let mut tx = crate::rows::begin_write(pool).await?;
     let mut last = 0;
     for statement in statements {
         last = sqlx::query(*statement)

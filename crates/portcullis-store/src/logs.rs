@@ -36,7 +36,7 @@ const ROWS_PER_INSERT: usize = 64;
 
 /// Writes a batch in one transaction, many rows per statement.
 pub(crate) async fn insert_many(pool: &AnyPool, events: &[LogEvent]) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await.map_err(backend_err)?;
+    let mut tx = crate::rows::begin_write(pool).await?;
     for chunk in events.chunks(ROWS_PER_INSERT) {
         use std::fmt::Write as _;
         let mut sql = String::from(

@@ -6,7 +6,7 @@ use portcullis_core::store::StoreError;
 use sqlx::{AnyPool, Row};
 
 pub(crate) async fn insert(pool: &AnyPool, role: &Role, now: Timestamp) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await.map_err(backend_err)?;
+    let mut tx = crate::rows::begin_write(pool).await?;
     sqlx::query("INSERT INTO roles (tenant_id, id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(&role.tenant_id)
         .bind(&role.id)
@@ -79,7 +79,7 @@ pub(crate) async fn change_permissions(
     permissions: &[Permission],
     add: bool,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await.map_err(backend_err)?;
+    let mut tx = crate::rows::begin_write(pool).await?;
     for p in permissions {
         if add {
             add_permission(&mut tx, tenant_id, role_id, p).await?;
@@ -107,7 +107,7 @@ pub(crate) async fn change_user_roles(
     role_ids: &[String],
     add: bool,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await.map_err(backend_err)?;
+    let mut tx = crate::rows::begin_write(pool).await?;
     let statement = if add {
         "INSERT INTO user_roles (tenant_id, user_id, role_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
     } else {
@@ -197,7 +197,7 @@ pub(crate) async fn change_user_permissions(
         "DELETE FROM user_permissions WHERE tenant_id = $1 AND user_id = $2 \
          AND resource_server_identifier = $3 AND permission_name = $4"
     };
-    let mut tx = pool.begin().await.map_err(backend_err)?;
+    let mut tx = crate::rows::begin_write(pool).await?;
     for p in permissions {
         sqlx::query(statement)
             .bind(tenant_id)

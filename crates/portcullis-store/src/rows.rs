@@ -198,3 +198,19 @@ pub(crate) fn refresh_token(row: &AnyRow) -> Result<RefreshToken, StoreError> {
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("domain values serialize to JSON")
 }
+
+/// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`): a transaction that reads before it writes then waits out a concurrent writer
+/// (the busy timeout) instead of failing when it upgrades its lock mid-way.
+pub(crate) async fn begin_write(
+    pool: &sqlx::AnyPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    let sqlite = pool
+        .connect_options()
+        .database_url
+        .scheme()
+        .starts_with("sqlite");
+    pool.begin_with(if sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" })
+        .await
+        .map_err(backend_err)
+}

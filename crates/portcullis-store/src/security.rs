@@ -401,7 +401,7 @@ pub(crate) async fn change_password(
     verify_email: bool,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await.map_err(backend_err)?;
+    let mut tx = crate::rows::begin_write(pool).await?;
     let old: Option<Option<String>> =
         sqlx::query("SELECT password_hash FROM users WHERE tenant_id = $1 AND user_id = $2")
             .bind(tenant_id)

@@ -109,6 +109,34 @@ impl SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend_err)?;
+        Self::permission_map(rows)
+    }
+
+    /// The permissions of one user's roles only (a token request must not read every
+    /// role's permissions of the tenant).
+    async fn user_role_permissions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<BTreeMap<String, Vec<portcullis_core::model::Permission>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rp.role_id, rp.resource_server_identifier, rp.permission_name \
+             FROM role_permissions rp JOIN user_roles ur \
+             ON ur.tenant_id = rp.tenant_id AND ur.role_id = rp.role_id \
+             WHERE ur.tenant_id = $1 AND ur.user_id = $2 \
+             ORDER BY rp.role_id, rp.resource_server_identifier, rp.permission_name",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        Self::permission_map(rows)
+    }
+
+    fn permission_map(
+        rows: Vec<AnyRow>,
+    ) -> Result<BTreeMap<String, Vec<portcullis_core::model::Permission>>, StoreError> {
         let mut map: BTreeMap<String, Vec<_>> = BTreeMap::new();
         for row in rows {
             let role_id: String = row.try_get("role_id").map_err(backend_err)?;
@@ -402,7 +430,7 @@ impl Store for SqlStore {
         key: &SigningKeyRecord,
         old_keys_expire_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        let mut tx = crate::rows::begin_write(&self.pool).await?;
         sqlx::query(
             "UPDATE signing_keys SET retired_at = $3, expires_at = $4 \
              WHERE tenant_id = $1 AND alg = $2 AND retired_at IS NULL",
@@ -530,7 +558,7 @@ impl Store for SqlStore {
         client_id: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        let mut tx = crate::rows::begin_write(&self.pool).await?;
         // Its grants stay, revoked, so access tokens it was issued stop at /userinfo too.
         sqlx::query(
             "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND client_id = $2 \
@@ -652,7 +680,7 @@ impl Store for SqlStore {
         changes: &[Change],
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        let mut tx = crate::rows::begin_write(&self.pool).await?;
         for change in changes {
             apply_one(&mut tx, tenant_id, change, now)
                 .await
@@ -691,6 +719,66 @@ impl Store for SqlStore {
         .transpose()
     }
 
+    async fn user_access(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<(Vec<Role>, Vec<Permission>), StoreError> {
+        // Three parts in one statement: `a` the roles, `b` their permissions, `c` the
+        // direct permissions; unused columns are empty strings so both backends agree on
+        // the types.
+        let rows = sqlx::query(
+            "SELECT 'a' AS part, r.id AS role_id, r.name AS role_name, \
+             r.description AS role_description, '' AS rs, '' AS perm \
+             FROM roles r JOIN user_roles ur ON ur.tenant_id = r.tenant_id AND ur.role_id = r.id \
+             WHERE ur.tenant_id = $1 AND ur.user_id = $2 \
+             UNION ALL \
+             SELECT 'b', rp.role_id, '', '', rp.resource_server_identifier, rp.permission_name \
+             FROM role_permissions rp JOIN user_roles ur \
+             ON ur.tenant_id = rp.tenant_id AND ur.role_id = rp.role_id \
+             WHERE ur.tenant_id = $1 AND ur.user_id = $2 \
+             UNION ALL \
+             SELECT 'c', '', '', '', up.resource_server_identifier, up.permission_name \
+             FROM user_permissions up WHERE up.tenant_id = $1 AND up.user_id = $2 \
+             ORDER BY part, role_name, role_id, rs, perm",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        let mut roles = Vec::new();
+        let mut role_perms: BTreeMap<String, Vec<Permission>> = BTreeMap::new();
+        let mut direct = Vec::new();
+        for row in &rows {
+            let part: String = row.try_get("part").map_err(backend_err)?;
+            let permission = || -> Result<Permission, StoreError> {
+                Ok(Permission {
+                    resource_server_identifier: row.try_get("rs").map_err(backend_err)?,
+                    permission_name: row.try_get("perm").map_err(backend_err)?,
+                })
+            };
+            match part.as_str() {
+                "a" => roles.push(Role {
+                    tenant_id: tenant_id.to_owned(),
+                    id: row.try_get("role_id").map_err(backend_err)?,
+                    name: row.try_get("role_name").map_err(backend_err)?,
+                    description: row.try_get("role_description").map_err(backend_err)?,
+                    permissions: Vec::new(),
+                }),
+                "b" => role_perms
+                    .entry(row.try_get("role_id").map_err(backend_err)?)
+                    .or_default()
+                    .push(permission()?),
+                _ => direct.push(permission()?),
+            }
+        }
+        for role in &mut roles {
+            role.permissions = role_perms.remove(&role.id).unwrap_or_default();
+        }
+        Ok((roles, direct))
+    }
+
     async fn list_user_roles(
         &self,
         tenant_id: &str,
@@ -708,7 +796,7 @@ impl Store for SqlStore {
         let mut perms = if rows.is_empty() {
             BTreeMap::new()
         } else {
-            self.role_permissions(tenant_id).await?
+            self.user_role_permissions(tenant_id, user_id).await?
         };
         Self::roles_from_rows(&rows, &mut perms)
     }
@@ -1040,7 +1128,7 @@ impl Store for SqlStore {
         id: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        let mut tx = crate::rows::begin_write(&self.pool).await?;
         sqlx::query(
             "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 \
              AND revoked_at IS NULL",
@@ -1143,6 +1231,44 @@ impl Store for SqlStore {
         insert_refresh_token(&self.pool, t).await
     }
 
+    async fn find_refresh_token_and_grant(
+        &self,
+        tenant_id: &str,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshToken, Option<Grant>)>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT rt.*, g.id AS g_id, g.client_id AS g_client_id, g.user_id AS g_user_id, \
+             g.session_id AS g_session_id, g.created_at AS g_created_at, \
+             g.revoked_at AS g_revoked_at \
+             FROM refresh_tokens rt LEFT JOIN grants g \
+             ON g.tenant_id = rt.tenant_id AND g.id = rt.grant_id \
+             WHERE rt.tenant_id = $1 AND rt.token_hash = $2",
+        )
+        .bind(tenant_id)
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?
+        else {
+            return Ok(None);
+        };
+        let token = rows::refresh_token(&row)?;
+        let grant_id: Option<String> = row.try_get("g_id").map_err(backend_err)?;
+        let grant = match grant_id {
+            None => None,
+            Some(id) => Some(Grant {
+                tenant_id: token.tenant_id.clone(),
+                id,
+                client_id: row.try_get("g_client_id").map_err(backend_err)?,
+                user_id: row.try_get("g_user_id").map_err(backend_err)?,
+                session_id: row.try_get("g_session_id").map_err(backend_err)?,
+                created_at: row.try_get("g_created_at").map_err(backend_err)?,
+                revoked_at: row.try_get("g_revoked_at").map_err(backend_err)?,
+            }),
+        };
+        Ok(Some((token, grant)))
+    }
+
     async fn find_refresh_token(
         &self,
         tenant_id: &str,
@@ -1167,7 +1293,7 @@ impl Store for SqlStore {
         now: Timestamp,
         allow_reuse_since: Option<Timestamp>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        let mut tx = crate::rows::begin_write(&self.pool).await?;
         let spent = sqlx::query(
             "UPDATE refresh_tokens SET used_at = COALESCE(used_at, $3) \
              WHERE tenant_id = $1 AND token_hash = $2 AND revoked_at IS NULL \

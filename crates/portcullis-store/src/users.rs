@@ -221,7 +221,7 @@ const USER_COLUMNS: usize = 17;
 
 pub(crate) async fn insert_many(pool: &AnyPool, users: &[User]) -> Result<(), StoreError> {
     use std::fmt::Write as _;
-    let mut tx = pool.begin().await.map_err(backend_err)?;
+    let mut tx = crate::rows::begin_write(pool).await?;
     for chunk in users.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO users (tenant_id, user_id, connection, email, email_normalized, \
@@ -324,7 +324,7 @@ pub(crate) async fn end_sessions(
     user_id: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await.map_err(backend_err)?;
+    let mut tx = crate::rows::begin_write(pool).await?;
     for statement in [
         "UPDATE sessions SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
         "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",

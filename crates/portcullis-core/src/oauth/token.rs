@@ -324,11 +324,7 @@ impl Portcullis {
         }
         let user = self.active_user(&stored.grant.user_id).await?;
         let api = self.resource_server(request.audience.as_deref()).await?;
-        let roles = self.store.list_user_roles(tenant, &user.user_id).await?;
-        let direct = self
-            .store
-            .list_user_permissions(tenant, &user.user_id)
-            .await?;
+        let (roles, direct) = self.store.user_access(tenant, &user.user_id).await?;
         let held = held_permissions(&roles, &direct);
         let scope = granted_scope(&request.scope, api.as_ref(), &held);
         let refresh = self.wants_refresh_token(client, &scope, api.as_ref());
@@ -393,17 +389,17 @@ impl Portcullis {
         let now = self.now();
         let hash = hash_token(presented);
         let invalid = || OAuthError::invalid_grant("Unknown or invalid refresh token.");
-        let Some(token) = self.store.find_refresh_token(tenant, &hash).await? else {
+        let Some((token, grant)) = self
+            .store
+            .find_refresh_token_and_grant(tenant, &hash)
+            .await?
+        else {
             return Err(invalid());
         };
         if token.client_id != client.client_id {
             return Err(invalid());
         }
-        let grant = self
-            .store
-            .find_grant(tenant, &token.grant_id)
-            .await?
-            .ok_or_else(invalid)?;
+        let grant = grant.ok_or_else(invalid)?;
         if token.revoked_at.is_some() || grant.revoked_at.is_some() {
             return Err(invalid());
         }
@@ -440,11 +436,7 @@ impl Portcullis {
         let user = self.active_user(&token.user_id).await?;
         let api = self.resource_server(token.audience.as_deref()).await?;
         // Permissions removed since the token was issued are no longer granted.
-        let roles = self.store.list_user_roles(tenant, &user.user_id).await?;
-        let direct = self
-            .store
-            .list_user_permissions(tenant, &user.user_id)
-            .await?;
+        let (roles, direct) = self.store.user_access(tenant, &user.user_id).await?;
         let held = held_permissions(&roles, &direct);
         let scope = granted_scope(&scope, api.as_ref(), &held);
         let idle_expires_at = (policy.expiration_type == ExpirationType::Expiring

@@ -109,6 +109,24 @@ both_backends! {
         assert!(role_perms[0].get("sources").is_none(), "a role's own list has no sources");
     }
 
+    async fn one_read_of_a_users_access_matches_the_two_lists(app) {
+        let token = app.management_token(ADMIN_TOOL.0, ADMIN_TOOL.1).await;
+        let tokens = app.web_tokens(&Browser::new(), &[]).await;
+        let sub = app.claims(tokens["id_token"].as_str().unwrap())["sub"].as_str().unwrap().to_owned();
+        let path = format!("/api/v2/users/{}/permissions", sub.replace('|', "%7C"));
+        let perm = json!({"permissions": [{"resource_server_identifier": COACH, "permission_name": "read:transactions"}]});
+        assert_eq!(app.api("POST", &path, Some(&token), Some(perm)).await.status, StatusCode::CREATED);
+        let admin = role_id(&app, &token, "admin").await;
+        let assign = json!({"users": [sub.clone()]});
+        assert_eq!(app.api("POST", &format!("/api/v2/roles/{admin}/users"), Some(&token), Some(assign)).await.status, StatusCode::NO_CONTENT);
+        let (roles, direct) = app.core.store.user_access("default", &sub).await.unwrap();
+        assert_eq!(roles, app.core.store.list_user_roles("default", &sub).await.unwrap());
+        assert_eq!(direct, app.core.store.list_user_permissions("default", &sub).await.unwrap());
+        assert_eq!(roles.len(), 2);
+        assert_eq!(roles.iter().find(|r| r.name == "admin").unwrap().permissions.len(), 2);
+        assert_eq!(direct.len(), 1);
+    }
+
     async fn roles_are_created_read_renamed_listed_and_deleted(app) {
         let token = app.management_token(ADMIN_TOOL.0, ADMIN_TOOL.1).await;
         let created = app.api("POST", "/api/v2/roles", Some(&token), Some(json!({"name": "auditor", "description": "Reads reports"}))).await;
