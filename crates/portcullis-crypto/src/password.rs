@@ -20,19 +20,21 @@ thread_local! {
     static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `argon` over this thread's working memory, then wipes it.
+/// Runs `argon` over this thread's working memory.
+///
+/// The memory is not wiped afterwards (the crate does not wipe its own either): its blocks
+/// are a one-way function of the password and salt, so someone who could read them could
+/// as well read the stored hash, and test guesses against that. Each hash overwrites all
+/// of them.
 fn compute(argon: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -> bool {
     let blocks = argon.params().block_count();
     MEMORY.with_borrow_mut(|memory| {
         if memory.len() != blocks {
             *memory = vec![Block::default(); blocks];
         }
-        let ok = argon
+        argon
             .hash_password_into_with_memory(password, salt, out, memory.as_mut_slice())
-            .is_ok();
-        // Nothing derived from a password stays behind.
-        memory.fill(Block::default());
-        ok
+            .is_ok()
     })
 }
 

@@ -178,6 +178,30 @@ both_backends! {
         assert_eq!(after.json()["error"], "invalid_grant");
     }
 
+    async fn a_rotated_token_reused_within_the_leeway_rotates_again(app) {
+        let admin = app.management_token("admin-tool-id", "admin-tool-secret-0123456789abcdef").await;
+        let patch = json!({"refresh_token": {"rotation_type": "rotating", "leeway": 30}});
+        let r = app.api("PATCH", "/api/v2/clients/web-app-client-id", Some(&admin), Some(patch)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let tokens = app.web_tokens(&Browser::new(), &[]).await;
+        let rt1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+        let second = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)], Some(WEB)).await.json();
+        // The rotated grant's access token was recorded with it: /userinfo accepts it.
+        assert_eq!(app.userinfo(second["access_token"].as_str().unwrap()).await.status, StatusCode::OK);
+        // Within the leeway (a retry after a lost answer), the old token rotates again.
+        app.clock.advance(10);
+        let retry = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)], Some(WEB)).await;
+        assert_eq!(retry.status, StatusCode::OK, "{}", retry.text);
+        assert_ne!(retry.json()["refresh_token"], second["refresh_token"]);
+        // Past it, the reuse revokes the family and its access tokens.
+        app.clock.advance(30);
+        let late = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)], Some(WEB)).await;
+        assert_eq!(late.json()["error"], "invalid_grant");
+        let rt2 = second["refresh_token"].as_str().unwrap();
+        assert_eq!(app.token(&[("grant_type", "refresh_token"), ("refresh_token", rt2)], Some(WEB)).await.json()["error"], "invalid_grant");
+        assert_eq!(app.userinfo(second["access_token"].as_str().unwrap()).await.status, StatusCode::UNAUTHORIZED);
+    }
+
     async fn refresh_tokens_expire_after_their_idle_lifetime(app) {
         let tokens = app.web_tokens(&Browser::new(), &[]).await;
         app.clock.advance(1_296_001);
