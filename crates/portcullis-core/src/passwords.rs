@@ -40,7 +40,11 @@ impl PasswordPool {
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
                             .blocking_recv();
                         match job {
-                            Some(job) => job(),
+                            // A job that panics fails its caller (its answer is dropped),
+                            // not the thread: later hashes still have it.
+                            Some(job) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                            }
                             None => break,
                         }
                     }
@@ -102,5 +106,12 @@ mod tests {
         );
         assert!(yes && !no);
         assert!(!pool.verify("x".to_owned(), None).await);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone() {
+        let pool = PasswordPool::new(1);
+        assert_eq!(pool.run(|| -> u8 { panic!("boom") }).await, None);
+        assert_eq!(pool.run(|| 7u8).await, Some(7));
     }
 }
