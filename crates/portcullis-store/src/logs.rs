@@ -27,7 +27,7 @@ fn event(row: &AnyRow) -> Result<LogEvent, StoreError> {
 }
 
 pub(crate) async fn insert(pool: &AnyPool, e: &LogEvent) -> Result<(), StoreError> {
-    insert_one(pool, e).await
+    insert_rows(pool, std::slice::from_ref(e)).await
 }
 
 /// Rows per `INSERT` statement of a batch (12 parameters each, well under both backends'
@@ -38,71 +38,42 @@ const ROWS_PER_INSERT: usize = 64;
 pub(crate) async fn insert_many(pool: &AnyPool, events: &[LogEvent]) -> Result<(), StoreError> {
     let mut tx = crate::rows::begin_write(pool).await?;
     for chunk in events.chunks(ROWS_PER_INSERT) {
-        use std::fmt::Write as _;
-        let mut sql = String::from(
-            "INSERT INTO log_events (tenant_id, id, date, type, description, client_id, \
-             client_name, user_id, user_name, ip, user_agent, details) VALUES ",
-        );
-        for row in 0..chunk.len() {
-            if row > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for col in 0..12 {
-                if col > 0 {
-                    sql.push_str(", ");
-                }
-                let _ = write!(sql, "${}", row * 12 + col + 1);
-            }
-            sql.push(')');
-        }
-        // Only placeholders are generated; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for e in chunk {
-            query = query
-                .bind(&e.tenant_id)
-                .bind(&e.id)
-                .bind(e.date)
-                .bind(&e.kind)
-                .bind(&e.description)
-                .bind(e.client_id.as_deref())
-                .bind(e.client_name.as_deref())
-                .bind(e.user_id.as_deref())
-                .bind(e.user_name.as_deref())
-                .bind(e.ip.as_deref())
-                .bind(e.user_agent.as_deref())
-                .bind(to_json(&e.details));
-        }
-        query.execute(&mut *tx).await.map_err(backend_err)?;
+        insert_rows(&mut *tx, chunk).await?;
     }
     tx.commit().await.map_err(backend_err)
 }
 
-async fn insert_one<'e, E>(executor: E, e: &LogEvent) -> Result<(), StoreError>
+/// One `INSERT` of every event of `chunk`.
+async fn insert_rows<'e, E>(executor: E, chunk: &[LogEvent]) -> Result<(), StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    sqlx::query(
-        "INSERT INTO log_events (tenant_id, id, date, type, description, client_id, client_name, \
-         user_id, user_name, ip, user_agent, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(&e.tenant_id)
-    .bind(&e.id)
-    .bind(e.date)
-    .bind(&e.kind)
-    .bind(&e.description)
-    .bind(e.client_id.as_deref())
-    .bind(e.client_name.as_deref())
-    .bind(e.user_id.as_deref())
-    .bind(e.user_name.as_deref())
-    .bind(e.ip.as_deref())
-    .bind(e.user_agent.as_deref())
-    .bind(to_json(&e.details))
-    .execute(executor)
-    .await
-    .map(|_| ())
-    .map_err(backend_err)
+    let sql = format!(
+        "INSERT INTO log_events (tenant_id, id, date, type, description, client_id, \
+         client_name, user_id, user_name, ip, user_agent, details) VALUES {}",
+        crate::rows::values_list(chunk.len(), 12)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for e in chunk {
+        query = query
+            .bind(&e.tenant_id)
+            .bind(&e.id)
+            .bind(e.date)
+            .bind(&e.kind)
+            .bind(&e.description)
+            .bind(e.client_id.as_deref())
+            .bind(e.client_name.as_deref())
+            .bind(e.user_id.as_deref())
+            .bind(e.user_name.as_deref())
+            .bind(e.ip.as_deref())
+            .bind(e.user_agent.as_deref())
+            .bind(to_json(&e.details));
+    }
+    query
+        .execute(executor)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
 }
 
 pub(crate) async fn find(

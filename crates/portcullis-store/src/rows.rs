@@ -214,3 +214,21 @@ pub(crate) async fn begin_write(
         .await
         .map_err(backend_err)
 }
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` values: the `VALUES` list of a
+/// many-row `INSERT` (only placeholders; every value is bound).
+pub(crate) fn values_list(rows: usize, columns: usize) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::new();
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..columns {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${}", row * columns + col + 1);
+        }
+        sql.push(')');
+    }
+    sql
+}

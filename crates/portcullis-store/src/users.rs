@@ -186,83 +186,57 @@ pub(crate) async fn search(
 }
 
 pub(crate) async fn insert(pool: &AnyPool, u: &User) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO users (tenant_id, user_id, connection, email, email_normalized, \
-         email_verified, name, nickname, picture, password_hash, user_metadata, app_metadata, \
-         blocked, created_at, updated_at, last_login, logins_count) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(&u.tenant_id)
-    .bind(&u.user_id)
-    .bind(&u.connection)
-    .bind(&u.email)
-    .bind(normalize_email(&u.email))
-    .bind(i64::from(u.email_verified))
-    .bind(&u.name)
-    .bind(&u.nickname)
-    .bind(&u.picture)
-    .bind(u.password_hash.as_deref())
-    .bind(to_json(&u.user_metadata))
-    .bind(to_json(&u.app_metadata))
-    .bind(i64::from(u.blocked))
-    .bind(u.created_at)
-    .bind(u.updated_at)
-    .bind(u.last_login)
-    .bind(u.logins_count)
-    .execute(pool)
-    .await
-    .map(|_| ())
-    .map_err(backend_err)
+    insert_rows(pool, std::slice::from_ref(u)).await
 }
 
 /// Rows per `INSERT` of a bulk import (17 parameters each, under both backends' limits).
 const ROWS_PER_INSERT: usize = 64;
-const USER_COLUMNS: usize = 17;
 
 pub(crate) async fn insert_many(pool: &AnyPool, users: &[User]) -> Result<(), StoreError> {
-    use std::fmt::Write as _;
     let mut tx = crate::rows::begin_write(pool).await?;
     for chunk in users.chunks(ROWS_PER_INSERT) {
-        let mut sql = String::from(
-            "INSERT INTO users (tenant_id, user_id, connection, email, email_normalized, \
-             email_verified, name, nickname, picture, password_hash, user_metadata, app_metadata, \
-             blocked, created_at, updated_at, last_login, logins_count) VALUES ",
-        );
-        for row in 0..chunk.len() {
-            sql.push_str(if row == 0 { "(" } else { ", (" });
-            for col in 0..USER_COLUMNS {
-                if col > 0 {
-                    sql.push_str(", ");
-                }
-                let _ = write!(sql, "${}", row * USER_COLUMNS + col + 1);
-            }
-            sql.push(')');
-        }
-        // Only placeholders are generated; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for u in chunk {
-            query = query
-                .bind(&u.tenant_id)
-                .bind(&u.user_id)
-                .bind(&u.connection)
-                .bind(&u.email)
-                .bind(normalize_email(&u.email))
-                .bind(i64::from(u.email_verified))
-                .bind(&u.name)
-                .bind(&u.nickname)
-                .bind(&u.picture)
-                .bind(u.password_hash.as_deref())
-                .bind(to_json(&u.user_metadata))
-                .bind(to_json(&u.app_metadata))
-                .bind(i64::from(u.blocked))
-                .bind(u.created_at)
-                .bind(u.updated_at)
-                .bind(u.last_login)
-                .bind(u.logins_count);
-        }
-        query.execute(&mut *tx).await.map_err(backend_err)?;
+        insert_rows(&mut *tx, chunk).await?;
     }
     tx.commit().await.map_err(backend_err)
+}
+
+/// One `INSERT` of every user of `chunk`.
+async fn insert_rows<'e, E>(executor: E, chunk: &[User]) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let sql = format!(
+        "INSERT INTO users (tenant_id, user_id, connection, email, email_normalized, \
+         email_verified, name, nickname, picture, password_hash, user_metadata, app_metadata, \
+         blocked, created_at, updated_at, last_login, logins_count) VALUES {}",
+        crate::rows::values_list(chunk.len(), 17)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for u in chunk {
+        query = query
+            .bind(&u.tenant_id)
+            .bind(&u.user_id)
+            .bind(&u.connection)
+            .bind(&u.email)
+            .bind(normalize_email(&u.email))
+            .bind(i64::from(u.email_verified))
+            .bind(&u.name)
+            .bind(&u.nickname)
+            .bind(&u.picture)
+            .bind(u.password_hash.as_deref())
+            .bind(to_json(&u.user_metadata))
+            .bind(to_json(&u.app_metadata))
+            .bind(i64::from(u.blocked))
+            .bind(u.created_at)
+            .bind(u.updated_at)
+            .bind(u.last_login)
+            .bind(u.logins_count);
+    }
+    query
+        .execute(executor)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
 }
 
 pub(crate) async fn update(pool: &AnyPool, u: &User) -> Result<(), StoreError> {
