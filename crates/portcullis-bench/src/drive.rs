@@ -117,24 +117,17 @@ pub async fn login(
     {
         bail!("the callback's state does not match");
     }
-    let tokens: serde_json::Value = http
-        .post(format!("{issuer}oauth/token"))
-        .basic_auth(WEB_CLIENT, Some(WEB_SECRET))
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(form(&[
+    let tokens = token_request(
+        http,
+        issuer,
+        form(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("redirect_uri", CALLBACK),
             ("code_verifier", &verifier),
-        ]))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+        ]),
+    )
+    .await?;
     let openid = scope.split(' ').any(|s| s == "openid");
     for field in ["access_token", "id_token", "refresh_token"] {
         if field == "id_token" && !openid {
@@ -150,23 +143,34 @@ pub async fn login(
     Ok(tokens)
 }
 
-async fn refresh(http: &reqwest::Client, issuer: &str, token: &str) -> anyhow::Result<String> {
-    let tokens: serde_json::Value = http
+/// A token request of the web client; a non-2xx answer is an error.
+async fn token_request(
+    http: &reqwest::Client,
+    issuer: &str,
+    body: String,
+) -> anyhow::Result<serde_json::Value> {
+    Ok(http
         .post(format!("{issuer}oauth/token"))
         .basic_auth(WEB_CLIENT, Some(WEB_SECRET))
         .header(
             reqwest::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
         )
-        .body(form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", token),
-        ]))
+        .body(body)
         .send()
         .await?
         .error_for_status()?
         .json()
-        .await?;
+        .await?)
+}
+
+async fn refresh(http: &reqwest::Client, issuer: &str, token: &str) -> anyhow::Result<String> {
+    let tokens = token_request(
+        http,
+        issuer,
+        form(&[("grant_type", "refresh_token"), ("refresh_token", token)]),
+    )
+    .await?;
     if !tokens["access_token"].is_string() {
         bail!("the refresh gave no access_token");
     }

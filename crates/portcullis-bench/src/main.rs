@@ -55,29 +55,7 @@ enum Cmd {
     /// Prints the bench tenant (for `portcullis apply`), to profile a server by hand.
     Tenant,
     /// Runs every measurement and writes the report.
-    Run {
-        /// The release `portcullis` binary.
-        #[arg(long)]
-        portcullis: PathBuf,
-        /// Where the markdown report goes.
-        #[arg(long, default_value = "docs/benchmarks.md")]
-        out: PathBuf,
-        /// Seconds per load phase.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Keep-alive connections of the load generator.
-        #[arg(long, default_value_t = 16)]
-        connections: u32,
-        /// Users in the large database of the scale phases.
-        #[arg(long, default_value_t = 1_000_000)]
-        large_users: usize,
-        /// A PostgreSQL server for the scale phases (a database is created and dropped).
-        #[arg(long, env = "PORTCULLIS_BENCH_POSTGRES_URL")]
-        postgres: Option<String>,
-        /// Says that the PostgreSQL server runs pinned to core 0 (for the report).
-        #[arg(long, env = "PORTCULLIS_BENCH_POSTGRES_PINNED")]
-        postgres_pinned: bool,
-    },
+    Run(RunOptions),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -277,13 +255,28 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
 }
 
+#[derive(clap::Args, Debug)]
 struct RunOptions {
+    /// The release `portcullis` binary.
+    #[arg(long)]
     portcullis: PathBuf,
+    /// Where the markdown report goes.
+    #[arg(long, default_value = "docs/benchmarks.md")]
     out: PathBuf,
+    /// Seconds per load phase.
+    #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Keep-alive connections of the load generator.
+    #[arg(long, default_value_t = 16)]
     connections: u32,
+    /// Users in the large database of the scale phases.
+    #[arg(long, default_value_t = 1_000_000)]
     large_users: usize,
+    /// A PostgreSQL server for the scale phases (a database is created and dropped).
+    #[arg(long, env = "PORTCULLIS_BENCH_POSTGRES_URL")]
     postgres: Option<String>,
+    /// Says that the PostgreSQL server runs pinned to core 0 (for the report).
+    #[arg(long, env = "PORTCULLIS_BENCH_POSTGRES_PINNED")]
     postgres_pinned: bool,
 }
 
@@ -936,22 +929,6 @@ fn main() -> anyhow::Result<()> {
             print!("{}", tenant_yaml());
             Ok(())
         }
-        Cmd::Run {
-            portcullis,
-            out,
-            seconds,
-            connections,
-            large_users,
-            postgres,
-            postgres_pinned,
-        } => tokio::runtime::Runtime::new()?.block_on(run(RunOptions {
-            portcullis,
-            out,
-            seconds,
-            connections,
-            large_users,
-            postgres,
-            postgres_pinned,
-        })),
+        Cmd::Run(options) => tokio::runtime::Runtime::new()?.block_on(run(options)),
     }
 }

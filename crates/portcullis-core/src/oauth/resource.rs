@@ -159,14 +159,13 @@ impl Portcullis {
         }
         let tenant = self.tenant_id();
         let now = self.now();
-        let Some(rt) = self
+        let Some((rt, grant)) = self
             .store
-            .find_refresh_token(tenant, &hash_token(token))
+            .find_refresh_token_and_grant(tenant, &hash_token(token))
             .await?
         else {
             return Ok(inactive);
         };
-        let grant = self.store.find_grant(tenant, &rt.grant_id).await?;
         let live = rt.revoked_at.is_none()
             && grant.is_some_and(|g| g.revoked_at.is_none())
             && rt.expires_at.is_none_or(|e| e > now)

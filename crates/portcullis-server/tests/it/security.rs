@@ -379,22 +379,28 @@ fn signup_body(email: &str, password: &str) -> Value {
     json!({"client_id": "web-app-client-id", "email": email, "password": password, "connection": "Username-Password-Authentication"})
 }
 
+const M2M_FORM: [(&str, &str); 2] = [
+    ("grant_type", "client_credentials"),
+    ("audience", "https://api.finance.example"),
+];
+
+/// Server options with `/oauth/token` limited to `n` requests a minute per IP.
+fn token_limit_per_ip(n: u32) -> portcullis_server::HttpOptions {
+    portcullis_server::HttpOptions {
+        rate_limits: portcullis_server::ratelimit::RateLimits {
+            token_per_ip: n,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 async fn rate_limit_case(backend: Backend) {
-    let limits = portcullis_server::ratelimit::RateLimits {
-        token_per_ip: 3,
-        ..Default::default()
-    };
-    let options = portcullis_server::HttpOptions {
-        rate_limits: limits,
-        ..Default::default()
-    };
+    let options = token_limit_per_ip(3);
     let Some(app) = TestApp::with_http(backend, options.clone()).await else {
         return;
     };
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("audience", "https://api.finance.example"),
-    ];
+    let form = M2M_FORM;
     for i in 0..3 {
         let r = app.token(&form, Some(("m2m-client-id", M2M_SECRET))).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -471,20 +477,11 @@ fn with_peer(mut request: Request<Body>, ip: &str) -> Request<Body> {
 /// A busy bucket is counted in shares, yet the headers stay exact for one server and two
 /// replicas on one database never pass the limit together.
 async fn shared_rate_limit_case(backend: Backend) {
-    let options = portcullis_server::HttpOptions {
-        rate_limits: portcullis_server::ratelimit::RateLimits {
-            token_per_ip: 64,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let options = token_limit_per_ip(64);
     let Some(app) = TestApp::with_http(backend, options.clone()).await else {
         return;
     };
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("audience", "https://api.finance.example"),
-    ];
+    let form = M2M_FORM;
     for i in 0..40u32 {
         let r = app.token(&form, Some(("m2m-client-id", M2M_SECRET))).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
