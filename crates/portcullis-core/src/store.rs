@@ -175,6 +175,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         tenant_id: &str,
         user_id: &str,
     ) -> Result<(Vec<Role>, Vec<Permission>), StoreError>;
+    /// A user with what [`Store::user_access`] answers for them, read together (`None`
+    /// when the user is gone).
+    async fn user_with_access(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Option<(User, Vec<Role>, Vec<Permission>)>, StoreError>;
     /// Role names and ids of a user.
     async fn list_user_roles(
         &self,

@@ -10,6 +10,7 @@ use portcullis_core::store::{AccessRecord, Change, Store, StoreError};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Row};
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Backend {
@@ -57,6 +58,11 @@ impl SqlStore {
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .min_connections(1)
+            // A pooled SQLite connection is a thread of this process and cannot drop while
+            // idle; pinging it before each use only adds a hand-off to every statement. The
+            // pool still pings every connection it takes back. A PostgreSQL connection can
+            // die idle (a server restart, a failover), so it is tested before use.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn: &mut AnyConnection, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -724,59 +730,29 @@ impl Store for SqlStore {
         tenant_id: &str,
         user_id: &str,
     ) -> Result<(Vec<Role>, Vec<Permission>), StoreError> {
-        // Three parts in one statement: `a` the roles, `b` their permissions, `c` the
-        // direct permissions; unused columns are empty strings so both backends agree on
-        // the types.
-        let rows = sqlx::query(
-            "SELECT 'a' AS part, r.id AS role_id, r.name AS role_name, \
-             r.description AS role_description, '' AS rs, '' AS perm \
-             FROM roles r JOIN user_roles ur ON ur.tenant_id = r.tenant_id AND ur.role_id = r.id \
-             WHERE ur.tenant_id = $1 AND ur.user_id = $2 \
-             UNION ALL \
-             SELECT 'b', rp.role_id, '', '', rp.resource_server_identifier, rp.permission_name \
-             FROM role_permissions rp JOIN user_roles ur \
-             ON ur.tenant_id = rp.tenant_id AND ur.role_id = rp.role_id \
-             WHERE ur.tenant_id = $1 AND ur.user_id = $2 \
-             UNION ALL \
-             SELECT 'c', '', '', '', up.resource_server_identifier, up.permission_name \
-             FROM user_permissions up WHERE up.tenant_id = $1 AND up.user_id = $2 \
-             ORDER BY part, role_name, role_id, rs, perm",
-        )
-        .bind(tenant_id)
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend_err)?;
-        let mut roles = Vec::new();
-        let mut role_perms: BTreeMap<String, Vec<Permission>> = BTreeMap::new();
-        let mut direct = Vec::new();
-        for row in &rows {
-            let part: String = row.try_get("part").map_err(backend_err)?;
-            let permission = || -> Result<Permission, StoreError> {
-                Ok(Permission {
-                    resource_server_identifier: row.try_get("rs").map_err(backend_err)?,
-                    permission_name: row.try_get("perm").map_err(backend_err)?,
-                })
-            };
-            match part.as_str() {
-                "a" => roles.push(Role {
-                    tenant_id: tenant_id.to_owned(),
-                    id: row.try_get("role_id").map_err(backend_err)?,
-                    name: row.try_get("role_name").map_err(backend_err)?,
-                    description: row.try_get("role_description").map_err(backend_err)?,
-                    permissions: Vec::new(),
-                }),
-                "b" => role_perms
-                    .entry(row.try_get("role_id").map_err(backend_err)?)
-                    .or_default()
-                    .push(permission()?),
-                _ => direct.push(permission()?),
-            }
-        }
-        for role in &mut roles {
-            role.permissions = role_perms.remove(&role.id).unwrap_or_default();
-        }
-        Ok((roles, direct))
+        read_user_access(&self.pool, tenant_id, user_id).await
+    }
+
+    async fn user_with_access(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Option<(User, Vec<Role>, Vec<Permission>)>, StoreError> {
+        // One connection for both reads: one hand-off to the pool instead of two.
+        let mut conn = self.pool.acquire().await.map_err(backend_err)?;
+        let Some(user) = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant_id)
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend_err)?
+            .map(|r| rows::user(&r))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let (roles, direct) = read_user_access(&mut *conn, tenant_id, user_id).await?;
+        Ok(Some((user, roles, direct)))
     }
 
     async fn list_user_roles(
@@ -1293,26 +1269,72 @@ impl Store for SqlStore {
         now: Timestamp,
         allow_reuse_since: Option<Timestamp>,
     ) -> Result<bool, StoreError> {
-        let mut tx = crate::rows::begin_write(&self.pool).await?;
-        let spent = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = COALESCE(used_at, $3) \
+        // One round trip: the new token and the access record are written only when the old
+        // token was spent, by the same statement on PostgreSQL and within one transaction
+        // on SQLite (where `changes()` is what the statement before it wrote).
+        const SPEND: &str = "UPDATE refresh_tokens SET used_at = COALESCE(used_at, $3) \
              WHERE tenant_id = $1 AND token_hash = $2 AND revoked_at IS NULL \
-             AND (used_at IS NULL OR used_at >= $4)",
-        )
-        .bind(tenant_id)
-        .bind(old_hash)
-        .bind(now)
-        .bind(allow_reuse_since.unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?;
-        if spent.rows_affected() != 1 {
-            return Ok(false);
+             AND (used_at IS NULL OR used_at >= $4)";
+        const STORE: &str = "INSERT INTO refresh_tokens (tenant_id, token_hash, id, grant_id, \
+             client_id, user_id, scope, audience, auth_time, created_at, expires_at, \
+             idle_expires_at, used_at, revoked_at) \
+             SELECT $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL, NULL";
+        const RECORD: &str = "INSERT INTO access_tokens (tenant_id, jti, grant_id, expires_at) SELECT $1, $17, $18, $19";
+        static SQLITE: LazyLock<String> = LazyLock::new(|| {
+            format!("{SPEND}; {STORE} WHERE changes() = 1; {RECORD} WHERE changes() = 1")
+        });
+        static POSTGRES: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH spent AS ({SPEND} RETURNING 1), \
+                 fresh AS ({STORE} WHERE EXISTS (SELECT 1 FROM spent) RETURNING 1) \
+                 {RECORD} WHERE EXISTS (SELECT 1 FROM fresh)"
+            )
+        });
+        let sql = match self.backend {
+            Backend::Sqlite => SQLITE.as_str(),
+            Backend::Postgres => POSTGRES.as_str(),
+        };
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(old_hash)
+            .bind(now)
+            .bind(allow_reuse_since.unwrap_or(i64::MAX))
+            .bind(&new.tenant_id)
+            .bind(&new.token_hash)
+            .bind(&new.id)
+            .bind(&new.grant_id)
+            .bind(&new.client_id)
+            .bind(&new.user_id)
+            .bind(to_json(&new.scope))
+            .bind(new.audience.as_deref())
+            .bind(new.auth_time)
+            .bind(new.created_at)
+            .bind(new.expires_at)
+            .bind(new.idle_expires_at)
+            .bind(&access.jti)
+            .bind(&access.grant_id)
+            .bind(access.expires_at);
+        match self.backend {
+            Backend::Postgres => {
+                let done = query.execute(&self.pool).await.map_err(backend_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+            Backend::Sqlite => {
+                let mut tx = crate::rows::begin_write(&self.pool).await?;
+                // Each statement counts its own rows: all three wrote one, or none did.
+                let done = query.execute(&mut *tx).await.map_err(backend_err)?;
+                match done.rows_affected() {
+                    0 => Ok(false),
+                    3 => {
+                        tx.commit().await.map_err(backend_err)?;
+                        Ok(true)
+                    }
+                    n => Err(StoreError::Backend(format!(
+                        "refresh-token rotation wrote {n} rows; rolled back"
+                    ))),
+                }
+            }
         }
-        insert_refresh_token(&mut *tx, new).await?;
-        insert_access_record(&mut *tx, tenant_id, access).await?;
-        tx.commit().await.map_err(backend_err)?;
-        Ok(true)
     }
 
     async fn touch_refresh_token(
@@ -1698,4 +1720,68 @@ where
     .await
     .map(|_| ())
     .map_err(backend_err)
+}
+
+/// A user's roles (each with its permissions) and direct permissions, in one statement.
+async fn read_user_access<'e, E>(
+    executor: E,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<(Vec<Role>, Vec<Permission>), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    // Three parts in one statement: `a` the roles, `b` their permissions, `c` the
+    // direct permissions; unused columns are empty strings so both backends agree on
+    // the types.
+    let rows = sqlx::query(
+        "SELECT 'a' AS part, r.id AS role_id, r.name AS role_name, \
+         r.description AS role_description, '' AS rs, '' AS perm \
+         FROM roles r JOIN user_roles ur ON ur.tenant_id = r.tenant_id AND ur.role_id = r.id \
+         WHERE ur.tenant_id = $1 AND ur.user_id = $2 \
+         UNION ALL \
+         SELECT 'b', rp.role_id, '', '', rp.resource_server_identifier, rp.permission_name \
+         FROM role_permissions rp JOIN user_roles ur \
+         ON ur.tenant_id = rp.tenant_id AND ur.role_id = rp.role_id \
+         WHERE ur.tenant_id = $1 AND ur.user_id = $2 \
+         UNION ALL \
+         SELECT 'c', '', '', '', up.resource_server_identifier, up.permission_name \
+         FROM user_permissions up WHERE up.tenant_id = $1 AND up.user_id = $2 \
+         ORDER BY part, role_name, role_id, rs, perm",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_all(executor)
+    .await
+    .map_err(backend_err)?;
+    let mut roles = Vec::new();
+    let mut role_perms: BTreeMap<String, Vec<Permission>> = BTreeMap::new();
+    let mut direct = Vec::new();
+    for row in &rows {
+        let part: String = row.try_get("part").map_err(backend_err)?;
+        let permission = || -> Result<Permission, StoreError> {
+            Ok(Permission {
+                resource_server_identifier: row.try_get("rs").map_err(backend_err)?,
+                permission_name: row.try_get("perm").map_err(backend_err)?,
+            })
+        };
+        match part.as_str() {
+            "a" => roles.push(Role {
+                tenant_id: tenant_id.to_owned(),
+                id: row.try_get("role_id").map_err(backend_err)?,
+                name: row.try_get("role_name").map_err(backend_err)?,
+                description: row.try_get("role_description").map_err(backend_err)?,
+                permissions: Vec::new(),
+            }),
+            "b" => role_perms
+                .entry(row.try_get("role_id").map_err(backend_err)?)
+                .or_default()
+                .push(permission()?),
+            _ => direct.push(permission()?),
+        }
+    }
+    for role in &mut roles {
+        role.permissions = role_perms.remove(&role.id).unwrap_or_default();
+    }
+    Ok((roles, direct))
 }

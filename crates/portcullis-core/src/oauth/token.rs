@@ -322,9 +322,8 @@ impl Portcullis {
             }
             (None, None) => {}
         }
-        let user = self.active_user(&stored.grant.user_id).await?;
+        let (user, roles, direct) = self.active_user_with_access(&stored.grant.user_id).await?;
         let api = self.resource_server(request.audience.as_deref()).await?;
-        let (roles, direct) = self.store.user_access(tenant, &user.user_id).await?;
         let held = held_permissions(&roles, &direct);
         let scope = granted_scope(&request.scope, api.as_ref(), &held);
         let refresh = self.wants_refresh_token(client, &scope, api.as_ref());
@@ -433,10 +432,9 @@ impl Portcullis {
                 asked
             }
         };
-        let user = self.active_user(&token.user_id).await?;
-        let api = self.resource_server(token.audience.as_deref()).await?;
         // Permissions removed since the token was issued are no longer granted.
-        let (roles, direct) = self.store.user_access(tenant, &user.user_id).await?;
+        let (user, roles, direct) = self.active_user_with_access(&token.user_id).await?;
+        let api = self.resource_server(token.audience.as_deref()).await?;
         let held = held_permissions(&roles, &direct);
         let scope = granted_scope(&scope, api.as_ref(), &held);
         let idle_expires_at = (policy.expiration_type == ExpirationType::Expiring
@@ -574,10 +572,18 @@ impl Portcullis {
         })
     }
 
-    async fn active_user(&self, user_id: &str) -> Result<User, OAuthError> {
-        match self.store.find_user(self.tenant_id(), user_id).await? {
-            Some(user) if !user.blocked => Ok(user),
-            Some(_) => Err(OAuthError::invalid_grant("user is blocked")),
+    /// An unblocked user with their roles and direct permissions, for a token.
+    async fn active_user_with_access(
+        &self,
+        user_id: &str,
+    ) -> Result<(User, Vec<Role>, Vec<Permission>), OAuthError> {
+        match self
+            .store
+            .user_with_access(self.tenant_id(), user_id)
+            .await?
+        {
+            Some((user, ..)) if user.blocked => Err(OAuthError::invalid_grant("user is blocked")),
+            Some(found) => Ok(found),
             None => Err(OAuthError::invalid_grant("Unknown or invalid grant")),
         }
     }
