@@ -21,8 +21,45 @@ enum Backend {
 /// A connection pool to SQLite or PostgreSQL, migrated on connect.
 #[derive(Clone, Debug)]
 pub struct SqlStore {
+    /// Reads. On SQLite these connections refuse writes (`query_only`).
     pool: AnyPool,
+    /// Writes, and reads inside a write transaction. One connection on SQLite.
+    writer: AnyPool,
     backend: Backend,
+}
+
+/// Pool settings for `max` connections; `readers` makes SQLite connections refuse writes.
+fn pool_options(backend: Backend, max: u32, readers: bool) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        // A pooled SQLite connection is a thread of this process and cannot drop while
+        // idle; pinging it before each use only adds a hand-off to every statement. The
+        // pool still pings every connection it takes back. A PostgreSQL connection can
+        // die idle (a server restart, a failover), so it is tested before use.
+        .test_before_acquire(backend == Backend::Postgres)
+        .after_connect(move |conn: &mut AnyConnection, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers proceed while the writer commits; the busy timeout
+                    // makes another process's writer wait instead of failing.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA busy_timeout = 5000",
+                        "PRAGMA foreign_keys = ON",
+                        "PRAGMA synchronous = NORMAL",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    if readers {
+                        sqlx::query("PRAGMA query_only = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                }
+                Ok(())
+            })
+        })
 }
 
 static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -49,58 +86,52 @@ impl SqlStore {
                 "the database URL must start with sqlite: or postgres://".to_owned(),
             ));
         };
-        // An in-memory SQLite database exists per connection: hold exactly one.
-        let max = match backend {
-            Backend::Sqlite if url.contains(":memory:") || url.contains("mode=memory") => 1,
-            Backend::Sqlite => 8,
-            Backend::Postgres => 16,
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .min_connections(1)
-            // A pooled SQLite connection is a thread of this process and cannot drop while
-            // idle; pinging it before each use only adds a hand-off to every statement. The
-            // pool still pings every connection it takes back. A PostgreSQL connection can
-            // die idle (a server restart, a failover), so it is tested before use.
-            .test_before_acquire(backend == Backend::Postgres)
-            .after_connect(move |conn: &mut AnyConnection, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers proceed while a writer commits; the busy timeout
-                        // makes concurrent writers wait instead of failing.
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout = 5000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await
-            .map_err(backend_err)?;
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        // SQLite takes one writer at a time. Writers queued on one connection wait their
+        // turn in this process instead of sleeping in SQLite's busy handler, and that
+        // connection's page cache stays valid, as no other connection writes. Readers get
+        // their own connections, which refuse writes. An in-memory SQLite database exists
+        // per connection: it has exactly one, for both.
+        let writer = pool_options(
+            backend,
+            if backend == Backend::Sqlite { 1 } else { 16 },
+            false,
+        )
+        .connect(&url)
+        .await
+        .map_err(backend_err)?;
         let migrator = match backend {
             Backend::Sqlite => &MIGRATE_SQLITE,
             Backend::Postgres => &MIGRATE_POSTGRES,
         };
         migrator
-            .run(&pool)
+            .run(&writer)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        Ok(Self { pool, backend })
+        let pool = if backend == Backend::Sqlite && !memory {
+            pool_options(backend, 8, true)
+                .connect(&url)
+                .await
+                .map_err(backend_err)?
+        } else {
+            writer.clone()
+        };
+        Ok(Self {
+            pool,
+            writer,
+            backend,
+        })
     }
 
-    /// Closes the pool, waiting for connections to be returned.
+    /// The pool for statements that write. On PostgreSQL it is the same pool as for reads.
+    fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    /// Closes the pools, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     async fn role_permissions(
@@ -383,7 +414,7 @@ impl Store for SqlStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(self.writer())
             .await
             .map(|_| ())
             .map_err(backend_err)
@@ -401,7 +432,7 @@ impl Store for SqlStore {
         .bind(t.idle_session_lifetime_hours)
         .bind(t.roles_claim.as_deref())
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map(|_| ())
         .map_err(backend_err)
@@ -436,7 +467,7 @@ impl Store for SqlStore {
         key: &SigningKeyRecord,
         old_keys_expire_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = crate::rows::begin_write(&self.pool).await?;
+        let mut tx = crate::rows::begin_write(self.writer()).await?;
         sqlx::query(
             "UPDATE signing_keys SET retired_at = $3, expires_at = $4 \
              WHERE tenant_id = $1 AND alg = $2 AND retired_at IS NULL",
@@ -542,7 +573,7 @@ impl Store for SqlStore {
 
     async fn delete_resource_server(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
         crate::cascade::delete_cascade(
-            &self.pool,
+            self.writer(),
             tenant_id,
             id,
             &[
@@ -564,7 +595,7 @@ impl Store for SqlStore {
         client_id: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut tx = crate::rows::begin_write(&self.pool).await?;
+        let mut tx = crate::rows::begin_write(self.writer()).await?;
         // Its grants stay, revoked, so access tokens it was issued stop at /userinfo too.
         sqlx::query(
             "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND client_id = $2 \
@@ -597,7 +628,7 @@ impl Store for SqlStore {
 
     async fn delete_client_grant(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
         crate::cascade::delete_cascade(
-            &self.pool,
+            self.writer(),
             tenant_id,
             id,
             &["DELETE FROM client_grants WHERE tenant_id = $1 AND id = $2"],
@@ -620,15 +651,15 @@ impl Store for SqlStore {
     }
 
     async fn insert_role(&self, role: &Role, now: Timestamp) -> Result<(), StoreError> {
-        crate::roles::insert(&self.pool, role, now).await
+        crate::roles::insert(self.writer(), role, now).await
     }
 
     async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
-        crate::roles::update(&self.pool, role).await
+        crate::roles::update(self.writer(), role).await
     }
 
     async fn delete_role(&self, tenant_id: &str, role_id: &str) -> Result<bool, StoreError> {
-        crate::roles::delete(&self.pool, tenant_id, role_id).await
+        crate::roles::delete(self.writer(), tenant_id, role_id).await
     }
 
     async fn change_role_permissions(
@@ -638,7 +669,7 @@ impl Store for SqlStore {
         permissions: &[Permission],
         add: bool,
     ) -> Result<(), StoreError> {
-        crate::roles::change_permissions(&self.pool, tenant_id, role_id, permissions, add).await
+        crate::roles::change_permissions(self.writer(), tenant_id, role_id, permissions, add).await
     }
 
     async fn change_user_roles(
@@ -648,7 +679,7 @@ impl Store for SqlStore {
         role_ids: &[String],
         add: bool,
     ) -> Result<(), StoreError> {
-        crate::roles::change_user_roles(&self.pool, tenant_id, user_id, role_ids, add).await
+        crate::roles::change_user_roles(self.writer(), tenant_id, user_id, role_ids, add).await
     }
 
     async fn list_user_permissions(
@@ -666,7 +697,7 @@ impl Store for SqlStore {
         permissions: &[Permission],
         add: bool,
     ) -> Result<(), StoreError> {
-        crate::roles::change_user_permissions(&self.pool, tenant_id, user_id, permissions, add)
+        crate::roles::change_user_permissions(self.writer(), tenant_id, user_id, permissions, add)
             .await
     }
 
@@ -686,7 +717,7 @@ impl Store for SqlStore {
         changes: &[Change],
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = crate::rows::begin_write(&self.pool).await?;
+        let mut tx = crate::rows::begin_write(self.writer()).await?;
         for change in changes {
             apply_one(&mut tx, tenant_id, change, now)
                 .await
@@ -778,19 +809,19 @@ impl Store for SqlStore {
     }
 
     async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
-        crate::users::insert(&self.pool, user).await
+        crate::users::insert(self.writer(), user).await
     }
 
     async fn insert_users(&self, users: &[User]) -> Result<(), StoreError> {
-        crate::users::insert_many(&self.pool, users).await
+        crate::users::insert_many(self.writer(), users).await
     }
 
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
-        crate::users::update(&self.pool, user).await
+        crate::users::update(self.writer(), user).await
     }
 
     async fn delete_user(&self, tenant_id: &str, user_id: &str) -> Result<bool, StoreError> {
-        crate::users::delete(&self.pool, tenant_id, user_id).await
+        crate::users::delete(self.writer(), tenant_id, user_id).await
     }
 
     async fn end_user_sessions(
@@ -799,7 +830,7 @@ impl Store for SqlStore {
         user_id: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        crate::users::end_sessions(&self.pool, tenant_id, user_id, now).await
+        crate::users::end_sessions(self.writer(), tenant_id, user_id, now).await
     }
 
     async fn search_users(
@@ -827,7 +858,7 @@ impl Store for SqlStore {
         .bind(tenant_id)
         .bind(user_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map(|_| ())
         .map_err(backend_err)
@@ -844,7 +875,7 @@ impl Store for SqlStore {
         .bind(to_json(&t.request))
         .bind(t.created_at)
         .bind(t.expires_at)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map(|_| ())
         .map_err(backend_err)
@@ -888,7 +919,7 @@ impl Store for SqlStore {
         .bind(user_id)
         .bind(session_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(backend_err)?;
         Ok(done.rows_affected() == 1)
@@ -944,7 +975,7 @@ impl Store for SqlStore {
         .bind(audience)
         .bind(to_json(&scopes))
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map(|_| ())
         .map_err(backend_err)
@@ -983,7 +1014,7 @@ impl Store for SqlStore {
         .bind(tenant_id)
         .bind(id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(backend_err)?;
         Ok(done.rows_affected() == 1)
@@ -1004,7 +1035,7 @@ impl Store for SqlStore {
         .bind(s.last_seen_at)
         .bind(s.expires_at)
         .bind(s.idle_expires_at)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map(|_| ())
         .map_err(backend_err)
@@ -1045,7 +1076,7 @@ impl Store for SqlStore {
         .bind(id)
         .bind(now)
         .bind(idle_expires_at)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map(|_| ())
         .map_err(backend_err)
@@ -1064,7 +1095,7 @@ impl Store for SqlStore {
         .bind(tenant_id)
         .bind(id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map(|_| ())
         .map_err(backend_err)
@@ -1081,7 +1112,7 @@ impl Store for SqlStore {
         .bind(&g.user_id)
         .bind(g.session_id.as_deref())
         .bind(g.created_at)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map(|_| ())
         .map_err(backend_err)
@@ -1104,7 +1135,7 @@ impl Store for SqlStore {
         id: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = crate::rows::begin_write(&self.pool).await?;
+        let mut tx = crate::rows::begin_write(self.writer()).await?;
         sqlx::query(
             "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 \
              AND revoked_at IS NULL",
@@ -1148,7 +1179,7 @@ impl Store for SqlStore {
         .bind(to_json(grant))
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map(|_| ())
         .map_err(backend_err)
@@ -1170,7 +1201,7 @@ impl Store for SqlStore {
         .bind(code_hash)
         .bind(now)
         .bind(client_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.writer())
         .await
         .map_err(backend_err)?;
         let (row, used_before) = match fresh {
@@ -1204,7 +1235,7 @@ impl Store for SqlStore {
     }
 
     async fn create_refresh_token(&self, t: &RefreshToken) -> Result<(), StoreError> {
-        insert_refresh_token(&self.pool, t).await
+        insert_refresh_token(self.writer(), t).await
     }
 
     async fn find_refresh_token_and_grant(
@@ -1316,11 +1347,11 @@ impl Store for SqlStore {
             .bind(access.expires_at);
         match self.backend {
             Backend::Postgres => {
-                let done = query.execute(&self.pool).await.map_err(backend_err)?;
+                let done = query.execute(self.writer()).await.map_err(backend_err)?;
                 Ok(done.rows_affected() == 1)
             }
             Backend::Sqlite => {
-                let mut tx = crate::rows::begin_write(&self.pool).await?;
+                let mut tx = crate::rows::begin_write(self.writer()).await?;
                 // Each statement counts its own rows: all three wrote one, or none did.
                 let done = query.execute(&mut *tx).await.map_err(backend_err)?;
                 match done.rows_affected() {
@@ -1350,7 +1381,7 @@ impl Store for SqlStore {
         .bind(tenant_id)
         .bind(token_hash)
         .bind(idle_expires_at)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map(|_| ())
         .map_err(backend_err)
@@ -1368,7 +1399,7 @@ impl Store for SqlStore {
             grant_id: grant_id.to_owned(),
             expires_at,
         };
-        insert_access_record(&self.pool, tenant_id, &record).await
+        insert_access_record(self.writer(), tenant_id, &record).await
     }
 
     async fn find_access_token_grant(
@@ -1394,14 +1425,14 @@ impl Store for SqlStore {
         &self,
         events: &[portcullis_core::audit::LogEvent],
     ) -> Result<(), StoreError> {
-        crate::logs::insert_many(&self.pool, events).await
+        crate::logs::insert_many(self.writer(), events).await
     }
 
     async fn insert_log_event(
         &self,
         event: &portcullis_core::audit::LogEvent,
     ) -> Result<(), StoreError> {
-        crate::logs::insert(&self.pool, event).await
+        crate::logs::insert(self.writer(), event).await
     }
 
     async fn find_log_event(
@@ -1421,7 +1452,7 @@ impl Store for SqlStore {
     }
 
     async fn purge_log_events(&self, tenant_id: &str, before_ms: i64) -> Result<u64, StoreError> {
-        crate::logs::purge(&self.pool, tenant_id, before_ms).await
+        crate::logs::purge(self.writer(), tenant_id, before_ms).await
     }
 
     async fn find_setting(
@@ -1439,7 +1470,7 @@ impl Store for SqlStore {
         value: &serde_json::Value,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        crate::security::save_setting(&self.pool, tenant_id, name, value, now).await
+        crate::security::save_setting(self.writer(), tenant_id, name, value, now).await
     }
 
     async fn throttle_hit(
@@ -1451,7 +1482,7 @@ impl Store for SqlStore {
         window_ms: i64,
     ) -> Result<(bool, i64), StoreError> {
         crate::security::throttle_hit(
-            &self.pool,
+            self.writer(),
             tenant_id,
             bucket,
             now_ms,
@@ -1479,7 +1510,7 @@ impl Store for SqlStore {
         enforce: bool,
     ) -> Result<portcullis_core::model::LoginFailures, StoreError> {
         crate::security::count_login_attempt(
-            &self.pool,
+            self.writer(),
             tenant_id,
             user_id,
             ip,
@@ -1497,7 +1528,7 @@ impl Store for SqlStore {
         ip: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        crate::security::claim_block_notice(&self.pool, tenant_id, user_id, ip, now).await
+        crate::security::claim_block_notice(self.writer(), tenant_id, user_id, ip, now).await
     }
 
     async fn throttle_refund(
@@ -1506,7 +1537,7 @@ impl Store for SqlStore {
         bucket: &str,
         interval_ms: i64,
     ) -> Result<(), StoreError> {
-        crate::security::throttle_refund(&self.pool, tenant_id, bucket, interval_ms).await
+        crate::security::throttle_refund(self.writer(), tenant_id, bucket, interval_ms).await
     }
 
     async fn mark_email_verified(
@@ -1516,8 +1547,14 @@ impl Store for SqlStore {
         email_normalized: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        crate::security::mark_email_verified(&self.pool, tenant_id, user_id, email_normalized, now)
-            .await
+        crate::security::mark_email_verified(
+            self.writer(),
+            tenant_id,
+            user_id,
+            email_normalized,
+            now,
+        )
+        .await
     }
 
     async fn login_blocked(
@@ -1535,7 +1572,7 @@ impl Store for SqlStore {
         user_id: &str,
         ip: &str,
     ) -> Result<(), StoreError> {
-        crate::security::clear_login_failures(&self.pool, tenant_id, user_id, ip).await
+        crate::security::clear_login_failures(self.writer(), tenant_id, user_id, ip).await
     }
 
     async fn list_login_blocks(
@@ -1552,14 +1589,14 @@ impl Store for SqlStore {
         user_id: &str,
         ip: Option<&str>,
     ) -> Result<u64, StoreError> {
-        crate::security::release_login_blocks(&self.pool, tenant_id, user_id, ip).await
+        crate::security::release_login_blocks(self.writer(), tenant_id, user_id, ip).await
     }
 
     async fn create_ticket(
         &self,
         ticket: &portcullis_core::model::Ticket,
     ) -> Result<(), StoreError> {
-        crate::security::create_ticket(&self.pool, ticket).await
+        crate::security::create_ticket(self.writer(), ticket).await
     }
 
     async fn find_ticket(
@@ -1579,7 +1616,7 @@ impl Store for SqlStore {
         kind: portcullis_core::model::TicketKind,
         now: Timestamp,
     ) -> Result<Option<portcullis_core::model::Ticket>, StoreError> {
-        crate::security::consume_ticket(&self.pool, tenant_id, ticket_hash, kind, now).await
+        crate::security::consume_ticket(self.writer(), tenant_id, ticket_hash, kind, now).await
     }
 
     async fn password_history(
@@ -1601,7 +1638,7 @@ impl Store for SqlStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         crate::security::change_password(
-            &self.pool,
+            self.writer(),
             tenant_id,
             user_id,
             new_hash,
@@ -1628,8 +1665,15 @@ impl Store for SqlStore {
         last: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        crate::security::advance_log_stream(&self.pool, tenant_id, stream_id, previous, last, now)
-            .await
+        crate::security::advance_log_stream(
+            self.writer(),
+            tenant_id,
+            stream_id,
+            previous,
+            last,
+            now,
+        )
+        .await
     }
 
     async fn log_events_after(
@@ -1664,7 +1708,7 @@ impl Store for SqlStore {
         ] {
             total += sqlx::query(statement)
                 .bind(before)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(backend_err)?
                 .rows_affected();

@@ -178,6 +178,42 @@ both_backends! {
         assert_eq!(after.json()["error"], "invalid_grant");
     }
 
+    async fn concurrent_refreshes_of_one_token_spend_it_once(app) {
+        let tokens = app.web_tokens(&Browser::new(), &[]).await;
+        let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+        let attempts = (0..8).map(|_| {
+            let (app, rt) = (&app, rt.clone());
+            async move { app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt)], Some(WEB)).await }
+        });
+        let answers = futures_util::future::join_all(attempts).await;
+        let won: Vec<_> = answers.iter().filter(|a| a.status == StatusCode::OK).collect();
+        assert_eq!(won.len(), 1, "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+        assert!(answers.iter().filter(|a| a.status != StatusCode::OK).all(|a| a.json()["error"] == "invalid_grant"));
+        // The other presentations were reuses of a spent token: the family is revoked.
+        let next = won[0].json()["refresh_token"].as_str().unwrap().to_owned();
+        let after = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &next)], Some(WEB)).await;
+        assert_eq!(after.json()["error"], "invalid_grant");
+    }
+
+    async fn concurrent_refresh_chains_all_rotate(app) {
+        // Writers that arrive together queue for the database; none fails as busy.
+        let mut chains = Vec::new();
+        for _ in 0..12 {
+            chains.push(app.web_tokens(&Browser::new(), &[]).await["refresh_token"].as_str().unwrap().to_owned());
+        }
+        for _ in 0..3 {
+            let rounds = chains.iter().map(|rt| {
+                let app = &app;
+                async move {
+                    let r = app.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)], Some(WEB)).await;
+                    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+                    r.json()["refresh_token"].as_str().unwrap().to_owned()
+                }
+            });
+            chains = futures_util::future::join_all(rounds).await;
+        }
+    }
+
     async fn a_rotated_token_reused_within_the_leeway_rotates_again(app) {
         let admin = app.management_token("admin-tool-id", "admin-tool-secret-0123456789abcdef").await;
         let patch = json!({"refresh_token": {"rotation_type": "rotating", "leeway": 30}});
