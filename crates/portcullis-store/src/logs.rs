@@ -27,7 +27,7 @@ fn event(row: &AnyRow) -> Result<LogEvent, StoreError> {
 }
 
 pub(crate) async fn insert(pool: &AnyPool, e: &LogEvent) -> Result<(), StoreError> {
-    insert_rows(pool, std::slice::from_ref(e)).await
+    insert_rows(pool, std::slice::from_ref(e), crate::rows::is_sqlite(pool)).await
 }
 
 /// Rows per `INSERT` statement of a batch (12 parameters each, well under both backends'
@@ -36,22 +36,23 @@ const ROWS_PER_INSERT: usize = 64;
 
 /// Writes a batch in one transaction, many rows per statement.
 pub(crate) async fn insert_many(pool: &AnyPool, events: &[LogEvent]) -> Result<(), StoreError> {
+    let sqlite = crate::rows::is_sqlite(pool);
     let mut tx = crate::rows::begin_write(pool).await?;
     for chunk in events.chunks(ROWS_PER_INSERT) {
-        insert_rows(&mut *tx, chunk).await?;
+        insert_rows(&mut *tx, chunk, sqlite).await?;
     }
     tx.commit().await.map_err(backend_err)
 }
 
 /// One `INSERT` of every event of `chunk`.
-async fn insert_rows<'e, E>(executor: E, chunk: &[LogEvent]) -> Result<(), StoreError>
+async fn insert_rows<'e, E>(executor: E, chunk: &[LogEvent], sqlite: bool) -> Result<(), StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     let sql = format!(
         "INSERT INTO log_events (tenant_id, id, date, type, description, client_id, \
          client_name, user_id, user_name, ip, user_agent, details) VALUES {}",
-        crate::rows::values_list(chunk.len(), 12)
+        crate::rows::values_list(chunk.len(), 12, sqlite)
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for e in chunk {

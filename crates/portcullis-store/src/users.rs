@@ -186,22 +186,23 @@ pub(crate) async fn search(
 }
 
 pub(crate) async fn insert(pool: &AnyPool, u: &User) -> Result<(), StoreError> {
-    insert_rows(pool, std::slice::from_ref(u)).await
+    insert_rows(pool, std::slice::from_ref(u), crate::rows::is_sqlite(pool)).await
 }
 
 /// Rows per `INSERT` of a bulk import (17 parameters each, under both backends' limits).
 const ROWS_PER_INSERT: usize = 64;
 
 pub(crate) async fn insert_many(pool: &AnyPool, users: &[User]) -> Result<(), StoreError> {
+    let sqlite = crate::rows::is_sqlite(pool);
     let mut tx = crate::rows::begin_write(pool).await?;
     for chunk in users.chunks(ROWS_PER_INSERT) {
-        insert_rows(&mut *tx, chunk).await?;
+        insert_rows(&mut *tx, chunk, sqlite).await?;
     }
     tx.commit().await.map_err(backend_err)
 }
 
 /// One `INSERT` of every user of `chunk`.
-async fn insert_rows<'e, E>(executor: E, chunk: &[User]) -> Result<(), StoreError>
+async fn insert_rows<'e, E>(executor: E, chunk: &[User], sqlite: bool) -> Result<(), StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
@@ -209,7 +210,7 @@ where
         "INSERT INTO users (tenant_id, user_id, connection, email, email_normalized, \
          email_verified, name, nickname, picture, password_hash, user_metadata, app_metadata, \
          blocked, created_at, updated_at, last_login, logins_count) VALUES {}",
-        crate::rows::values_list(chunk.len(), 17)
+        crate::rows::values_list(chunk.len(), 17, sqlite)
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for u in chunk {
