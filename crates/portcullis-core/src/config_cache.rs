@@ -1,8 +1,10 @@
-//! A short-lived cache of the configuration the token endpoint reads on every request:
-//! applications, APIs, client grants and the tenant's settings. A change made through this process (the Management
-//! API, `apply`) empties it at once; a change made by another replica or by the CLI is seen
-//! within the time to live (one second by default). Unknown ids are cached too, so a flood
-//! of made-up client ids cannot reach the database on every request.
+//! A short-lived cache of the configuration that the token endpoint, `/authorize` and the
+//! login pages read on every request: applications, APIs, client grants, the tenant's
+//! settings and the settings documents (attack protection, the database connection's
+//! options, log streams). A change made through this process (the Management API, `apply`)
+//! empties it at once; a change made by another replica or by the CLI is seen within the
+//! time to live (one second by default). Unknown ids are cached too, so a flood of made-up
+//! client ids cannot reach the database on every request.
 
 use crate::model::{Client, ClientGrant, ResourceServer, Tenant};
 use crate::service::Portcullis;
@@ -26,6 +28,7 @@ struct State {
     apis: HashMap<String, (Instant, Option<ResourceServer>)>,
     grants: Option<(Instant, Arc<Vec<ClientGrant>>)>,
     tenant: Option<(Instant, Tenant)>,
+    settings: HashMap<String, (Instant, Option<serde_json::Value>)>,
     /// Bumped by every invalidation, so a read that raced a change is not stored.
     generation: u64,
 }
@@ -161,6 +164,30 @@ impl Portcullis {
             state.tenant = Some((Instant::now(), tenant.clone()));
         }
         Ok(tenant)
+    }
+
+    /// A settings document by name (`None` when none is stored), from the cache when fresh.
+    pub async fn cached_setting(
+        &self,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let generation = {
+            let state = self.config_cache.lock();
+            if let Some((at, value)) = state.settings.get(name)
+                && self.config_cache.fresh(*at)
+            {
+                return Ok(value.clone());
+            }
+            state.generation
+        };
+        let value = self.store.find_setting(self.tenant_id(), name).await?;
+        let mut state = self.config_cache.lock();
+        if state.generation == generation {
+            state
+                .settings
+                .insert(name.to_owned(), (Instant::now(), value.clone()));
+        }
+        Ok(value)
     }
 
     /// Tells the cache the configuration changed.

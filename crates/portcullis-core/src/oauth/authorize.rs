@@ -359,11 +359,11 @@ impl Portcullis {
     ) -> Result<AuthorizeStep, AuthorizeError> {
         let tenant = self.tenant_id();
         let client = match params.client_id.as_deref().filter(|s| !s.is_empty()) {
-            Some(id) => self.store.find_client(tenant, id).await?,
+            Some(id) => self.cached_client(id).await?,
             None => None,
         };
         let audience_known = match params.audience.as_deref().filter(|a| !a.is_empty()) {
-            Some(a) => self.store.find_resource_server(tenant, a).await?.is_some(),
+            Some(a) => self.cached_resource_server(a).await?.is_some(),
             None => false,
         };
         let request = validate(

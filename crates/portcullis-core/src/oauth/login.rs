@@ -116,10 +116,7 @@ impl Portcullis {
         if !super::consent::csrf_matches(&tx, csrf) {
             return Err(LoginError::Csrf);
         }
-        let client = self
-            .store
-            .find_client(tenant, &tx.request.client_id)
-            .await?;
+        let client = self.cached_client(&tx.request.client_id).await?;
         Ok(LoginPage {
             transaction_id: tx.id,
             redirect_uri: tx.request.redirect_uri,
@@ -146,10 +143,7 @@ impl Portcullis {
             // Already past the password step (waiting for consent): a re-post is stale.
             return Err(LoginError::Expired);
         }
-        let client = self
-            .store
-            .find_client(tenant, &tx.request.client_id)
-            .await?;
+        let client = self.cached_client(&tx.request.client_id).await?;
         let retry = |error: &str| {
             LoginOutcome::Retry(LoginPage {
                 transaction_id: tx.id.clone(),
@@ -515,10 +509,7 @@ impl Portcullis {
         if tx.authenticated.is_some() {
             return Err(LoginError::Expired);
         }
-        let client = self
-            .store
-            .find_client(tenant, &tx.request.client_id)
-            .await?;
+        let client = self.cached_client(&tx.request.client_id).await?;
         let retry = |error: String| {
             LoginOutcome::Retry(LoginPage {
                 transaction_id: tx.id.clone(),

@@ -291,7 +291,7 @@ impl Portcullis {
         &self,
         name: &str,
     ) -> Result<T, StoreError> {
-        match self.store.find_setting(self.tenant_id(), name).await? {
+        match self.cached_setting(name).await? {
             Some(value) => serde_json::from_value(value)
                 .map_err(|e| StoreError::Corrupt(format!("setting {name}: {e}"))),
             None => Ok(T::default()),
@@ -308,7 +308,9 @@ impl Portcullis {
             .map_err(|e| StoreError::Corrupt(format!("setting {name}: {e}")))?;
         self.store
             .save_setting(self.tenant_id(), name, &value, self.now())
-            .await
+            .await?;
+        self.config_changed();
+        Ok(())
     }
 }
 

@@ -413,6 +413,11 @@ impl TestApp {
 
     /// A second server on the same database (a restart, or another replica).
     pub async fn restart(&self, options: portcullis_server::HttpOptions) -> axum::Router {
+        portcullis_server::app_with(self.replica_core().await, options).expect("router builds")
+    }
+
+    /// The core of a second server on the same database.
+    pub async fn replica_core(&self) -> Arc<Portcullis> {
         let store = SqlStore::connect(&self.database_url)
             .await
             .expect("store connects");
@@ -425,7 +430,7 @@ impl TestApp {
         )
         .await
         .expect("services start");
-        portcullis_server::app_with(Arc::new(core), options).expect("router builds")
+        Arc::new(core)
     }
 
     async fn with_options(

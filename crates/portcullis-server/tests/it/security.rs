@@ -70,6 +70,18 @@ async fn event_types(app: &TestApp, token: &str) -> Vec<String> {
 }
 
 both_backends! {
+    async fn a_settings_change_reaches_another_replica_within_the_cache_lifetime(app) {
+        let other = app.replica_core().await;
+        let before = other.attack_protection().await.unwrap();
+        let mut next = before.clone();
+        next.brute_force.max_attempts = before.brute_force.max_attempts + 3;
+        app.core.save_setting(portcullis_core::protection::ATTACK_PROTECTION, &next).await.unwrap();
+        // The process that made the change reads it at once; another one within 1 s.
+        assert_eq!(app.core.attack_protection().await.unwrap().brute_force.max_attempts, next.brute_force.max_attempts);
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        assert_eq!(other.attack_protection().await.unwrap().brute_force.max_attempts, next.brute_force.max_attempts);
+    }
+
     async fn eleven_wrong_passwords_block_the_ip_for_the_account_until_unblocked(app) {
         let attacker = Browser::at("198.51.100.7");
         for i in 1..=11 {
