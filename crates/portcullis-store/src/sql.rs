@@ -1329,19 +1329,8 @@ impl Store for SqlStore {
             .bind(tenant_id)
             .bind(old_hash)
             .bind(now)
-            .bind(allow_reuse_since.unwrap_or(i64::MAX))
-            .bind(&new.tenant_id)
-            .bind(&new.token_hash)
-            .bind(&new.id)
-            .bind(&new.grant_id)
-            .bind(&new.client_id)
-            .bind(&new.user_id)
-            .bind(to_json(&new.scope))
-            .bind(new.audience.as_deref())
-            .bind(new.auth_time)
-            .bind(new.created_at)
-            .bind(new.expires_at)
-            .bind(new.idle_expires_at)
+            .bind(allow_reuse_since.unwrap_or(i64::MAX));
+        let query = bind_refresh_token(query, new)
             .bind(&access.jti)
             .bind(&access.grant_id)
             .bind(access.expires_at);
@@ -1721,23 +1710,15 @@ async fn insert_refresh_token<'e, E>(executor: E, t: &RefreshToken) -> Result<()
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (tenant_id, token_hash, id, grant_id, client_id, user_id, \
-         scope, audience, auth_time, created_at, expires_at, idle_expires_at, used_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL)",
+    bind_refresh_token(
+        sqlx::query(
+            "INSERT INTO refresh_tokens (tenant_id, token_hash, id, grant_id, client_id, \
+             user_id, scope, audience, auth_time, created_at, expires_at, idle_expires_at, \
+             used_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL)",
+        ),
+        t,
     )
-    .bind(&t.tenant_id)
-    .bind(&t.token_hash)
-    .bind(&t.id)
-    .bind(&t.grant_id)
-    .bind(&t.client_id)
-    .bind(&t.user_id)
-    .bind(to_json(&t.scope))
-    .bind(t.audience.as_deref())
-    .bind(t.auth_time)
-    .bind(t.created_at)
-    .bind(t.expires_at)
-    .bind(t.idle_expires_at)
     .execute(executor)
     .await
     .map(|_| ())
@@ -1828,4 +1809,25 @@ where
         role.permissions = role_perms.remove(&role.id).unwrap_or_default();
     }
     Ok((roles, direct))
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds a new refresh token's twelve stored values, in the column order of
+/// `INSERT INTO refresh_tokens` (tenant, hash, id, grant, client, user, scope, audience,
+/// auth time, creation, expiry, idle expiry).
+fn bind_refresh_token<'q>(query: AnyQuery<'q>, t: &'q RefreshToken) -> AnyQuery<'q> {
+    query
+        .bind(&t.tenant_id)
+        .bind(&t.token_hash)
+        .bind(&t.id)
+        .bind(&t.grant_id)
+        .bind(&t.client_id)
+        .bind(&t.user_id)
+        .bind(to_json(&t.scope))
+        .bind(t.audience.as_deref())
+        .bind(t.auth_time)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .bind(t.idle_expires_at)
 }
