@@ -167,16 +167,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         connection: &str,
         email: &str,
     ) -> Result<Option<User>, StoreError>;
-    /// What a token needs of a user's authorization, in one read: their roles (each with
-    /// its permissions, by name) and their direct permissions, as `list_user_roles` and
-    /// `list_user_permissions` answer them.
-    async fn user_access(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-    ) -> Result<(Vec<Role>, Vec<Permission>), StoreError>;
-    /// A user with what [`Store::user_access`] answers for them, read together (`None`
-    /// when the user is gone).
+    /// A user with what a token needs of their authorization (`None` when the user is
+    /// gone): their roles (each with its permissions, by name) and their direct permissions,
+    /// as `list_user_roles` and `list_user_permissions` answer them.
     async fn user_with_access(
         &self,
         tenant_id: &str,

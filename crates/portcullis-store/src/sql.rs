@@ -146,34 +146,6 @@ impl SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend_err)?;
-        Self::permission_map(rows)
-    }
-
-    /// The permissions of one user's roles only (a token request must not read every
-    /// role's permissions of the tenant).
-    async fn user_role_permissions(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-    ) -> Result<BTreeMap<String, Vec<portcullis_core::model::Permission>>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT rp.role_id, rp.resource_server_identifier, rp.permission_name \
-             FROM role_permissions rp JOIN user_roles ur \
-             ON ur.tenant_id = rp.tenant_id AND ur.role_id = rp.role_id \
-             WHERE ur.tenant_id = $1 AND ur.user_id = $2 \
-             ORDER BY rp.role_id, rp.resource_server_identifier, rp.permission_name",
-        )
-        .bind(tenant_id)
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend_err)?;
-        Self::permission_map(rows)
-    }
-
-    fn permission_map(
-        rows: Vec<AnyRow>,
-    ) -> Result<BTreeMap<String, Vec<portcullis_core::model::Permission>>, StoreError> {
         let mut map: BTreeMap<String, Vec<_>> = BTreeMap::new();
         for row in rows {
             let role_id: String = row.try_get("role_id").map_err(backend_err)?;
@@ -756,14 +728,6 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn user_access(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-    ) -> Result<(Vec<Role>, Vec<Permission>), StoreError> {
-        read_user_access(&self.pool, tenant_id, user_id).await
-    }
-
     async fn user_with_access(
         &self,
         tenant_id: &str,
@@ -791,21 +755,7 @@ impl Store for SqlStore {
         tenant_id: &str,
         user_id: &str,
     ) -> Result<Vec<Role>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT r.* FROM roles r JOIN user_roles ur ON ur.tenant_id = r.tenant_id \
-             AND ur.role_id = r.id WHERE ur.tenant_id = $1 AND ur.user_id = $2 ORDER BY r.name",
-        )
-        .bind(tenant_id)
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend_err)?;
-        let mut perms = if rows.is_empty() {
-            BTreeMap::new()
-        } else {
-            self.user_role_permissions(tenant_id, user_id).await?
-        };
-        Self::roles_from_rows(&rows, &mut perms)
+        Ok(read_user_access(&self.pool, tenant_id, user_id).await?.0)
     }
 
     async fn insert_user(&self, user: &User) -> Result<(), StoreError> {

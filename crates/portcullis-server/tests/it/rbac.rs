@@ -119,7 +119,8 @@ both_backends! {
         let admin = role_id(&app, &token, "admin").await;
         let assign = json!({"users": [sub.clone()]});
         assert_eq!(app.api("POST", &format!("/api/v2/roles/{admin}/users"), Some(&token), Some(assign)).await.status, StatusCode::NO_CONTENT);
-        let (roles, direct) = app.core.store.user_access("default", &sub).await.unwrap();
+        let (user, roles, direct) = app.core.store.user_with_access("default", &sub).await.unwrap().unwrap();
+        assert_eq!(user.user_id, sub);
         assert_eq!(roles, app.core.store.list_user_roles("default", &sub).await.unwrap());
         assert_eq!(direct, app.core.store.list_user_permissions("default", &sub).await.unwrap());
         assert_eq!(roles.len(), 2);
