@@ -386,7 +386,7 @@ impl Store for SqlStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(self.writer())
+            .execute(&self.pool)
             .await
             .map(|_| ())
             .map_err(backend_err)
