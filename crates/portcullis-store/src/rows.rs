@@ -199,6 +199,9 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("domain values serialize to JSON")
 }
 
+/// A statement being given its values.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
 /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
 /// IMMEDIATE`): a transaction that reads before it writes then waits out a concurrent writer
 /// (the busy timeout) instead of failing when it upgrades its lock mid-way.

@@ -313,7 +313,7 @@ async fn apply_one(
             }
         }
         Change::User { user: u, role_ids } => {
-            sqlx::query(
+            let query = sqlx::query(
                 "INSERT INTO users (tenant_id, user_id, connection, email, email_normalized, \
                  email_verified, name, nickname, picture, password_hash, user_metadata, \
                  app_metadata, blocked, created_at, updated_at, last_login, logins_count) \
@@ -325,20 +325,11 @@ async fn apply_one(
                  password_hash = excluded.password_hash, user_metadata = excluded.user_metadata, \
                  app_metadata = excluded.app_metadata, blocked = excluded.blocked, \
                  updated_at = excluded.updated_at",
+            );
+            crate::users::bind_profile(
+                query.bind(tenant_id).bind(&u.user_id).bind(&u.connection),
+                u,
             )
-            .bind(tenant_id)
-            .bind(&u.user_id)
-            .bind(&u.connection)
-            .bind(&u.email)
-            .bind(portcullis_core::model::normalize_email(&u.email))
-            .bind(b(u.email_verified))
-            .bind(&u.name)
-            .bind(&u.nickname)
-            .bind(&u.picture)
-            .bind(u.password_hash.as_deref())
-            .bind(to_json(&u.user_metadata))
-            .bind(to_json(&u.app_metadata))
-            .bind(b(u.blocked))
             .bind(now)
             .execute(&mut *conn)
             .await?;
@@ -1761,12 +1752,10 @@ where
     Ok((roles, direct))
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
-
 /// Binds a new refresh token's twelve stored values, in the column order of
 /// `INSERT INTO refresh_tokens` (tenant, hash, id, grant, client, user, scope, audience,
 /// auth time, creation, expiry, idle expiry).
-fn bind_refresh_token<'q>(query: AnyQuery<'q>, t: &'q RefreshToken) -> AnyQuery<'q> {
+fn bind_refresh_token<'q>(query: rows::AnyQuery<'q>, t: &'q RefreshToken) -> rows::AnyQuery<'q> {
     query
         .bind(&t.tenant_id)
         .bind(&t.token_hash)

@@ -214,24 +214,17 @@ where
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for u in chunk {
-        query = query
-            .bind(&u.tenant_id)
-            .bind(&u.user_id)
-            .bind(&u.connection)
-            .bind(&u.email)
-            .bind(normalize_email(&u.email))
-            .bind(i64::from(u.email_verified))
-            .bind(&u.name)
-            .bind(&u.nickname)
-            .bind(&u.picture)
-            .bind(u.password_hash.as_deref())
-            .bind(to_json(&u.user_metadata))
-            .bind(to_json(&u.app_metadata))
-            .bind(i64::from(u.blocked))
-            .bind(u.created_at)
-            .bind(u.updated_at)
-            .bind(u.last_login)
-            .bind(u.logins_count);
+        query = bind_profile(
+            query
+                .bind(&u.tenant_id)
+                .bind(&u.user_id)
+                .bind(&u.connection),
+            u,
+        )
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .bind(u.last_login)
+        .bind(u.logins_count);
     }
     query
         .execute(executor)
@@ -241,29 +234,18 @@ where
 }
 
 pub(crate) async fn update(pool: &AnyPool, u: &User) -> Result<(), StoreError> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE users SET email = $3, email_normalized = $4, email_verified = $5, name = $6, \
          nickname = $7, picture = $8, password_hash = $9, user_metadata = $10, \
          app_metadata = $11, blocked = $12, updated_at = $13 \
          WHERE tenant_id = $1 AND user_id = $2",
-    )
-    .bind(&u.tenant_id)
-    .bind(&u.user_id)
-    .bind(&u.email)
-    .bind(normalize_email(&u.email))
-    .bind(i64::from(u.email_verified))
-    .bind(&u.name)
-    .bind(&u.nickname)
-    .bind(&u.picture)
-    .bind(u.password_hash.as_deref())
-    .bind(to_json(&u.user_metadata))
-    .bind(to_json(&u.app_metadata))
-    .bind(i64::from(u.blocked))
-    .bind(u.updated_at)
-    .execute(pool)
-    .await
-    .map(|_| ())
-    .map_err(backend_err)
+    );
+    bind_profile(query.bind(&u.tenant_id).bind(&u.user_id), u)
+        .bind(u.updated_at)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
 }
 
 pub(crate) async fn delete(
@@ -314,4 +296,25 @@ pub(crate) async fn end_sessions(
             .map_err(backend_err)?;
     }
     tx.commit().await.map_err(backend_err)
+}
+
+/// Binds the ten columns a user's profile fills, in this order: `email`,
+/// `email_normalized`, `email_verified`, `name`, `nickname`, `picture`, `password_hash`,
+/// `user_metadata`, `app_metadata`, `blocked`. Inserts, updates and the tenant file's
+/// upserts all write them.
+pub(crate) fn bind_profile<'q>(
+    query: crate::rows::AnyQuery<'q>,
+    u: &'q User,
+) -> crate::rows::AnyQuery<'q> {
+    query
+        .bind(&u.email)
+        .bind(normalize_email(&u.email))
+        .bind(i64::from(u.email_verified))
+        .bind(&u.name)
+        .bind(&u.nickname)
+        .bind(&u.picture)
+        .bind(u.password_hash.as_deref())
+        .bind(to_json(&u.user_metadata))
+        .bind(to_json(&u.app_metadata))
+        .bind(i64::from(u.blocked))
 }
