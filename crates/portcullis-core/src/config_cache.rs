@@ -70,28 +70,47 @@ impl Default for ConfigCache {
 }
 
 impl Portcullis {
-    /// An application, from the cache when fresh.
-    pub async fn cached_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+    /// `key`'s entry of the map `entries` picks, from the cache when fresh; otherwise what
+    /// `load` reads, stored unless the configuration changed meanwhile.
+    async fn cached_entry<V, F>(
+        &self,
+        entries: fn(&mut State) -> &mut HashMap<String, (Instant, V)>,
+        key: &str,
+        load: impl FnOnce() -> F,
+    ) -> Result<V, StoreError>
+    where
+        V: Clone,
+        F: std::future::Future<Output = Result<V, StoreError>>,
+    {
         let generation = {
-            let state = self.config_cache.lock();
-            if let Some((at, client)) = state.clients.get(client_id)
+            let mut state = self.config_cache.lock();
+            if let Some((at, value)) = entries(&mut state).get(key)
                 && self.config_cache.fresh(*at)
             {
-                return Ok(client.clone());
+                return Ok(value.clone());
             }
             state.generation
         };
-        let client = self.store.find_client(self.tenant_id(), client_id).await?;
+        let value = load().await?;
         let mut state = self.config_cache.lock();
         if state.generation == generation {
-            if state.clients.len() >= MAX_ENTRIES {
-                state.clients.clear();
+            let map = entries(&mut state);
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
             }
-            state
-                .clients
-                .insert(client_id.to_owned(), (Instant::now(), client.clone()));
+            map.insert(key.to_owned(), (Instant::now(), value.clone()));
         }
-        Ok(client)
+        Ok(value)
+    }
+
+    /// An application, from the cache when fresh.
+    pub async fn cached_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        self.cached_entry(
+            |s| &mut s.clients,
+            client_id,
+            || self.store.find_client(self.tenant_id(), client_id),
+        )
+        .await
     }
 
     /// An API by identifier, from the cache when fresh.
@@ -99,29 +118,15 @@ impl Portcullis {
         &self,
         identifier: &str,
     ) -> Result<Option<ResourceServer>, StoreError> {
-        let generation = {
-            let state = self.config_cache.lock();
-            if let Some((at, api)) = state.apis.get(identifier)
-                && self.config_cache.fresh(*at)
-            {
-                return Ok(api.clone());
-            }
-            state.generation
-        };
-        let api = self
-            .store
-            .find_resource_server(self.tenant_id(), identifier)
-            .await?;
-        let mut state = self.config_cache.lock();
-        if state.generation == generation {
-            if state.apis.len() >= MAX_ENTRIES {
-                state.apis.clear();
-            }
-            state
-                .apis
-                .insert(identifier.to_owned(), (Instant::now(), api.clone()));
-        }
-        Ok(api)
+        self.cached_entry(
+            |s| &mut s.apis,
+            identifier,
+            || {
+                self.store
+                    .find_resource_server(self.tenant_id(), identifier)
+            },
+        )
+        .await
     }
 
     /// Every client grant, from the cache when fresh.
@@ -171,23 +176,12 @@ impl Portcullis {
         &self,
         name: &str,
     ) -> Result<Option<serde_json::Value>, StoreError> {
-        let generation = {
-            let state = self.config_cache.lock();
-            if let Some((at, value)) = state.settings.get(name)
-                && self.config_cache.fresh(*at)
-            {
-                return Ok(value.clone());
-            }
-            state.generation
-        };
-        let value = self.store.find_setting(self.tenant_id(), name).await?;
-        let mut state = self.config_cache.lock();
-        if state.generation == generation {
-            state
-                .settings
-                .insert(name.to_owned(), (Instant::now(), value.clone()));
-        }
-        Ok(value)
+        self.cached_entry(
+            |s| &mut s.settings,
+            name,
+            || self.store.find_setting(self.tenant_id(), name),
+        )
+        .await
     }
 
     /// Tells the cache the configuration changed.
