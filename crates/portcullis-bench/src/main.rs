@@ -54,6 +54,14 @@ enum Cmd {
     },
     /// Prints the bench tenant (for `portcullis apply`), to profile a server by hand.
     Tenant,
+    /// Seeds `users` bench users into `database` (after `portcullis apply` of the tenant),
+    /// to profile a server by hand.
+    Seed {
+        #[arg(long)]
+        database: String,
+        #[arg(long, default_value_t = USERS)]
+        users: usize,
+    },
     /// Runs every measurement and writes the report.
     Run(RunOptions),
 }
@@ -964,6 +972,11 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Tenant => {
             print!("{}", tenant_yaml());
+            Ok(())
+        }
+        Cmd::Seed { database, users } => {
+            let seconds = tokio::runtime::Runtime::new()?.block_on(seed_users(&database, users))?;
+            eprintln!("seeded {users} users in {seconds:.1} s");
             Ok(())
         }
         Cmd::Run(options) => tokio::runtime::Runtime::new()?.block_on(run(options)),
