@@ -23,6 +23,20 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// A user with what a token needs of their authorization: their roles (each with its
+/// permissions) and their direct permissions.
+pub type UserAccess = (User, Vec<Role>, Vec<Permission>);
+
+/// What a refresh-token grant reads before it signs.
+#[derive(Clone, Debug)]
+pub struct RefreshTokenContext {
+    pub token: RefreshToken,
+    /// `None` when the grant is gone.
+    pub grant: Option<Grant>,
+    /// The user the token was issued to; `None` when the user is gone.
+    pub user: Option<UserAccess>,
+}
+
 /// An access token issued under a grant, recorded so that revoking the grant revokes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessRecord {
@@ -174,7 +188,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         tenant_id: &str,
         user_id: &str,
-    ) -> Result<Option<(User, Vec<Role>, Vec<Permission>)>, StoreError>;
+    ) -> Result<Option<UserAccess>, StoreError>;
     /// Role names and ids of a user.
     async fn list_user_roles(
         &self,
@@ -321,6 +335,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         tenant_id: &str,
         token_hash: &str,
     ) -> Result<Option<(RefreshToken, Option<Grant>)>, StoreError>;
+    /// A refresh token with its grant and its user's access (as `user_with_access`), read
+    /// together for the refresh-token grant: one trip to the database's pool, not two.
+    async fn find_refresh_token_context(
+        &self,
+        tenant_id: &str,
+        token_hash: &str,
+    ) -> Result<Option<RefreshTokenContext>, StoreError>;
     async fn find_refresh_token(
         &self,
         tenant_id: &str,

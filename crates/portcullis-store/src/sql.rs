@@ -6,7 +6,9 @@ use portcullis_core::model::{
     AuthorizationCode, Client, ClientGrant, CodeGrant, Grant, LoginTransaction, Permission,
     RefreshToken, ResourceServer, Role, Session, SigningKeyRecord, Tenant, Timestamp, User,
 };
-use portcullis_core::store::{AccessRecord, Change, Store, StoreError};
+use portcullis_core::store::{
+    AccessRecord, Change, RefreshTokenContext, Store, StoreError, UserAccess,
+};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Row};
 use std::collections::BTreeMap;
@@ -723,22 +725,10 @@ impl Store for SqlStore {
         &self,
         tenant_id: &str,
         user_id: &str,
-    ) -> Result<Option<(User, Vec<Role>, Vec<Permission>)>, StoreError> {
+    ) -> Result<Option<UserAccess>, StoreError> {
         // One connection for both reads: one hand-off to the pool instead of two.
         let mut conn = self.pool.acquire().await.map_err(backend_err)?;
-        let Some(user) = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND user_id = $2")
-            .bind(tenant_id)
-            .bind(user_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(backend_err)?
-            .map(|r| rows::user(&r))
-            .transpose()?
-        else {
-            return Ok(None);
-        };
-        let (roles, direct) = read_user_access(&mut *conn, tenant_id, user_id).await?;
-        Ok(Some((user, roles, direct)))
+        read_user_with_access(&mut conn, tenant_id, user_id).await
     }
 
     async fn list_user_roles(
@@ -1184,37 +1174,22 @@ impl Store for SqlStore {
         tenant_id: &str,
         token_hash: &str,
     ) -> Result<Option<(RefreshToken, Option<Grant>)>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT rt.*, g.id AS g_id, g.client_id AS g_client_id, g.user_id AS g_user_id, \
-             g.session_id AS g_session_id, g.created_at AS g_created_at, \
-             g.revoked_at AS g_revoked_at \
-             FROM refresh_tokens rt LEFT JOIN grants g \
-             ON g.tenant_id = rt.tenant_id AND g.id = rt.grant_id \
-             WHERE rt.tenant_id = $1 AND rt.token_hash = $2",
-        )
-        .bind(tenant_id)
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend_err)?
+        read_refresh_token_and_grant(&self.pool, tenant_id, token_hash).await
+    }
+
+    async fn find_refresh_token_context(
+        &self,
+        tenant_id: &str,
+        token_hash: &str,
+    ) -> Result<Option<RefreshTokenContext>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend_err)?;
+        let Some((token, grant)) =
+            read_refresh_token_and_grant(&mut *conn, tenant_id, token_hash).await?
         else {
             return Ok(None);
         };
-        let token = rows::refresh_token(&row)?;
-        let grant_id: Option<String> = row.try_get("g_id").map_err(backend_err)?;
-        let grant = match grant_id {
-            None => None,
-            Some(id) => Some(Grant {
-                tenant_id: token.tenant_id.clone(),
-                id,
-                client_id: row.try_get("g_client_id").map_err(backend_err)?,
-                user_id: row.try_get("g_user_id").map_err(backend_err)?,
-                session_id: row.try_get("g_session_id").map_err(backend_err)?,
-                created_at: row.try_get("g_created_at").map_err(backend_err)?,
-                revoked_at: row.try_get("g_revoked_at").map_err(backend_err)?,
-            }),
-        };
-        Ok(Some((token, grant)))
+        let user = read_user_with_access(&mut conn, tenant_id, &token.user_id).await?;
+        Ok(Some(RefreshTokenContext { token, grant, user }))
     }
 
     async fn find_refresh_token(
@@ -1242,8 +1217,10 @@ impl Store for SqlStore {
         allow_reuse_since: Option<Timestamp>,
     ) -> Result<bool, StoreError> {
         // One round trip: the new token and the access record are written only when the old
-        // token was spent, by the same statement on PostgreSQL and within one transaction
-        // on SQLite (where `changes()` is what the statement before it wrote).
+        // token was spent, by the same statement on PostgreSQL and by one script on SQLite
+        // that opens and commits its own transaction (`changes()` is what the statement
+        // before it wrote). On SQLite every round trip is a hand-off to the connection's
+        // thread, so `BEGIN` and `COMMIT` travel with the statements.
         const SPEND: &str = "UPDATE refresh_tokens SET used_at = COALESCE(used_at, $3) \
              WHERE tenant_id = $1 AND token_hash = $2 AND revoked_at IS NULL \
              AND (used_at IS NULL OR used_at >= $4)";
@@ -1253,7 +1230,10 @@ impl Store for SqlStore {
              SELECT $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL, NULL";
         const RECORD: &str = "INSERT INTO access_tokens (tenant_id, jti, grant_id, expires_at) SELECT $1, $17, $18, $19";
         static SQLITE: LazyLock<String> = LazyLock::new(|| {
-            format!("{SPEND}; {STORE} WHERE changes() = 1; {RECORD} WHERE changes() = 1")
+            format!(
+                "BEGIN IMMEDIATE; {SPEND}; {STORE} WHERE changes() = 1; \
+                 {RECORD} WHERE changes() = 1; SELECT changes() AS rotated; COMMIT"
+            )
         });
         static POSTGRES: LazyLock<String> = LazyLock::new(|| {
             format!(
@@ -1262,40 +1242,74 @@ impl Store for SqlStore {
                  {RECORD} WHERE EXISTS (SELECT 1 FROM fresh)"
             )
         });
-        let sql = match self.backend {
-            Backend::Sqlite => SQLITE.as_str(),
-            Backend::Postgres => POSTGRES.as_str(),
-        };
-        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(tenant_id)
-            .bind(old_hash)
-            .bind(now)
-            .bind(allow_reuse_since.unwrap_or(i64::MAX));
-        let query = bind_refresh_token(query, new)
-            .bind(&access.jti)
-            .bind(&access.grant_id)
-            .bind(access.expires_at);
-        match self.backend {
-            Backend::Postgres => {
-                let done = query.execute(self.writer()).await.map_err(backend_err)?;
-                Ok(done.rows_affected() == 1)
-            }
-            Backend::Sqlite => {
-                let mut tx = crate::rows::begin_write(self.writer()).await?;
-                // Each statement counts its own rows: all three wrote one, or none did.
-                let done = query.execute(&mut *tx).await.map_err(backend_err)?;
-                match done.rows_affected() {
-                    0 => Ok(false),
-                    3 => {
-                        tx.commit().await.map_err(backend_err)?;
-                        Ok(true)
-                    }
-                    n => Err(StoreError::Backend(format!(
-                        "refresh-token rotation wrote {n} rows; rolled back"
-                    ))),
+        fn bind<'q>(
+            sql: &'q str,
+            tenant_id: &'q str,
+            old_hash: &'q str,
+            new: &'q RefreshToken,
+            access: &'q AccessRecord,
+            now: Timestamp,
+            allow_reuse_since: Option<Timestamp>,
+        ) -> rows::AnyQuery<'q> {
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(old_hash)
+                .bind(now)
+                .bind(allow_reuse_since.unwrap_or(i64::MAX));
+            bind_refresh_token(query, new)
+                .bind(&access.jti)
+                .bind(&access.grant_id)
+                .bind(access.expires_at)
+        }
+        if self.backend == Backend::Postgres {
+            let query = bind(
+                POSTGRES.as_str(),
+                tenant_id,
+                old_hash,
+                new,
+                access,
+                now,
+                allow_reuse_since,
+            );
+            let done = query.execute(self.writer()).await.map_err(backend_err)?;
+            return Ok(done.rows_affected() == 1);
+        }
+        // The script runs in a task of its own: were this request dropped part-way, the
+        // connection's thread would stop at the next statement and leave the transaction
+        // open on a pooled connection. The task runs it to the end.
+        let writer = self.writer().clone();
+        let (tenant_id, old_hash) = (tenant_id.to_owned(), old_hash.to_owned());
+        let (new, access) = (new.clone(), access.clone());
+        let written = tokio::spawn(async move {
+            let mut conn = writer.acquire().await?;
+            let query = bind(
+                SQLITE.as_str(),
+                &tenant_id,
+                &old_hash,
+                &new,
+                &access,
+                now,
+                allow_reuse_since,
+            );
+            match query.fetch_all(&mut *conn).await {
+                Ok(rows) => match rows.first() {
+                    Some(row) => row.try_get::<i64, _>("rotated"),
+                    None => Err(sqlx::Error::RowNotFound),
+                },
+                Err(e) => {
+                    // A statement failed after `BEGIN`: undo what the script wrote. This
+                    // fails harmlessly when `BEGIN` itself was what failed.
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    Err(e)
                 }
             }
-        }
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("refresh-token rotation task: {e}")))?
+        .map_err(backend_err)?;
+        // Each insert runs only when the statement before it wrote its row, so the access
+        // record (the last) was written exactly when the old token was spent.
+        Ok(written == 1)
     }
 
     async fn touch_refresh_token(
@@ -1686,6 +1700,69 @@ where
     .await
     .map(|_| ())
     .map_err(backend_err)
+}
+
+/// A user and their access, read on one connection (`None` when the user is gone).
+async fn read_user_with_access(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<Option<UserAccess>, StoreError> {
+    let Some(user) = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND user_id = $2")
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend_err)?
+        .map(|r| rows::user(&r))
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    let (roles, direct) = read_user_access(&mut *conn, tenant_id, user_id).await?;
+    Ok(Some((user, roles, direct)))
+}
+
+/// A refresh token and its grant (`None` when the grant is gone), in one statement.
+async fn read_refresh_token_and_grant<'e, E>(
+    executor: E,
+    tenant_id: &str,
+    token_hash: &str,
+) -> Result<Option<(RefreshToken, Option<Grant>)>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let Some(row) = sqlx::query(
+        "SELECT rt.*, g.id AS g_id, g.client_id AS g_client_id, g.user_id AS g_user_id, \
+         g.session_id AS g_session_id, g.created_at AS g_created_at, \
+         g.revoked_at AS g_revoked_at \
+         FROM refresh_tokens rt LEFT JOIN grants g \
+         ON g.tenant_id = rt.tenant_id AND g.id = rt.grant_id \
+         WHERE rt.tenant_id = $1 AND rt.token_hash = $2",
+    )
+    .bind(tenant_id)
+    .bind(token_hash)
+    .fetch_optional(executor)
+    .await
+    .map_err(backend_err)?
+    else {
+        return Ok(None);
+    };
+    let token = rows::refresh_token(&row)?;
+    let grant_id: Option<String> = row.try_get("g_id").map_err(backend_err)?;
+    let grant = match grant_id {
+        None => None,
+        Some(id) => Some(Grant {
+            tenant_id: token.tenant_id.clone(),
+            id,
+            client_id: row.try_get("g_client_id").map_err(backend_err)?,
+            user_id: row.try_get("g_user_id").map_err(backend_err)?,
+            session_id: row.try_get("g_session_id").map_err(backend_err)?,
+            created_at: row.try_get("g_created_at").map_err(backend_err)?,
+            revoked_at: row.try_get("g_revoked_at").map_err(backend_err)?,
+        }),
+    };
+    Ok(Some((token, grant)))
 }
 
 /// A user's roles (each with its permissions) and direct permissions, in one statement.

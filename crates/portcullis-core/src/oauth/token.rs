@@ -8,7 +8,7 @@ use crate::model::{
     Client, ExpirationType, RefreshToken, ResourceServer, Role, RotationType, User,
 };
 use crate::service::Portcullis;
-use crate::store::AccessRecord;
+use crate::store::{AccessRecord, RefreshTokenContext, UserAccess};
 use portcullis_crypto::jose::SigningAlg;
 use portcullis_crypto::token::{OpaqueToken, hash_token};
 use serde::Serialize;
@@ -388,10 +388,10 @@ impl Portcullis {
         let now = self.now();
         let hash = hash_token(presented);
         let invalid = || OAuthError::invalid_grant("Unknown or invalid refresh token.");
-        let Some((token, grant)) = self
-            .store
-            .find_refresh_token_and_grant(tenant, &hash)
-            .await?
+        // The token, its grant and its user in one read; the user is looked at only once
+        // the token has passed every check.
+        let Some(RefreshTokenContext { token, grant, user }) =
+            self.store.find_refresh_token_context(tenant, &hash).await?
         else {
             return Err(invalid());
         };
@@ -433,7 +433,7 @@ impl Portcullis {
             }
         };
         // Permissions removed since the token was issued are no longer granted.
-        let (user, roles, direct) = self.active_user_with_access(&token.user_id).await?;
+        let (user, roles, direct) = active(user)?;
         let api = self.resource_server(token.audience.as_deref()).await?;
         let held = held_permissions(&roles, &direct);
         let scope = granted_scope(&scope, api.as_ref(), &held);
@@ -573,19 +573,12 @@ impl Portcullis {
     }
 
     /// An unblocked user with their roles and direct permissions, for a token.
-    async fn active_user_with_access(
-        &self,
-        user_id: &str,
-    ) -> Result<(User, Vec<Role>, Vec<Permission>), OAuthError> {
-        match self
-            .store
-            .user_with_access(self.tenant_id(), user_id)
-            .await?
-        {
-            Some((user, ..)) if user.blocked => Err(OAuthError::invalid_grant("user is blocked")),
-            Some(found) => Ok(found),
-            None => Err(OAuthError::invalid_grant("Unknown or invalid grant")),
-        }
+    async fn active_user_with_access(&self, user_id: &str) -> Result<UserAccess, OAuthError> {
+        active(
+            self.store
+                .user_with_access(self.tenant_id(), user_id)
+                .await?,
+        )
     }
 
     /// The built-in Management API, as a resource server for the client-credentials grant.
@@ -743,6 +736,15 @@ impl Portcullis {
             token_type: "Bearer",
         };
         Ok((response, record))
+    }
+}
+
+/// The user a token is for, when they still exist and are not blocked.
+fn active(user: Option<UserAccess>) -> Result<UserAccess, OAuthError> {
+    match user {
+        Some((user, ..)) if user.blocked => Err(OAuthError::invalid_grant("user is blocked")),
+        Some(found) => Ok(found),
+        None => Err(OAuthError::invalid_grant("Unknown or invalid grant")),
     }
 }
 

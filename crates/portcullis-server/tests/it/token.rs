@@ -214,6 +214,38 @@ both_backends! {
         }
     }
 
+    async fn a_blocked_users_refresh_token_is_refused_until_unblocked(app) {
+        let tokens = app.web_tokens(&Browser::new(), &[]).await;
+        let rt = tokens["refresh_token"].as_str().unwrap();
+        app.apply(&TENANT_YAML.replace("    name: Uma User\n", "    name: Uma User\n    blocked: true\n")).await.unwrap();
+        let refused = app.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)], Some(WEB)).await;
+        assert_eq!(refused.json()["error"], "invalid_grant", "{}", refused.text);
+        // The refusal spent nothing: once unblocked, the same token rotates.
+        app.apply(TENANT_YAML).await.unwrap();
+        let again = app.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)], Some(WEB)).await;
+        assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    }
+
+    async fn a_rotation_that_fails_part_way_spends_nothing(app) {
+        use portcullis_core::store::AccessRecord;
+        let tokens = app.web_tokens(&Browser::new(), &[]).await;
+        let rt = tokens["refresh_token"].as_str().unwrap();
+        let hash = portcullis_crypto::token::hash_token(rt);
+        let store = &app.core.store;
+        let old = store.find_refresh_token("default", &hash).await.unwrap().unwrap();
+        let next = portcullis_core::model::RefreshToken { token_hash: "a-new-hash".to_owned(), id: "a-new-id".to_owned(), ..old.clone() };
+        // The access record's id is taken (the code exchange recorded it): its insert, the
+        // rotation's last write, fails after the old token was marked spent.
+        let jti = app.claims(tokens["access_token"].as_str().unwrap())["jti"].as_str().unwrap().to_owned();
+        let clash = AccessRecord { jti, grant_id: old.grant_id.clone(), expires_at: START + 3600 };
+        assert!(store.rotate_refresh_token("default", &hash, &next, &clash, START, None).await.is_err());
+        assert_eq!(store.find_refresh_token("default", &hash).await.unwrap().unwrap().used_at, None);
+        assert!(store.find_refresh_token("default", "a-new-hash").await.unwrap().is_none());
+        // The store still writes, and the old token still rotates.
+        let r = app.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)], Some(WEB)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+
     async fn a_rotated_token_reused_within_the_leeway_rotates_again(app) {
         let admin = app.management_token("admin-tool-id", "admin-tool-secret-0123456789abcdef").await;
         let patch = json!({"refresh_token": {"rotation_type": "rotating", "leeway": 30}});
