@@ -66,7 +66,7 @@ enum Cmd {
     Run(RunOptions),
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Limits {
     /// Signatures per second on one core, by algorithm.
     sign_per_sec: Vec<(String, f64)>,
@@ -89,22 +89,111 @@ impl Limits {
     }
 }
 
-/// Runs `limits` in a child pinned to core 0.
-fn measure_limits_child(me: &Path, seconds: u64) -> anyhow::Result<Limits> {
+/// Runs `limits` in a child pinned to core 0, `seconds` per measurement.
+fn measure_limits_child(me: &Path, seconds: f64) -> anyhow::Result<Limits> {
     let out = Command::new("taskset")
         .args(["-c", "0"])
         .arg(me)
-        .args([
-            "limits",
-            "--seconds",
-            &(seconds as f64 / 5.0).max(0.5).to_string(),
-        ])
+        .args(["limits", "--seconds", &seconds.to_string()])
         .output()
         .context("running the limits child")?;
     if !out.status.success() {
         bail!("limits failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The limits at one moment: the signing rates and argon2id time (a child on core 0) and
+/// the HTTP floor (`/health` through the idle server). This machine's speed drifts by a
+/// fifth within minutes, so each load is held against the limits measured just before and
+/// just after it.
+#[derive(Clone, Debug)]
+struct Local {
+    floor_rps: f64,
+    limits: Limits,
+}
+
+impl Local {
+    fn mean(&self, other: &Local) -> Local {
+        Local {
+            floor_rps: f64::midpoint(self.floor_rps, other.floor_rps),
+            limits: self.limits.mean(&other.limits),
+        }
+    }
+
+    fn sign_rate(&self, alg: &str) -> f64 {
+        self.limits
+            .sign_per_sec
+            .iter()
+            .find(|(a, _)| a == alg)
+            .map_or(f64::NAN, |(_, r)| *r)
+    }
+
+    /// A token grant's limit: `1 / (HTTP floor time + signing time)`.
+    fn grant(&self, alg: &str) -> f64 {
+        1.0 / (1.0 / self.floor_rps + 1.0 / self.sign_rate(alg))
+    }
+
+    /// A password login's limit: `1 / (argon2id time + two RS256 signing times + three
+    /// HTTP floor times)`.
+    fn login(&self) -> f64 {
+        1.0 / (self.limits.argon2_ms / 1000.0
+            + 2.0 / self.sign_rate("RS256")
+            + 3.0 / self.floor_rps)
+    }
+}
+
+/// Measures the limits between loads, against the server at `issuer`.
+struct Brackets {
+    me: PathBuf,
+    health: String,
+    seconds: u64,
+    connections: u32,
+    /// The latest measurement, taken after the last load.
+    last: Local,
+}
+
+impl Brackets {
+    /// Takes the first measurement. Each one lasts about `2 * seconds`.
+    fn start(issuer: &str, seconds: u64, connections: u32) -> anyhow::Result<Self> {
+        let mut b = Brackets {
+            me: std::env::current_exe()?,
+            health: format!("{issuer}health"),
+            seconds,
+            connections,
+            last: Local {
+                floor_rps: f64::NAN,
+                limits: Limits {
+                    sign_per_sec: Vec::new(),
+                    argon2_ms: f64::NAN,
+                },
+            },
+        };
+        b.last = b.measure()?;
+        Ok(b)
+    }
+
+    fn measure(&self) -> anyhow::Result<Local> {
+        let floor = wrk(&self.health, None, self.seconds, self.connections)?;
+        if floor.non_2xx > 0 {
+            bail!("/health failed while measuring the floor");
+        }
+        // Three signing windows and an argon2id window of a quarter each.
+        let limits = measure_limits_child(&self.me, self.seconds as f64 / 4.0)?;
+        Ok(Local {
+            floor_rps: floor.rps,
+            limits,
+        })
+    }
+
+    /// Measures again after a load; answers the limits around it (the mean of the
+    /// measurements before and after).
+    fn close(&mut self) -> anyhow::Result<Local> {
+        let now = self.measure()?;
+        let around = self.last.mean(&now);
+        self.last = now;
+        Ok(around)
+    }
 }
 
 fn measure_limits(seconds: f64) -> anyhow::Result<Limits> {
@@ -557,15 +646,20 @@ async fn client_credentials(
     )
 }
 
-/// One row of the scale table.
+/// One row of the scale table: each figure with its ratio to the limit measured around it.
 struct ScaleRow {
     backend: &'static str,
     users: usize,
     seed_s: f64,
-    client_credentials: f64,
-    logins: f64,
-    refreshes: f64,
+    client_credentials: (f64, f64),
+    logins: (f64, f64),
+    refreshes: (f64, f64),
     errors: u64,
+}
+
+/// Seconds of each limit measurement between loads.
+fn bracket_seconds(seconds: u64) -> u64 {
+    (seconds / 5).max(1)
 }
 
 async fn scale_row(
@@ -578,17 +672,21 @@ async fn scale_row(
     connections: u32,
 ) -> anyhow::Result<ScaleRow> {
     let setup = set_up(portcullis, dir, database, users).await?;
+    let mut b = Brackets::start(&setup.issuer, bracket_seconds(seconds), connections)?;
     let cc = client_credentials(dir, &setup.issuer, "es", seconds, connections).await?;
+    let cc_limit = b.close()?.grant("ES256");
     let login = drive_child(&setup.issuer, "login", 4, seconds, users)?;
+    let login_limit = b.close()?.login();
     let refresh = drive_child(&setup.issuer, "refresh", 16, seconds, users)?;
+    let refresh_limit = b.close()?.grant("RS256");
     drop(setup.server);
     Ok(ScaleRow {
         backend,
         users,
         seed_s: setup.seed_s,
-        client_credentials: cc.rps,
-        logins: login.per_sec,
-        refreshes: refresh.per_sec,
+        client_credentials: (cc.rps, cc.rps / cc_limit),
+        logins: (login.per_sec, login.per_sec / login_limit),
+        refreshes: (refresh.per_sec, refresh.per_sec / refresh_limit),
         errors: cc.non_2xx + login.errors + refresh.errors,
     })
 }
@@ -605,13 +703,7 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         postgres_pinned,
     } = options;
     let started = time::OffsetDateTime::now_utc();
-    // 1. Limits, in a child pinned to core 0 (where the server will run). They are measured
-    // again after the loads, and the report holds the loads against the mean of the two:
-    // this machine's speed drifts over minutes.
-    let me = std::env::current_exe()?;
-    let limits_before = measure_limits_child(&me, seconds)?;
-
-    // 2. A SQLite database with the bench tenant and 1,000 users, the server on core 0.
+    // 1. A SQLite database with the bench tenant and 1,000 users, the server on core 0.
     let root = std::env::temp_dir().join(format!("portcullis-bench-{}", std::process::id()));
     let dir = root.join("main");
     std::fs::create_dir_all(&dir)?;
@@ -622,15 +714,12 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
     let pid = server.child.id();
     let (idle_kib, _) = memory(pid);
 
-    // 3. Loads, each response checked by a first call and wrk's non-2xx count.
+    // 2. Loads without a limit of their own, each response checked by a first call and
+    // wrk's non-2xx count: the floor, then the static answers and /userinfo against it.
     let mut phases: Vec<(String, Load, u64)> = Vec::new();
     let health = format!("{issuer}health");
     let floor = wrk(&health, None, seconds, connections)?;
     phases.push(("GET /health (HTTP floor)".into(), floor, memory(pid).1));
-    for (name, alg) in [("rs", "RS256"), ("es", "ES256"), ("ed", "EdDSA")] {
-        let load = client_credentials(&dir, &issuer, name, seconds, connections).await?;
-        phases.push((format!("client_credentials {alg}"), load, memory(pid).1));
-    }
     for (label, path) in [
         ("GET /.well-known/jwks.json", ".well-known/jwks.json"),
         (
@@ -674,19 +763,29 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         connections,
     )?;
     phases.push(("GET /userinfo".into(), load, memory(pid).1));
-    // Logins and refreshes, driven from core 1 by this binary.
-    let mut driven: Vec<(String, drive::DriveResult, u64)> = Vec::new();
+
+    // 3. Grants and logins, each held against the limits measured just before and just
+    // after it. Logins and refreshes are driven from core 1 by this binary.
+    let mut b = Brackets::start(&issuer, bracket_seconds(seconds), connections)?;
+    let first = b.last.clone();
+    let mut held: Vec<(String, Load, u64, Local)> = Vec::new();
+    for (name, alg) in [("rs", "RS256"), ("es", "ES256"), ("ed", "EdDSA")] {
+        let load = client_credentials(&dir, &issuer, name, seconds, connections).await?;
+        let hwm = memory(pid).1;
+        held.push((format!("client_credentials {alg}"), load, hwm, b.close()?));
+    }
+    let mut driven: Vec<(String, drive::DriveResult, u64, Local)> = Vec::new();
     for (mode, workers, label) in [
         ("login", 4, "complete password logins"),
         ("refresh", 16, "refresh_token grants (rotating)"),
     ] {
         let result = drive_child(&issuer, mode, workers, seconds, USERS)?;
-        driven.push((label.to_owned(), result, memory(pid).1));
+        let hwm = memory(pid).1;
+        driven.push((label.to_owned(), result, hwm, b.close()?));
     }
+    let last = b.last.clone();
     let (_, peak_kib) = memory(pid);
     drop(server);
-    let limits_after = measure_limits_child(&me, seconds)?;
-    let limits = limits_before.mean(&limits_after);
 
     // 4. Scale: 1,000 and `large_users` users, on SQLite and on PostgreSQL.
     let mut scale = Vec::new();
@@ -734,33 +833,34 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
     let _ = writeln!(report, "## Limits of this machine (core 0)\n");
     let _ = writeln!(
         report,
-        "Measured before the loads and again after them; the loads are held against the \
-         mean.\n"
+        "The limits are measured again between loads ({} s of `/health` through the idle \
+         server, then the signing rates and the argon2id time in a child on core 0), and each \
+         grant or login is held against the mean of the measurements just before and just \
+         after it. This machine's speed drifts within minutes; the first and last \
+         measurements show by how much.\n",
+        bracket_seconds(seconds)
     );
-    let _ = writeln!(
-        report,
-        "| limit | before | after | mean |\n|---|---|---|---|"
-    );
-    for (((alg, rate), (_, before)), (_, after)) in limits
+    let _ = writeln!(report, "| limit | first | last |\n|---|---|---|");
+    for ((alg, a), (_, z)) in first
+        .limits
         .sign_per_sec
         .iter()
-        .zip(&limits_before.sign_per_sec)
-        .zip(&limits_after.sign_per_sec)
+        .zip(&last.limits.sign_per_sec)
     {
         let _ = writeln!(
             report,
-            "| {alg} signatures/s (aws-lc-rs, key parsed once) | {before:.0} | {after:.0} | {rate:.0} |"
+            "| {alg} signatures/s (aws-lc-rs, key parsed once) | {a:.0} | {z:.0} |"
         );
     }
     let _ = writeln!(
         report,
-        "| argon2id hash (m=19 MiB, t=2, p=1) | {:.1} ms | {:.1} ms | {:.1} ms |",
-        limits_before.argon2_ms, limits_after.argon2_ms, limits.argon2_ms
+        "| argon2id hash (m=19 MiB, t=2, p=1) | {:.1} ms | {:.1} ms |",
+        first.limits.argon2_ms, last.limits.argon2_ms
     );
     let _ = writeln!(
         report,
-        "| HTTP floor: `GET /health` requests/s | {:.0} | — | — |\n",
-        phases[0].1.rps
+        "| HTTP floor: `GET /health` requests/s | {:.0} | {:.0} |\n",
+        first.floor_rps, last.floor_rps
     );
     let _ = writeln!(report, "## Throughput against the limits\n");
     let _ = writeln!(
@@ -768,40 +868,38 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         "| load | requests/s | p99 | non-2xx | limit | ratio | target |\n|---|---|---|---|---|---|---|"
     );
     for (label, load, _) in &phases {
-        let sign = limits
-            .sign_per_sec
-            .iter()
-            .find(|(alg, _)| label.ends_with(alg.as_str()))
-            .map(|(_, r)| *r);
-        let (limit, target) = match sign {
-            Some(rate) => (Some(1.0 / (floor_s + 1.0 / rate)), "≥ 0.85"),
-            None if label.contains("/health") => (None, "(the floor)"),
-            None => (Some(1.0 / floor_s), "—"),
-        };
-        let (limit_text, ratio) = match limit {
-            Some(l) => (format!("{l:.0}"), format!("{:.2}", load.rps / l)),
-            None => ("—".into(), "—".into()),
+        let (limit, ratio, target) = if label.contains("/health") {
+            ("—".to_owned(), "—".to_owned(), "(the floor)")
+        } else {
+            (
+                format!("{:.0}", 1.0 / floor_s),
+                format!("{:.2}", load.rps * floor_s),
+                "—",
+            )
         };
         let _ = writeln!(
             report,
-            "| {label} | {:.0} | {:.2} ms | {} | {limit_text} | {ratio} | {target} |",
+            "| {label} | {:.0} | {:.2} ms | {} | {limit} | {ratio} | {target} |",
             load.rps, load.p99_ms, load.non_2xx
         );
     }
-    let rs256 = limits
-        .sign_per_sec
-        .iter()
-        .find(|(alg, _)| alg == "RS256")
-        .map_or(1.0, |(_, r)| *r);
-    for (label, result, _) in &driven {
+    for (label, load, _, around) in &held {
+        let alg = label.rsplit(' ').next().unwrap_or_default();
+        let limit = around.grant(alg);
+        let _ = writeln!(
+            report,
+            "| {label} | {:.0} | {:.2} ms | {} | {limit:.0} | {:.2} | ≥ 0.85 |",
+            load.rps,
+            load.p99_ms,
+            load.non_2xx,
+            load.rps / limit
+        );
+    }
+    for (label, result, _, around) in &driven {
         let (limit, target) = if label.contains("login") {
-            // argon2id, an ID token and an access token (RS256), three HTTP exchanges.
-            (
-                1.0 / (limits.argon2_ms / 1000.0 + 2.0 / rs256 + 3.0 * floor_s),
-                "≥ 0.85",
-            )
+            (around.login(), "≥ 0.85")
         } else {
-            (1.0 / (floor_s + 1.0 / rs256), "≥ 0.7")
+            (around.grant("RS256"), "≥ 0.7")
         };
         let _ = writeln!(
             report,
@@ -815,14 +913,14 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         .iter()
         .find(|(l, _, _)| l.contains("jwks"))
         .map_or(1.0, |(_, l, _)| l.rps);
-    let strict: Vec<String> = phases
+    let strict: Vec<String> = held
         .iter()
-        .filter_map(|(label, load, _)| {
-            let (alg, rate) = limits
-                .sign_per_sec
-                .iter()
-                .find(|(alg, _)| label.ends_with(alg.as_str()))?;
-            Some(format!("{alg} {:.2}", load.rps * (1.0 / jwks + 1.0 / rate)))
+        .map(|(label, load, _, around)| {
+            let alg = label.rsplit(' ').next().unwrap_or_default();
+            format!(
+                "{alg} {:.2}",
+                load.rps * (1.0 / jwks + 1.0 / around.sign_rate(alg))
+            )
         })
         .collect();
     let _ = writeln!(
@@ -836,8 +934,9 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
     let _ = writeln!(
         report,
         "\nThe limit of a token grant is `1 / (HTTP floor time + signing time)` on one core; a \
-         password login's is `1 / (argon2id time + two signing times + 3 HTTP floor times)`. \
-         JWKS and discovery are held against the floor itself. Logins and refreshes are driven \
+         password login's is `1 / (argon2id time + two signing times + 3 HTTP floor times)`, \
+         each from the limits measured around that load. JWKS, discovery and `/userinfo` are \
+         held against the floor of the `/health` phase. Logins and refreshes are driven \
          by `portcullis-bench drive` (4 and 16 concurrent workers), which checks every \
          response; the errors column counts wrong answers.\n"
     );
@@ -868,7 +967,8 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         phases
             .iter()
             .map(|(l, _, hwm)| format!("{l}: {hwm}"))
-            .chain(driven.iter().map(|(l, _, hwm)| format!("{l}: {hwm}")))
+            .chain(held.iter().map(|(l, _, hwm, _)| format!("{l}: {hwm}")))
+            .chain(driven.iter().map(|(l, _, hwm, _)| format!("{l}: {hwm}")))
             .collect::<Vec<_>>()
             .join("; ")
     );
@@ -881,12 +981,13 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         report,
         "Each row is a fresh database with the bench tenant and that many users, seeded in bulk \
          (one shared argon2id hash), and a fresh server. Logins pick users all over the table. \
-         The ratio column compares each figure with the same backend's 1,000-user figure \
-         (target: within 10%, so ≥ 0.90).\n"
+         Each figure is followed by its ratio to the limit measured around it, as above. The \
+         last column compares those ratios with the same backend's 1,000-user ones, so the \
+         machine's drift between rows cancels out (target: within 10%, so ≥ 0.90).\n"
     );
     let _ = writeln!(
         report,
-        "| backend | users | seeding | client_credentials ES256/s | logins/s | refresh grants/s | errors | ratio to 1,000 users (cc / logins / refresh) |\n|---|---|---|---|---|---|---|---|"
+        "| backend | users | seeding | client_credentials ES256/s | logins/s | refresh grants/s | errors | against 1,000 users (cc / logins / refresh) |\n|---|---|---|---|---|---|---|---|"
     );
     for row in &scale {
         let base = scale
@@ -895,21 +996,24 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         let ratio = match base {
             Some(b) if row.users != USERS => format!(
                 "{:.2} / {:.2} / {:.2}",
-                row.client_credentials / b.client_credentials,
-                row.logins / b.logins,
-                row.refreshes / b.refreshes
+                row.client_credentials.1 / b.client_credentials.1,
+                row.logins.1 / b.logins.1,
+                row.refreshes.1 / b.refreshes.1
             ),
             _ => "—".to_owned(),
         };
         let _ = writeln!(
             report,
-            "| {} | {} | {:.1} s | {:.0} | {:.1} | {:.0} | {} | {ratio} |",
+            "| {} | {} | {:.1} s | {:.0} ({:.2}) | {:.1} ({:.2}) | {:.0} ({:.2}) | {} | {ratio} |",
             row.backend,
             thousands(row.users),
             row.seed_s,
-            row.client_credentials,
-            row.logins,
-            row.refreshes,
+            row.client_credentials.0,
+            row.client_credentials.1,
+            row.logins.0,
+            row.logins.1,
+            row.refreshes.0,
+            row.refreshes.1,
             row.errors
         );
     }
@@ -939,12 +1043,13 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
     std::fs::write(out, &report)?;
     println!("{report}");
     if phases.iter().any(|(_, l, _)| l.non_2xx > 0)
-        || driven.iter().any(|(_, r, _)| r.errors > 0)
+        || held.iter().any(|(_, l, _, _)| l.non_2xx > 0)
+        || driven.iter().any(|(_, r, _, _)| r.errors > 0)
         || scale.iter().any(|r| r.errors > 0)
     {
         let first = driven
             .iter()
-            .find_map(|(_, r, _)| r.first_error.clone())
+            .find_map(|(_, r, _, _)| r.first_error.clone())
             .unwrap_or_default();
         bail!("some responses were wrong (see the report): {first}");
     }
