@@ -143,6 +143,19 @@ impl Local {
     }
 }
 
+/// The limits now: `seconds` of `/health` (the floor), then the child's signing rates and
+/// argon2id time, a quarter of `seconds` each.
+fn measure_local(me: &Path, health: &str, seconds: u64, connections: u32) -> anyhow::Result<Local> {
+    let floor = wrk(health, None, seconds, connections)?;
+    if floor.non_2xx > 0 {
+        bail!("/health failed while measuring the floor");
+    }
+    Ok(Local {
+        floor_rps: floor.rps,
+        limits: measure_limits_child(me, seconds as f64 / 4.0)?,
+    })
+}
+
 /// Measures the limits between loads, against the server at `issuer`.
 struct Brackets {
     me: PathBuf,
@@ -156,40 +169,22 @@ struct Brackets {
 impl Brackets {
     /// Takes the first measurement. Each one lasts about `2 * seconds`.
     fn start(issuer: &str, seconds: u64, connections: u32) -> anyhow::Result<Self> {
-        let mut b = Brackets {
-            me: std::env::current_exe()?,
-            health: format!("{issuer}health"),
+        let me = std::env::current_exe()?;
+        let health = format!("{issuer}health");
+        let last = measure_local(&me, &health, seconds, connections)?;
+        Ok(Brackets {
+            me,
+            health,
             seconds,
             connections,
-            last: Local {
-                floor_rps: f64::NAN,
-                limits: Limits {
-                    sign_per_sec: Vec::new(),
-                    argon2_ms: f64::NAN,
-                },
-            },
-        };
-        b.last = b.measure()?;
-        Ok(b)
-    }
-
-    fn measure(&self) -> anyhow::Result<Local> {
-        let floor = wrk(&self.health, None, self.seconds, self.connections)?;
-        if floor.non_2xx > 0 {
-            bail!("/health failed while measuring the floor");
-        }
-        // Three signing windows and an argon2id window of a quarter each.
-        let limits = measure_limits_child(&self.me, self.seconds as f64 / 4.0)?;
-        Ok(Local {
-            floor_rps: floor.rps,
-            limits,
+            last,
         })
     }
 
     /// Measures again after a load; answers the limits around it (the mean of the
     /// measurements before and after).
     fn close(&mut self) -> anyhow::Result<Local> {
-        let now = self.measure()?;
+        let now = measure_local(&self.me, &self.health, self.seconds, self.connections)?;
         let around = self.last.mean(&now);
         self.last = now;
         Ok(around)
@@ -768,11 +763,12 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
     // after it. Logins and refreshes are driven from core 1 by this binary.
     let mut b = Brackets::start(&issuer, bracket_seconds(seconds), connections)?;
     let first = b.last.clone();
-    let mut held: Vec<(String, Load, u64, Local)> = Vec::new();
+    // Client credentials per algorithm: (algorithm, load, peak KiB, limits around it).
+    let mut held: Vec<(&str, Load, u64, Local)> = Vec::new();
     for (name, alg) in [("rs", "RS256"), ("es", "ES256"), ("ed", "EdDSA")] {
         let load = client_credentials(&dir, &issuer, name, seconds, connections).await?;
         let hwm = memory(pid).1;
-        held.push((format!("client_credentials {alg}"), load, hwm, b.close()?));
+        held.push((alg, load, hwm, b.close()?));
     }
     let mut driven: Vec<(String, drive::DriveResult, u64, Local)> = Vec::new();
     for (mode, workers, label) in [
@@ -883,12 +879,11 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
             load.rps, load.p99_ms, load.non_2xx
         );
     }
-    for (label, load, _, around) in &held {
-        let alg = label.rsplit(' ').next().unwrap_or_default();
+    for (alg, load, _, around) in &held {
         let limit = around.grant(alg);
         let _ = writeln!(
             report,
-            "| {label} | {:.0} | {:.2} ms | {} | {limit:.0} | {:.2} | ≥ 0.85 |",
+            "| client_credentials {alg} | {:.0} | {:.2} ms | {} | {limit:.0} | {:.2} | ≥ 0.85 |",
             load.rps,
             load.p99_ms,
             load.non_2xx,
@@ -915,8 +910,7 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         .map_or(1.0, |(_, l, _)| l.rps);
     let strict: Vec<String> = held
         .iter()
-        .map(|(label, load, _, around)| {
-            let alg = label.rsplit(' ').next().unwrap_or_default();
+        .map(|(alg, load, _, around)| {
             format!(
                 "{alg} {:.2}",
                 load.rps * (1.0 / jwks + 1.0 / around.sign_rate(alg))
@@ -967,7 +961,10 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         phases
             .iter()
             .map(|(l, _, hwm)| format!("{l}: {hwm}"))
-            .chain(held.iter().map(|(l, _, hwm, _)| format!("{l}: {hwm}")))
+            .chain(
+                held.iter()
+                    .map(|(alg, _, hwm, _)| format!("client_credentials {alg}: {hwm}")),
+            )
             .chain(driven.iter().map(|(l, _, hwm, _)| format!("{l}: {hwm}")))
             .collect::<Vec<_>>()
             .join("; ")
