@@ -12,6 +12,7 @@ pub mod log_stream;
 pub mod mailer;
 pub mod management_api;
 pub mod pages;
+pub mod panics;
 pub mod ratelimit;
 pub mod router;
 pub mod state;
@@ -94,22 +95,27 @@ pub fn app(core: Arc<Portcullis>, templates_dir: Option<PathBuf>) -> anyhow::Res
 
 /// Builds the HTTP application with explicit HTTP settings.
 pub fn app_with(core: Arc<Portcullis>, options: HttpOptions) -> anyhow::Result<axum::Router> {
+    Ok(router::router(app_state(core, options)?))
+}
+
+/// The state every handler gets, for the services and these HTTP settings.
+pub fn app_state(core: Arc<Portcullis>, options: HttpOptions) -> anyhow::Result<AppState> {
     let secure_cookies = core.settings.issuer.starts_with("https://");
     let pages = pages::Pages::new(options.templates_dir).context("loading page templates")?;
-    let state = AppState(Arc::new(Inner {
+    Ok(AppState(Arc::new(Inner {
         core,
         pages,
         secure_cookies,
         metrics: metrics_handle(),
         trusted_proxies: options.trusted_proxies,
         rate_limits: options.rate_limits,
-    }));
-    Ok(router::router(state))
+    })))
 }
 
 /// Runs `portcullis serve` until SIGTERM or Ctrl-C, then drains in-flight requests.
 pub async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    panics::install_hook();
     let core = open_core(&settings, Arc::new(SystemClock)).await?;
     // The dummy hash (one argon2id run) is computed beside start-up rather than before it;
     // a login arriving first waits for the same computation, so timings stay equal.

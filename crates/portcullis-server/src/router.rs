@@ -16,8 +16,6 @@ use tower_http::timeout::TimeoutLayer;
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    let secure = state.secure_cookies;
-    let x_request_id = HeaderName::from_static("x-request-id");
     let routes = Router::new()
         // Discovery
         .route(
@@ -93,9 +91,22 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::audit::request_info,
         ))
-        .with_state(state);
+        .with_state(state.clone());
+    layered(routes, state)
+}
 
+/// The layers every response passes through, outermost last: panics caught and answered in
+/// their surface's shape, security headers, the request id, the access log and metrics, the
+/// timeout and the body limit. Public so tests can wrap routes of their own the same way.
+pub fn layered(routes: Router, state: AppState) -> Router {
+    let secure = state.secure_cookies;
+    let x_request_id = HeaderName::from_static("x-request-id");
     routes
+        .layer(crate::panics::catch_layer())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::panics::in_surface_shape,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             secure,
             crate::headers::security_headers,

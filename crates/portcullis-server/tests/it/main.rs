@@ -14,6 +14,7 @@ mod logs;
 mod management;
 mod oidc_client;
 mod openapi;
+mod panics;
 mod rbac;
 mod security;
 mod token;
