@@ -287,12 +287,73 @@ pub enum ResponseMode {
     WebMessage,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Prompt {
-    Login,
-    None,
-    Consent,
+/// The `prompt` of an authorization request: OpenID Connect Core §3.1.2.1 makes it a
+/// space-separated list (`login consent`), where `none` stands alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Prompts {
+    /// Authenticate again, whatever the SSO session.
+    pub login: bool,
+    /// Ask for consent again, even when it was given before.
+    pub consent: bool,
+    /// Show nothing: answer `login_required` or `consent_required` instead.
+    pub none: bool,
+}
+
+impl Prompts {
+    /// Parses the parameter; names an unsupported value, or `none` combined with another.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let mut prompts = Self::default();
+        let mut count = 0;
+        for word in value.split(' ').filter(|w| !w.is_empty()) {
+            count += 1;
+            match word {
+                "login" => prompts.login = true,
+                "consent" => prompts.consent = true,
+                "none" => prompts.none = true,
+                // There is one session per browser: nothing to select.
+                "select_account" => {}
+                other => return Err(format!("Unsupported prompt: {other}")),
+            }
+        }
+        if prompts.none && count > 1 {
+            return Err("prompt=none cannot be combined with other values".to_owned());
+        }
+        Ok(prompts)
+    }
+}
+
+impl<'de> Deserialize<'de> for Prompts {
+    /// Reads the stored set, and also the single value (or null) stored before lists were
+    /// accepted, so requests saved by an earlier version still load.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Set {
+                #[serde(default)]
+                login: bool,
+                #[serde(default)]
+                consent: bool,
+                #[serde(default)]
+                none: bool,
+            },
+            One(String),
+            Nothing(()),
+        }
+        Ok(match Stored::deserialize(d)? {
+            Stored::Set {
+                login,
+                consent,
+                none,
+            } => Self {
+                login,
+                consent,
+                none,
+            },
+            Stored::One(word) => Self::parse(&word).unwrap_or_default(),
+            Stored::Nothing(()) => Self::default(),
+        })
+    }
 }
 
 /// A validated `/authorize` request, kept while the user logs in and then with the code.
@@ -307,7 +368,8 @@ pub struct AuthorizeRequest {
     /// The API asked for; `None` means only `{issuer}userinfo`.
     pub audience: Option<String>,
     pub response_mode: ResponseMode,
-    pub prompt: Option<Prompt>,
+    #[serde(default)]
+    pub prompt: Prompts,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
 }
@@ -468,4 +530,37 @@ pub fn new_user_id() -> String {
         "auth0|{}",
         portcullis_crypto::token::hex(&portcullis_crypto::random_bytes::<12>())
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_is_a_space_separated_list_where_none_stands_alone() {
+        let both = Prompts::parse("login consent").unwrap();
+        assert!(both.login && both.consent && !both.none);
+        assert_eq!(Prompts::parse("").unwrap(), Prompts::default());
+        assert_eq!(
+            Prompts::parse("select_account").unwrap(),
+            Prompts::default()
+        );
+        assert!(Prompts::parse("none").unwrap().none);
+        assert!(Prompts::parse("none login").is_err());
+        assert!(Prompts::parse("consent none").is_err());
+        assert!(Prompts::parse("login bogus").is_err());
+    }
+
+    #[test]
+    fn prompts_stored_by_an_earlier_version_still_load() {
+        let set: Prompts =
+            serde_json::from_str(r#"{"login":true,"consent":true,"none":false}"#).unwrap();
+        assert!(set.login && set.consent);
+        let one: Prompts = serde_json::from_str(r#""consent""#).unwrap();
+        assert!(one.consent && !one.login);
+        let nothing: Prompts = serde_json::from_str("null").unwrap();
+        assert_eq!(nothing, Prompts::default());
+        let round: Prompts = serde_json::from_value(serde_json::to_value(set).unwrap()).unwrap();
+        assert_eq!(round, set);
+    }
 }

@@ -7,7 +7,7 @@
 use super::{AuthResponse, split_scope};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::model::{
-    AuthorizeRequest, Client, CodeGrant, DATABASE_CONNECTION, Grant, LoginTransaction, Prompt,
+    AuthorizeRequest, Client, CodeGrant, DATABASE_CONNECTION, Grant, LoginTransaction, Prompts,
     ResponseMode, Session,
 };
 use crate::service::Portcullis;
@@ -295,19 +295,8 @@ pub fn validate(
             ));
         }
     };
-    let prompt = match params.prompt.as_deref() {
-        None | Some("") => None,
-        Some("login") => Some(Prompt::Login),
-        Some("none") => Some(Prompt::None),
-        Some("consent") => Some(Prompt::Consent),
-        Some("select_account") => None,
-        Some(other) => {
-            return Err(fail(
-                OAuthErrorCode::InvalidRequest,
-                &format!("Unsupported prompt: {other}"),
-            ));
-        }
-    };
+    let prompt = Prompts::parse(params.prompt.as_deref().unwrap_or_default())
+        .map_err(|e| fail(OAuthErrorCode::InvalidRequest, &e))?;
     let max_age = match params.max_age.as_deref() {
         None | Some("") => None,
         Some(v) => match v.parse::<i64>() {
@@ -376,7 +365,7 @@ impl Portcullis {
         let client = client.expect("validate checked the client exists");
         let now = self.now();
 
-        if request.prompt != Some(Prompt::Login)
+        if !request.prompt.login
             && let Some(secret) = session_secret
             && let Some(session) = self
                 .store
@@ -401,7 +390,7 @@ impl Portcullis {
                     .needs_consent(&client, &request, &session.user_id)
                     .await?
                 {
-                    if request.prompt == Some(Prompt::None) {
+                    if request.prompt.none {
                         return Err(redirect_error(
                             &self.settings.issuer,
                             &request.redirect_uri,
@@ -433,7 +422,7 @@ impl Portcullis {
                 return Ok(AuthorizeStep::Respond(response));
             }
         }
-        if request.prompt == Some(Prompt::None) {
+        if request.prompt.none {
             return Err(redirect_error(
                 &self.settings.issuer,
                 &request.redirect_uri,

@@ -63,7 +63,7 @@ impl Portcullis {
         if client.is_first_party {
             return Ok(false);
         }
-        if request.prompt == Some(crate::model::Prompt::Consent) {
+        if request.prompt.consent {
             return Ok(true);
         }
         let granted = self

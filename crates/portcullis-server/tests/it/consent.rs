@@ -107,6 +107,33 @@ both_backends! {
         assert!(again.location().unwrap().starts_with("/u/consent"));
     }
 
+    async fn prompt_login_consent_asks_for_both_and_none_stands_alone(app) {
+        let browser = Browser::new();
+        let resp = app.get(&partner_authorize("openid", &[]), &browser).await;
+        let login = resp.location().unwrap();
+        let page = app.get(&login, &browser).await;
+        let form = LoginForm::parse(&login, &page.text);
+        let consent = app.submit_login(&browser, &form, USER_EMAIL, USER_PASSWORD).await.location().unwrap();
+        decide(&app, &browser, &consent, "accept").await;
+        // Both values of the list apply: the form again despite the session, then consent
+        // again despite the remembered decision.
+        let both = app.get(&partner_authorize("openid", &[("prompt", "login consent")]), &browser).await;
+        let login = both.location().unwrap();
+        assert!(login.starts_with("/u/login?state="), "{login}");
+        let page = app.get(&login, &browser).await;
+        let form = LoginForm::parse(&login, &page.text);
+        let after = app.submit_login(&browser, &form, USER_EMAIL, USER_PASSWORD).await;
+        assert!(after.location().unwrap().starts_with("/u/consent?state="), "{:?}", after.location());
+        // `none` with anything else is an error, sent back to the client with `iss`.
+        for combined in ["none login", "consent none"] {
+            let refused = app.get(&partner_authorize("openid", &[("prompt", combined)]), &browser).await;
+            let p = callback_params(&refused.location().unwrap());
+            assert_eq!(p["error"], "invalid_request", "{combined}");
+            assert_eq!(p["iss"], ISSUER);
+            assert_eq!(p["state"], "p1");
+        }
+    }
+
     async fn first_party_apps_skip_consent(app) {
         let browser = Browser::new();
         let p = app.login_code(&browser, &[], USER_EMAIL, USER_PASSWORD).await;
