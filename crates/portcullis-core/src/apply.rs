@@ -3,7 +3,7 @@
 
 use crate::model::{
     AppType, Client, ClientGrant, DATABASE_CONNECTION, RefreshTokenPolicy, ResourceServer, Role,
-    Tenant, TokenEndpointAuthMethod, User,
+    RotationType, Tenant, TokenEndpointAuthMethod, User,
 };
 use crate::passwords::PasswordPool;
 use crate::service::Portcullis;
@@ -696,6 +696,24 @@ pub fn build_client(
             (None, None) => Some(seal_client_secret(master, &client_id, &new_client_secret())),
         }
     };
+    let refresh_token = entry
+        .refresh_token
+        .clone()
+        .unwrap_or_else(|| RefreshTokenPolicy::for_client(app_type, method));
+    if method == TokenEndpointAuthMethod::None
+        && refresh_token.rotation_type == RotationType::NonRotating
+    {
+        // RFC 9700 §4.14.2: a refresh token of a public client is either sender-constrained
+        // or rotated, and Portcullis does not bind refresh tokens to a key.
+        return Err(entry_err(
+            "refresh_token",
+            "non-rotating",
+            format!(
+                "client {:?}: a public client (token_endpoint_auth_method none) must rotate its refresh tokens: set refresh_token.rotation_type to rotating",
+                entry.name
+            ),
+        ));
+    }
     Ok(Client {
         tenant_id: tenant_id.to_owned(),
         client_id,
@@ -711,10 +729,7 @@ pub fn build_client(
             .collect(),
         web_origins: entry.web_origins.iter().map(|u| u.0.clone()).collect(),
         grant_types,
-        refresh_token: entry
-            .refresh_token
-            .clone()
-            .unwrap_or_else(|| RefreshTokenPolicy::for_app_type(app_type)),
+        refresh_token,
         is_first_party: entry.is_first_party.unwrap_or(true),
     })
 }

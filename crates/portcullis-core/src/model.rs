@@ -120,17 +120,21 @@ pub struct RefreshTokenPolicy {
 }
 
 impl RefreshTokenPolicy {
-    /// Auth0's defaults: browser and native apps rotate their refresh tokens; other
-    /// applications keep one, non-rotating token (an app that stores only the first refresh
-    /// token keeps working).
+    /// The defaults: a public client (browser and native apps, or any client without a
+    /// secret) rotates its refresh tokens, as RFC 9700 §4.14.2 requires; a confidential
+    /// application keeps one, non-rotating token, as in Auth0 (an app that stores only the
+    /// first refresh token keeps working).
     #[must_use]
-    pub fn for_app_type(app_type: AppType) -> Self {
-        match app_type {
-            AppType::Spa | AppType::Native => Self {
+    pub fn for_client(app_type: AppType, method: TokenEndpointAuthMethod) -> Self {
+        let public = method == TokenEndpointAuthMethod::None
+            || matches!(app_type, AppType::Spa | AppType::Native);
+        if public {
+            Self {
                 rotation_type: RotationType::Rotating,
                 ..Self::default()
-            },
-            AppType::RegularWeb | AppType::NonInteractive => Self::default(),
+            }
+        } else {
+            Self::default()
         }
     }
 }
@@ -170,6 +174,13 @@ impl Client {
     #[must_use]
     pub fn is_public(&self) -> bool {
         self.token_endpoint_auth_method == TokenEndpointAuthMethod::None
+    }
+
+    /// Whether a refresh grant replaces the token it spends. A public client always
+    /// rotates (RFC 9700 §4.14.2), even if a row written before that rule says otherwise.
+    #[must_use]
+    pub fn rotates_refresh_tokens(&self) -> bool {
+        self.refresh_token.rotation_type == RotationType::Rotating || self.is_public()
     }
 
     #[must_use]

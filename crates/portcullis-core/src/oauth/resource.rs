@@ -175,9 +175,7 @@ impl Portcullis {
                     .store
                     .find_client(tenant, &rt.client_id)
                     .await?
-                    .is_some_and(|c| {
-                        c.refresh_token.rotation_type == crate::model::RotationType::NonRotating
-                    }));
+                    .is_some_and(|c| !c.rotates_refresh_tokens()));
         if !live || rt.client_id != client.client_id {
             return Ok(inactive);
         }

@@ -4,9 +4,7 @@ use super::claims::{self, AccessTokenInput, IdTokenInput};
 use super::split_scope;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::model::Permission;
-use crate::model::{
-    Client, ExpirationType, RefreshToken, ResourceServer, Role, RotationType, User,
-};
+use crate::model::{Client, ExpirationType, RefreshToken, ResourceServer, Role, User};
 use crate::service::Portcullis;
 use crate::store::{AccessRecord, RefreshTokenContext, UserAccess};
 use portcullis_crypto::jose::SigningAlg;
@@ -408,7 +406,7 @@ impl Portcullis {
             return Err(invalid());
         }
         let policy = &client.refresh_token;
-        let rotating = policy.rotation_type == RotationType::Rotating;
+        let rotating = client.rotates_refresh_tokens();
         if let Some(used_at) = token.used_at
             && (!rotating || now > used_at + policy.leeway)
         {

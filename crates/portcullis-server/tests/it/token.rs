@@ -123,6 +123,34 @@ both_backends! {
         assert_eq!(spa.refresh_token.rotation_type, portcullis_core::model::RotationType::Rotating);
     }
 
+    async fn public_clients_must_rotate_refresh_tokens(app) {
+        use portcullis_core::model::RotationType;
+        // The default for any client without a secret, whatever its app type, is rotation.
+        app.apply("clients:\n  - name: Public Web\n    token_endpoint_auth_method: none\n    grant_types: [authorization_code, refresh_token]\n    callbacks: [\"https://public.example/cb\"]\n").await.unwrap();
+        let clients = app.core.store.list_clients(app.core.tenant_id()).await.unwrap();
+        let public = clients.iter().find(|c| c.name == "Public Web").unwrap();
+        assert_eq!(public.refresh_token.rotation_type, RotationType::Rotating);
+        // The tenant file may not turn it off (a block without rotation_type is non-rotating).
+        for policy in ["{rotation_type: non-rotating}", "{leeway: 5}"] {
+            let refused = app.apply(&format!("clients:\n  - name: Leaky SPA\n    app_type: spa\n    callbacks: [\"https://spa.example/cb\"]\n    refresh_token: {policy}\n")).await.unwrap_err();
+            assert!(refused.contains("must rotate its refresh tokens"), "{refused}");
+        }
+        // Nor may the Management API, on create or update.
+        let token = app.management_token("admin-tool-id", "admin-tool-secret-0123456789abcdef").await;
+        let created = app.api("POST", "/api/v2/clients", Some(&token), Some(serde_json::json!({
+            "name": "Leaky Native", "app_type": "native", "callbacks": ["app://cb"],
+            "refresh_token": {"rotation_type": "non-rotating"}
+        }))).await;
+        assert_eq!(created.status, StatusCode::BAD_REQUEST, "{}", created.text);
+        assert!(created.text.contains("must rotate"), "{}", created.text);
+        let patched = app.api("PATCH", "/api/v2/clients/spa-client-id", Some(&token), Some(serde_json::json!({
+            "refresh_token": {"rotation_type": "non-rotating"}
+        }))).await;
+        assert_eq!(patched.status, StatusCode::BAD_REQUEST, "{}", patched.text);
+        let spa = app.core.store.find_client(app.core.tenant_id(), "spa-client-id").await.unwrap().unwrap();
+        assert_eq!(spa.refresh_token.rotation_type, RotationType::Rotating, "nothing changed");
+    }
+
     async fn a_code_expires_and_must_come_back_with_its_redirect_uri_and_client(app) {
         let p = app.login_code(&Browser::new(), &[], USER_EMAIL, USER_PASSWORD).await;
         let wrong_uri = app.token(&[("grant_type", "authorization_code"), ("code", &p["code"]), ("redirect_uri", "https://app.example.com/other")], Some(WEB)).await;
