@@ -361,7 +361,8 @@ impl Portcullis {
             user_id,
             connection: DATABASE_CONNECTION.to_owned(),
             email: email.clone(),
-            email_verified: body.email_verified.unwrap_or(false),
+            // `verify_email` overrides `email_verified`, as in Auth0.
+            email_verified: body.verify_email != Some(true) && body.email_verified.unwrap_or(false),
             name: name.unwrap_or_else(|| email.clone()),
             nickname: body.nickname.unwrap_or(local),
             picture: body
@@ -378,6 +379,10 @@ impl Portcullis {
         };
         self.store.insert_user(&user).await?;
         tracing::info!(user_id = %user.user_id, "user created");
+        if body.verify_email == Some(true) {
+            self.send_verification_email(&user, None, None, crate::accounts::VERIFY_TTL)
+                .await?;
+        }
         Ok(user_json(&user))
     }
 
@@ -425,7 +430,14 @@ impl Portcullis {
             }
             None => None,
         };
-        if let Some(v) = patch.email_verified {
+        // As in Auth0, a new address is unverified unless the same request says otherwise;
+        // `verify_email` overrides `email_verified` and mails a verification link.
+        let send_verification = email_changed && patch.verify_email == Some(true);
+        if send_verification {
+            user.email_verified = false;
+        } else if email_changed {
+            user.email_verified = patch.email_verified.unwrap_or(false);
+        } else if let Some(v) = patch.email_verified {
             user.email_verified = v;
         }
         if let Some(v) = patch.name {
@@ -469,6 +481,15 @@ impl Portcullis {
                 },
             )
             .await;
+        }
+        if send_verification {
+            self.send_verification_email(
+                &user,
+                patch.client_id.as_deref(),
+                None,
+                crate::accounts::VERIFY_TTL,
+            )
+            .await?;
         }
         if newly_blocked {
             self.store

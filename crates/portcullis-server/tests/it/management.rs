@@ -161,6 +161,30 @@ both_backends! {
         assert_eq!(app.userinfo(tokens["access_token"].as_str().unwrap()).await.status, StatusCode::UNAUTHORIZED);
     }
 
+    async fn a_changed_email_is_unverified_unless_the_request_says_so(app) {
+        let token = admin(&app).await;
+        let id = app.api("GET", &format!("/api/v2/users-by-email?email={USER_EMAIL}"), Some(&token), None).await.json()[0]["user_id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v2/users/{}", encode(&id));
+        assert_eq!(app.api("GET", &path, Some(&token), None).await.json()["email_verified"], true);
+        // A new address loses the verification of the old one.
+        let moved = app.api("PATCH", &path, Some(&token), Some(json!({"email": "uma.new@example.com"}))).await;
+        assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
+        assert_eq!(moved.json()["email_verified"], false);
+        // The same request may vouch for the new address.
+        let vouched = app.api("PATCH", &path, Some(&token), Some(json!({"email": "uma.vouched@example.com", "email_verified": true}))).await.json();
+        assert_eq!(vouched["email_verified"], true);
+        // Changing something else keeps the state.
+        let renamed = app.api("PATCH", &path, Some(&token), Some(json!({"name": "Uma Renamed"}))).await.json();
+        assert_eq!(renamed["email_verified"], true);
+        // verify_email overrides email_verified and mails a link that proves the new address.
+        let asked = app.api("PATCH", &path, Some(&token), Some(json!({"email": "uma.asked@example.com", "email_verified": true, "verify_email": true}))).await.json();
+        assert_eq!(asked["email_verified"], false);
+        let mail = app.mail.wait_for("uma.asked@example.com", "Verify your email").await;
+        let link = path_of(&link_in(&mail));
+        assert_eq!(app.get(&link, &Browser::new()).await.status, StatusCode::OK);
+        assert_eq!(app.api("GET", &path, Some(&token), None).await.json()["email_verified"], true);
+    }
+
     async fn deleting_a_user_erases_them_and_their_tokens(app) {
         let token = admin(&app).await;
         let tokens = app.web_tokens(&Browser::new(), &[]).await;
