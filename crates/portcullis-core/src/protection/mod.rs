@@ -238,13 +238,6 @@ pub struct StageShields {
 #[schemars(with = "String")]
 pub struct IpRange(ipnet::IpNet);
 
-impl IpRange {
-    #[must_use]
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        self.0.contains(&ip)
-    }
-}
-
 impl TryFrom<String> for IpRange {
     type Error = String;
     fn try_from(v: String) -> Result<Self, String> {
@@ -268,11 +261,22 @@ impl From<IpRange> for String {
     }
 }
 
-/// Whether `ip` is on `allowlist` (an unparseable IP never is).
+/// Whether the client counted as `key` is on `allowlist`. `key` is what the limits count
+/// by: an IPv4 address, or an IPv6 client's /64 network (`2001:db8:1:2::/64`), since one
+/// host usually holds a whole /64. An entry matches when it and the client's network
+/// overlap: a range that holds the /64, or an address or narrower range inside it. A key
+/// that does not parse never matches.
 #[must_use]
-pub fn allowed(allowlist: &[IpRange], ip: &str) -> bool {
-    ip.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| allowlist.iter().any(|r| r.contains(ip)))
+pub fn allowed(allowlist: &[IpRange], key: &str) -> bool {
+    let network = key
+        .parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| key.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from));
+    network.is_some_and(|net| {
+        allowlist
+            .iter()
+            .any(|r| r.0.contains(&net) || net.contains(&r.0))
+    })
 }
 
 impl Portcullis {
@@ -344,6 +348,14 @@ mod tests {
         assert!(allowed(&list, "2001:db8::1"));
         assert!(!allowed(&list, "192.0.2.1"));
         assert!(!allowed(&list, "not-an-ip"));
+        // IPv6 clients are keyed by their /64: an entry inside it, or a range holding it,
+        // allows the client.
+        assert!(allowed(&list, "2001:db8::/64"));
+        let wide: Vec<IpRange> =
+            serde_json::from_value(serde_json::json!(["2001:db8:5::/48"])).unwrap();
+        assert!(allowed(&wide, "2001:db8:5:1::/64"));
+        assert!(!allowed(&wide, "2001:db8:6:1::/64"));
+        assert!(!allowed(&list, "2001:db8:0:1::/64"));
         assert!(serde_json::from_value::<IpRange>(serde_json::json!("10.0.0.0/33")).is_err());
         assert_eq!(
             serde_json::to_value(&list).unwrap(),

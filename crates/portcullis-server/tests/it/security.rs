@@ -186,6 +186,37 @@ both_backends! {
         assert_eq!(r.json()["code"], "too_many_attempts");
     }
 
+    async fn allow_listed_ipv6_clients_are_never_throttled(app) {
+        // IPv6 clients are counted by their /64 (the key the limits see is the network, not
+        // an address): the allow-list must still recognise them.
+        let token = admin(&app).await;
+        let patched = app.api("PATCH", "/api/v2/attack-protection/suspicious-ip-throttling", Some(&token), Some(json!({
+            "allowlist": ["2001:db8:5::/48", "2001:db8:9:9::1"],
+            "stage": {"pre-login": {"max_attempts": 2, "rate": 864000}}
+        }))).await;
+        assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+        let bf = app.api("PATCH", "/api/v2/attack-protection/brute-force-protection", Some(&token), Some(json!({
+            "allowlist": ["2001:db8:5::/48", "2001:db8:9:9::1"], "max_attempts": 2
+        }))).await;
+        assert_eq!(bf.status, StatusCode::OK, "{}", bf.text);
+        for office in ["2001:db8:5:1::10", "2001:db8:9:9::1"] {
+            let browser = Browser::at(office);
+            for i in 0..4 {
+                login_attempt(&app, &browser, &format!("victim{i}@example.com"), "guess").await;
+                login_attempt(&app, &browser, USER_EMAIL, "guess").await;
+            }
+            let resp = login_attempt(&app, &browser, USER_EMAIL, USER_PASSWORD).await;
+            assert_eq!(resp.status, StatusCode::SEE_OTHER, "{office} is allow-listed: {}", resp.text);
+        }
+        // An IPv6 client outside the list is throttled as before.
+        let outsider = Browser::at("2001:db8:6:1::10");
+        for i in 0..2 {
+            login_attempt(&app, &outsider, &format!("victim{i}@example.com"), "guess").await;
+        }
+        let resp = login_attempt(&app, &outsider, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert!(resp.text.contains("suspicious login behavior"), "{}", resp.text);
+    }
+
     async fn signup_page_verification_and_login(app) {
         let browser = Browser::new();
         let q = serde_urlencoded::to_string([
