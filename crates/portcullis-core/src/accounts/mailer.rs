@@ -37,7 +37,6 @@ pub struct Email {
     pub kind: EmailKind,
     /// The single-use link (a secret until used).
     pub link: String,
-    pub user_name: String,
     pub tenant_name: String,
     /// Hours the link stays valid.
     pub valid_hours: i64,

@@ -28,6 +28,13 @@ pub const RESET_EMAIL_LIMIT: Limit = Limit {
     burst: 20,
     interval_ms: 4_320_000,
 };
+/// Verification emails per address from all sources: 5 at once, then one more every 4.8
+/// hours (5 a day), so signing up with someone else's address and logging in again and again
+/// cannot flood their inbox.
+pub const VERIFY_EMAIL_LIMIT: Limit = Limit {
+    burst: 5,
+    interval_ms: 17_280_000,
+};
 /// Reset requests per email and IP: 10 at once, then one a minute (Auth0's limit).
 pub const RESET_REQUEST_LIMIT: Limit = Limit {
     burst: 10,
@@ -473,25 +480,43 @@ impl Portcullis {
         ttl: i64,
         ip: Option<String>,
     ) -> Result<Email, StoreError> {
+        // No profile text the user chose (name, nickname) goes into an email: whoever signs
+        // up with someone else's address chooses it.
         Ok(Email {
             to: user.email.clone(),
             kind,
             link,
-            user_name: user.name.clone(),
             tenant_name: self.tenant().await?.friendly_name,
             valid_hours: (ttl + 3599) / 3600,
             ip,
         })
     }
 
-    /// Emails `user` a verification link (`svr` event).
+    /// Emails `user` a verification link (`svr` event), unless the address has had
+    /// [`VERIFY_EMAIL_LIMIT`] of them already (`fvr`); says whether it was sent.
     pub async fn send_verification_email(
         &self,
         user: &User,
         client_id: Option<&str>,
         result_url: Option<String>,
         ttl: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let fields = || EventFields {
+            user_id: Some(&user.user_id),
+            user_name: Some(&user.email),
+            client_id,
+            ..Default::default()
+        };
+        let bucket = format!("verify-email:{}", hash_token(&normalize_email(&user.email)));
+        if !self.throttle(&bucket, VERIFY_EMAIL_LIMIT).await?.allowed {
+            self.audit(
+                "fvr",
+                "Failed Verification Email Request: too many verification emails to this address today",
+                fields(),
+            )
+            .await;
+            return Ok(false);
+        }
         let link = self
             .issue_ticket(
                 TicketKind::EmailVerification,
@@ -508,18 +533,9 @@ impl Portcullis {
             .email_for(user, EmailKind::VerifyEmail, link, ttl, None)
             .await?;
         self.send_email(email);
-        self.audit(
-            "svr",
-            "Success Verification Email Request",
-            EventFields {
-                user_id: Some(&user.user_id),
-                user_name: Some(&user.email),
-                client_id,
-                ..Default::default()
-            },
-        )
-        .await;
-        Ok(())
+        self.audit("svr", "Success Verification Email Request", fields())
+            .await;
+        Ok(true)
     }
 
     /// `/dbconnections/change_password` and the reset page: emails a reset link when the

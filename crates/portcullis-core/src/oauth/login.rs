@@ -98,7 +98,7 @@ struct Guard {
 
 /// A login refused until the email address is verified.
 pub const VERIFY_FIRST: &str =
-    "Please verify your email before logging in. We've sent you a new verification email.";
+    "Please verify your email before logging in. Check your inbox for the verification email.";
 
 impl Portcullis {
     /// The login page for a transaction still in progress (a reload of the page).

@@ -217,6 +217,38 @@ both_backends! {
         assert!(resp.text.contains("suspicious login behavior"), "{}", resp.text);
     }
 
+    async fn verification_emails_are_capped_per_address_and_carry_no_chosen_text(app) {
+        let yaml = format!("{TENANT_YAML}\ndatabases:\n  - name: Username-Password-Authentication\n    strategy: auth0\n    options:\n      require_email_verification: true\n");
+        app.apply(&yaml).await.unwrap();
+        // Someone signs up with a victim's address and a name of their choosing.
+        let victim = "victim.inbox@example.com";
+        let mut body = signup_body(victim, NEW_PASSWORD);
+        body["name"] = json!("Claim your prize at https://evil.example/win <b>now</b>");
+        body["nickname"] = json!("evil-nick");
+        let r = post_json(&app, "/dbconnections/signup", body, "198.51.100.40").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let first = app.mail.wait_for(victim, "Verify your email").await;
+        assert!(!first.contains("evil.example") && !first.contains("prize") && !first.contains("evil-nick"), "{first}");
+        // Each refused login would mail the victim again: at most five a day reach them.
+        let attacker = Browser::at("198.51.100.41");
+        for _ in 0..8 {
+            let resp = login_attempt(&app, &attacker, victim, NEW_PASSWORD).await;
+            let p = callback_params(&resp.location().unwrap());
+            assert_eq!(p["error"], "access_denied", "{p:?}");
+        }
+        let mut more = 0;
+        while app.mail.arrives(victim, "Verify your email").await {
+            more += 1;
+        }
+        assert_eq!(more, 4, "five verification emails a day in all");
+        let token = admin(&app).await;
+        assert!(event_types(&app, &token).await.iter().any(|t| t == "fvr"));
+        // The next day brings one more.
+        app.clock.advance(86_400 / 5 + 1);
+        login_attempt(&app, &attacker, victim, NEW_PASSWORD).await;
+        assert!(app.mail.arrives(victim, "Verify your email").await);
+    }
+
     async fn signup_page_verification_and_login(app) {
         let browser = Browser::new();
         let q = serde_urlencoded::to_string([
