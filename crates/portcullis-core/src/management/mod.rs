@@ -123,22 +123,26 @@ impl crate::service::Portcullis {
             .and_then(serde_json::Value::as_str)
             .ok_or_else(invalid)?
             .to_owned();
-        // A deleted client's tokens stop working at once.
-        if self
-            .store
-            .find_client(self.tenant_id(), &client_id)
-            .await?
-            .is_none()
-        {
+        // A token is worth what its client's grant holds now, not what it held when the
+        // token was issued: a deleted client or grant stops its tokens, and a narrowed grant
+        // narrows them (at once here, within the cache's second on other replicas).
+        if self.cached_client(&client_id).await?.is_none() {
             return Err(invalid());
         }
+        let grants = self.cached_client_grants().await?;
+        let Some(grant) = grants
+            .iter()
+            .find(|g| g.client_id == client_id && g.audience == audience)
+        else {
+            return Err(invalid());
+        };
         let scopes = at
             .claims
             .get("scope")
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default()
             .split(' ')
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.is_empty() && grant.scope.iter().any(|held| held == s))
             .map(str::to_owned)
             .collect();
         Ok(Caller { client_id, scopes })

@@ -161,6 +161,26 @@ both_backends! {
         assert_eq!(app.userinfo(tokens["access_token"].as_str().unwrap()).await.status, StatusCode::UNAUTHORIZED);
     }
 
+    async fn a_token_is_worth_what_its_grant_holds_now(app) {
+        let token = admin(&app).await;
+        let reader = app.management_token(READER_TOOL.0, READER_TOOL.1).await;
+        assert_eq!(app.api("GET", "/api/v2/users", Some(&reader), None).await.status, StatusCode::OK);
+        let grants = app.api("GET", &format!("/api/v2/client-grants?client_id={}", READER_TOOL.0), Some(&token), None).await.json();
+        let grant_id = grants[0]["id"].as_str().unwrap().to_owned();
+        // Narrowed: the token issued before loses the scope at once.
+        let narrowed = app.api("PATCH", &format!("/api/v2/client-grants/{grant_id}"), Some(&token), Some(json!({"scope": ["read:clients"]}))).await;
+        assert_eq!(narrowed.status, StatusCode::OK, "{}", narrowed.text);
+        assert_auth0_error(&app.api("GET", "/api/v2/users", Some(&reader), None).await, 403, "insufficient_scope");
+        assert_eq!(app.api("GET", "/api/v2/clients", Some(&reader), None).await.status, StatusCode::OK);
+        // Widened again: a token never gains what it was not issued with.
+        app.api("PATCH", &format!("/api/v2/client-grants/{grant_id}"), Some(&token), Some(json!({"scope": ["read:clients", "read:users", "read:logs"]}))).await;
+        assert_auth0_error(&app.api("GET", "/api/v2/logs", Some(&reader), None).await, 403, "insufficient_scope");
+        // Deleted: the token stops working.
+        let deleted = app.api("DELETE", &format!("/api/v2/client-grants/{grant_id}"), Some(&token), None).await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+        assert_auth0_error(&app.api("GET", "/api/v2/clients", Some(&reader), None).await, 401, "invalid_token");
+    }
+
     async fn a_changed_email_is_unverified_unless_the_request_says_so(app) {
         let token = admin(&app).await;
         let id = app.api("GET", &format!("/api/v2/users-by-email?email={USER_EMAIL}"), Some(&token), None).await.json()[0]["user_id"].as_str().unwrap().to_owned();
