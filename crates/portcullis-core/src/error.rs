@@ -18,6 +18,8 @@ pub enum OAuthErrorCode {
     InvalidToken,
     RequestNotSupported,
     ConsentRequired,
+    /// The application's or the IP's budget is spent (answered with 429 and `Retry-After`).
+    TooManyRequests,
     ServerError,
 }
 
@@ -37,6 +39,7 @@ impl OAuthErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::RequestNotSupported => "request_not_supported",
             Self::ConsentRequired => "consent_required",
+            Self::TooManyRequests => "too_many_requests",
             Self::ServerError => "server_error",
         }
     }
@@ -74,6 +77,15 @@ impl OAuthError {
         Self::new(
             OAuthErrorCode::InvalidClient,
             "Client authentication failed",
+        )
+    }
+
+    /// The application's budget is spent.
+    #[must_use]
+    pub fn too_many_requests() -> Self {
+        Self::new(
+            OAuthErrorCode::TooManyRequests,
+            "Too many requests. Check the X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset headers.",
         )
     }
 

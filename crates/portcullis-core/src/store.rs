@@ -328,6 +328,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         client_id: &str,
         now: Timestamp,
     ) -> Result<Option<AuthorizationCode>, StoreError>;
+    /// A code issued to `client_id`, read without spending it (`used_before` says whether it
+    /// was spent).
+    async fn find_authorization_code(
+        &self,
+        tenant_id: &str,
+        code_hash: &str,
+        client_id: &str,
+    ) -> Result<Option<AuthorizationCode>, StoreError>;
     async fn create_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
     /// A refresh token and its grant (`None` when the grant is gone), in one read.
     async fn find_refresh_token_and_grant(

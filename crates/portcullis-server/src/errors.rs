@@ -35,6 +35,7 @@ impl IntoResponse for OAuthHttpError {
                 StatusCode::UNAUTHORIZED
             }
             OAuthErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+            OAuthErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };

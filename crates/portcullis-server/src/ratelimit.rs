@@ -7,11 +7,11 @@
 
 use crate::client_ip::ClientIp;
 use crate::state::AppState;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use portcullis_core::protection::admission::{Admission, Refused};
 use portcullis_core::protection::throttle::{Decision, Limit};
 use serde_json::json;
 
@@ -83,6 +83,19 @@ enum Family {
     Management,
 }
 
+impl Family {
+    /// The family's name in bucket keys, metrics and events.
+    fn name(self) -> &'static str {
+        match self {
+            Self::LoginForm => "loginform",
+            Self::Token => "token",
+            Self::DbConnections => "dbconnections",
+            Self::Passwordless => "passwordless",
+            Self::Management => "management",
+        }
+    }
+}
+
 fn family(method: &Method, path: &str) -> Option<Family> {
     if path.starts_with("/api/v2/") {
         return Some(Family::Management);
@@ -100,57 +113,132 @@ fn family(method: &Method, path: &str) -> Option<Family> {
     }
 }
 
-/// The application a request speaks for: Basic credentials or a `client_id` field for the
-/// Authentication API, the access token's `azp` for the Management API.
-fn client_of(
-    state: &AppState,
-    family: Family,
-    headers: &axum::http::HeaderMap,
-    body: &[u8],
-) -> Option<String> {
+/// The Management API caller's application: the verified access token's `azp`. A token
+/// that does not verify names no application.
+fn management_client(state: &AppState, headers: &axum::http::HeaderMap) -> Option<String> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if family == Family::Management {
-        let token = auth
-            .strip_prefix("Bearer ")
-            .or_else(|| auth.strip_prefix("bearer "))?;
-        let claims = state.core.verify_jwt(token.trim(), 0)?;
-        return claims
-            .get("azp")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-    }
-    if let Some(basic) = auth.strip_prefix("Basic ") {
-        use base64::Engine;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(basic.trim())
-            .ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        let id = text.split(':').next()?;
-        return url::form_urlencoded::parse(id.as_bytes())
-            .next()
-            .map(|(k, _)| k.into_owned())
-            .or_else(|| Some(id.to_owned()));
-    }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
-        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-        return value
-            .get("client_id")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-    }
-    url::form_urlencoded::parse(body)
-        .find(|(k, _)| k == "client_id")
-        .map(|(_, v)| v.into_owned())
+    let token = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))?;
+    let claims = state.core.verify_jwt(token.trim(), 0)?;
+    claims
+        .get("azp")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
 }
 
-/// The middleware.
+/// The tighter of an IP's and an application's decision, which the headers report.
+#[derive(Clone, Copy, Debug)]
+struct ClientDecision(Decision);
+
+/// An application's own bucket of a family (`/oauth/token`, `/dbconnections/*`), charged by
+/// the handler through [`Admission`] once the request is known to speak for it: after the
+/// client authenticated, or for a public client once its request checks out. Its decision
+/// rides back to the middleware on the response, which reports the tighter bucket.
+pub(crate) struct ClientBudget {
+    state: AppState,
+    family: Family,
+    decision: std::sync::OnceLock<Decision>,
+}
+
+impl ClientBudget {
+    pub(crate) fn token(state: &AppState) -> Self {
+        Self::new(state, Family::Token)
+    }
+
+    pub(crate) fn dbconnections(state: &AppState) -> Self {
+        Self::new(state, Family::DbConnections)
+    }
+
+    fn new(state: &AppState, family: Family) -> Self {
+        Self {
+            state: state.clone(),
+            family,
+            decision: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Hands the decision, if one was made, to the middleware.
+    pub(crate) fn mark(&self, mut response: Response) -> Response {
+        if let Some(d) = self.decision.get() {
+            response.extensions_mut().insert(ClientDecision(*d));
+        }
+        response
+    }
+}
+
+#[async_trait::async_trait]
+impl Admission for ClientBudget {
+    async fn admit(&self, client_id: &str) -> Result<(), Refused> {
+        let limits = &self.state.rate_limits;
+        let per_minute = match self.family {
+            Family::Token => limits.token_per_client,
+            Family::DbConnections => limits.dbconnections_per_client,
+            _ => return Ok(()),
+        };
+        let name = self.family.name();
+        let bucket = format!("rl:{name}:client:{client_id}");
+        match self
+            .state
+            .core
+            .throttle_shared(&bucket, Limit::per(per_minute, 60))
+            .await
+        {
+            Ok(d) => {
+                let _ = self.decision.set(d);
+                if d.allowed {
+                    return Ok(());
+                }
+                refused(&self.state, name, Some(client_id), d).await;
+                Err(Refused {
+                    retry_after: d.retry_after.max(1),
+                })
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "rate limit counter unavailable");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Counts and logs a refusal: one `api_limit` event per family, IP and minute at most, so a
+/// flood of refusals cannot flood the audit trail.
+async fn refused(state: &AppState, name: &str, client: Option<&str>, decision: Decision) {
+    metrics::counter!("portcullis_rate_limited_total", "family" => name.to_owned()).increment(1);
+    tracing::warn!(family = %name, "rate limit reached");
+    let ip = portcullis_core::audit::REQUEST
+        .try_with(|r| r.ip.clone())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let quiet = state
+        .core
+        .throttle(&format!("audit:api_limit:{name}:{ip}"), Limit::per(1, 60))
+        .await
+        .is_ok_and(|d| d.allowed);
+    if quiet {
+        state
+            .core
+            .audit(
+                "api_limit",
+                &format!("Rate limit reached on the {name} endpoints"),
+                portcullis_core::audit::EventFields {
+                    client_id: client,
+                    details: Some(json!({"family": name, "limit": decision.limit})),
+                    ..Default::default()
+                },
+            )
+            .await;
+    }
+}
+
+/// The middleware: counts the request against its IP's bucket (and, on the Management API,
+/// against the verified caller's application), refuses it past the limit, and reports the
+/// tighter bucket in the `x-ratelimit-*` headers.
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(family) = family(request.method(), request.uri().path()) else {
         return next.run(request).await;
@@ -160,103 +248,61 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         .get::<ClientIp>()
         .map_or_else(|| "unknown".to_owned(), |c| c.0.clone());
     let limits = &state.rate_limits;
-    let (ip_limit, client_limit) = match family {
-        Family::LoginForm => (limits.login_form_per_ip, None),
-        Family::Token => (limits.token_per_ip, Some(limits.token_per_client)),
-        Family::DbConnections => (
-            limits.dbconnections_per_ip,
-            Some(limits.dbconnections_per_client),
-        ),
-        Family::Passwordless => (limits.passwordless_per_ip, None),
-        Family::Management => (limits.management_per_ip, Some(limits.management_per_client)),
+    let ip_limit = match family {
+        Family::LoginForm => limits.login_form_per_ip,
+        Family::Token => limits.token_per_ip,
+        Family::DbConnections => limits.dbconnections_per_ip,
+        Family::Passwordless => limits.passwordless_per_ip,
+        Family::Management => limits.management_per_ip,
     };
-    let name = format!("{family:?}").to_lowercase();
-    // The body is small (the router caps it); read it to find the application, then hand
-    // it on unchanged.
-    let reads_body = client_limit.is_some() && family != Family::Management;
-    let (parts, body) = request.into_parts();
-    let (client, request) = if reads_body {
-        let Ok(bytes) = axum::body::to_bytes(body, crate::router::BODY_LIMIT).await else {
-            return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
-        };
-        let client = client_of(&state, family, &parts.headers, &bytes);
-        (client, Request::from_parts(parts, Body::from(bytes)))
-    } else {
-        let client = client_limit.and_then(|_| client_of(&state, family, &parts.headers, &[]));
-        (client, Request::from_parts(parts, body))
-    };
-    // Only applications that exist get a bucket, so made-up ids cannot fill the table.
-    let client = match client.filter(|c| !c.is_empty() && c.len() <= 128) {
-        Some(id) => match state.core.cached_client(&id).await {
-            Ok(Some(_)) => Some(id),
-            _ => None,
-        },
-        None => None,
-    };
+    let name = family.name();
     let mut decisions = Vec::with_capacity(2);
-    let ip_bucket = format!("rl:{name}:ip:{ip}");
-    let ip_rule = Limit::per(ip_limit, 60);
-    match state.core.throttle_shared(&ip_bucket, ip_rule).await {
+    match state
+        .core
+        .throttle_shared(&format!("rl:{name}:ip:{ip}"), Limit::per(ip_limit, 60))
+        .await
+    {
         Ok(d) => decisions.push(d),
         Err(e) => tracing::error!(error = %e, "rate limit counter unavailable"),
     }
-    if let (Some(n), Some(client)) = (client_limit, client.as_deref())
+    // The Management API's caller is known from its verified token here; the applications
+    // of the other families are charged by their handlers (see `ClientBudget`).
+    let client = (family == Family::Management)
+        .then(|| management_client(&state, request.headers()))
+        .flatten();
+    if let Some(client) = client.as_deref()
         && decisions.iter().all(|d| d.allowed)
     {
         match state
             .core
-            .throttle_shared(&format!("rl:{name}:client:{client}"), Limit::per(n, 60))
+            .throttle_shared(
+                &format!("rl:{name}:client:{client}"),
+                Limit::per(limits.management_per_client, 60),
+            )
             .await
         {
-            Ok(d) if !d.allowed => {
-                // A refused request is not counted: give the IP bucket its request back.
-                if let Err(e) = state.core.throttle_give_back(&ip_bucket, ip_rule).await {
-                    tracing::error!(error = %e, "rate limit counter unavailable");
-                }
-                decisions.push(d);
-            }
             Ok(d) => decisions.push(d),
             Err(e) => tracing::error!(error = %e, "rate limit counter unavailable"),
         }
     }
-    // Report the tighter bucket.
-    let Some(decision) = decisions
-        .iter()
-        .copied()
-        .min_by_key(|d| (d.allowed, d.remaining))
-    else {
-        return next.run(request).await;
-    };
-    if !decision.allowed {
-        metrics::counter!("portcullis_rate_limited_total", "family" => name.clone()).increment(1);
-        tracing::warn!(family = %name, "rate limit reached");
-        // One `api_limit` event per family, IP and minute at most, so a flood of refusals
-        // cannot flood the audit trail.
-        let quiet = state
-            .core
-            .throttle(&format!("audit:api_limit:{name}:{ip}"), Limit::per(1, 60))
-            .await
-            .is_ok_and(|d| d.allowed);
-        if quiet {
-            state
-                .core
-                .audit(
-                    "api_limit",
-                    &format!("Rate limit reached on the {name} endpoints"),
-                    portcullis_core::audit::EventFields {
-                        client_id: client.as_deref(),
-                        details: Some(json!({"family": name, "limit": decision.limit})),
-                        ..Default::default()
-                    },
-                )
-                .await;
-        }
-        let mut response = refusal(family, decision);
-        headers(&mut response, decision);
+    if let Some(refusal) = decisions.iter().copied().find(|d| !d.allowed) {
+        refused(&state, name, client.as_deref(), refusal).await;
+        let mut response = refusal_response(family, refusal);
+        headers(&mut response, refusal);
         return response;
     }
     let mut response = next.run(request).await;
-    headers(&mut response, decision);
+    if let Some(ClientDecision(d)) = response.extensions().get::<ClientDecision>().copied() {
+        decisions.push(d);
+    }
+    // Report the tighter bucket.
+    if let Some(decision) = decisions
+        .iter()
+        .copied()
+        .min_by_key(|d| (d.allowed, d.remaining))
+    {
+        headers(&mut response, decision);
+    }
     response
 }
 
@@ -270,7 +316,7 @@ fn headers(response: &mut Response, d: Decision) {
     }
 }
 
-fn refusal(family: Family, d: Decision) -> Response {
+fn refusal_response(family: Family, d: Decision) -> Response {
     let body = match family {
         Family::Management => json!({
             "statusCode": 429,

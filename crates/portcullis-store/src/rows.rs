@@ -1,8 +1,8 @@
 //! Decoding rows into domain records.
 
 use portcullis_core::model::{
-    AppType, AuthenticatedAs, Client, ClientGrant, Grant, LoginTransaction, RefreshToken,
-    ResourceServer, Session, SigningKeyRecord, Tenant, TokenEndpointAuthMethod, User,
+    AppType, AuthenticatedAs, AuthorizationCode, Client, ClientGrant, Grant, LoginTransaction,
+    RefreshToken, ResourceServer, Session, SigningKeyRecord, Tenant, TokenEndpointAuthMethod, User,
 };
 use portcullis_core::store::StoreError;
 use portcullis_crypto::jose::SigningAlg;
@@ -141,6 +141,23 @@ pub(crate) fn session(row: &AnyRow) -> Result<Session, StoreError> {
         last_seen_at: get(row, "last_seen_at")?,
         expires_at: get(row, "expires_at")?,
         idle_expires_at: get(row, "idle_expires_at")?,
+    })
+}
+
+/// An authorization code's row (`grant_id`, `request`, `expires_at`).
+pub(crate) fn authorization_code(
+    tenant_id: &str,
+    row: &AnyRow,
+    used_before: bool,
+) -> Result<AuthorizationCode, StoreError> {
+    let request: String = row.try_get("request").map_err(backend_err)?;
+    Ok(AuthorizationCode {
+        tenant_id: tenant_id.to_owned(),
+        grant_id: row.try_get("grant_id").map_err(backend_err)?,
+        grant: serde_json::from_str(&request)
+            .map_err(|e| StoreError::Corrupt(format!("code request: {e}")))?,
+        expires_at: row.try_get("expires_at").map_err(backend_err)?,
+        used_before,
     })
 }
 

@@ -1135,34 +1135,39 @@ impl Store for SqlStore {
         .fetch_optional(self.writer())
         .await
         .map_err(backend_err)?;
-        let (row, used_before) = match fresh {
-            Some(row) => (row, false),
-            None => {
-                let spent = sqlx::query(
-                    "SELECT grant_id, request, expires_at FROM authorization_codes \
-                     WHERE tenant_id = $1 AND code_hash = $2 AND client_id = $3",
-                )
-                .bind(tenant_id)
-                .bind(code_hash)
-                .bind(client_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(backend_err)?;
-                match spent {
-                    Some(row) => (row, true),
-                    None => return Ok(None),
-                }
-            }
+        match fresh {
+            Some(row) => rows::authorization_code(tenant_id, &row, false).map(Some),
+            None => Ok(self
+                .find_authorization_code(tenant_id, code_hash, client_id)
+                .await?
+                .map(|code| AuthorizationCode {
+                    used_before: true,
+                    ..code
+                })),
+        }
+    }
+
+    async fn find_authorization_code(
+        &self,
+        tenant_id: &str,
+        code_hash: &str,
+        client_id: &str,
+    ) -> Result<Option<AuthorizationCode>, StoreError> {
+        let row = sqlx::query(
+            "SELECT grant_id, request, expires_at, used_at FROM authorization_codes \
+             WHERE tenant_id = $1 AND code_hash = $2 AND client_id = $3",
+        )
+        .bind(tenant_id)
+        .bind(code_hash)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        let Some(row) = row else {
+            return Ok(None);
         };
-        let request: String = row.try_get("request").map_err(backend_err)?;
-        Ok(Some(AuthorizationCode {
-            tenant_id: tenant_id.to_owned(),
-            grant_id: row.try_get("grant_id").map_err(backend_err)?,
-            grant: serde_json::from_str(&request)
-                .map_err(|e| StoreError::Corrupt(format!("code request: {e}")))?,
-            expires_at: row.try_get("expires_at").map_err(backend_err)?,
-            used_before,
-        }))
+        let used_at: Option<i64> = row.try_get("used_at").map_err(backend_err)?;
+        rows::authorization_code(tenant_id, &row, used_at.is_some()).map(Some)
     }
 
     async fn create_refresh_token(&self, t: &RefreshToken) -> Result<(), StoreError> {

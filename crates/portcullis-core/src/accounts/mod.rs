@@ -7,6 +7,7 @@ pub mod mailer;
 
 use crate::audit::EventFields;
 use crate::model::{DATABASE_CONNECTION, Ticket, TicketData, TicketKind, User, normalize_email};
+use crate::protection::admission::Admission;
 use crate::protection::policy::{self, ConnectionOptions, PasswordRejection, PersonalInfo};
 use crate::protection::throttle::Limit;
 use crate::protection::{Shield, allowed};
@@ -170,7 +171,12 @@ fn check_profile(req: &SignupRequest) -> Result<(), String> {
 
 impl Portcullis {
     /// Creates a database user from a signup, then emails a verification link.
-    pub async fn signup(&self, req: SignupRequest) -> Result<User, AccountError> {
+    /// `admission` charges the application's budget once the signup is otherwise valid.
+    pub async fn signup(
+        &self,
+        req: SignupRequest,
+        admission: &dyn Admission,
+    ) -> Result<User, AccountError> {
         let tenant = self.tenant_id();
         let client = self
             .store
@@ -265,6 +271,12 @@ impl Portcullis {
             self.audit("fs", "the user already exists", fields()).await;
             return Err(AccountError::Exists);
         }
+        admission
+            .admit(&client.client_id)
+            .await
+            .map_err(|r| AccountError::Throttled {
+                retry_after: r.retry_after,
+            })?;
         let hash = self
             .passwords
             .hash(req.password)
@@ -546,6 +558,7 @@ impl Portcullis {
         client_id: Option<String>,
         email: &str,
         ip: &str,
+        admission: &dyn Admission,
     ) -> Result<(), AccountError> {
         let email = email.trim().to_owned();
         if !valid_email(&email) {
@@ -573,6 +586,14 @@ impl Portcullis {
                     retry_after: decision.retry_after,
                 });
             }
+        }
+        if let Some(id) = client_id.as_deref() {
+            admission
+                .admit(id)
+                .await
+                .map_err(|r| AccountError::Throttled {
+                    retry_after: r.retry_after,
+                })?;
         }
         let core = Arc::clone(self);
         let request = crate::audit::REQUEST

@@ -521,13 +521,16 @@ impl Portcullis {
             })
         };
         let result = self
-            .signup(crate::accounts::SignupRequest {
-                client_id: tx.request.client_id.clone(),
-                email: form.email.clone(),
-                password: form.password.clone(),
-                ip: form.ip.clone(),
-                ..Default::default()
-            })
+            .signup(
+                crate::accounts::SignupRequest {
+                    client_id: tx.request.client_id.clone(),
+                    email: form.email.clone(),
+                    password: form.password.clone(),
+                    ip: form.ip.clone(),
+                    ..Default::default()
+                },
+                &crate::protection::admission::Unlimited,
+            )
             .await;
         let user = match result {
             Ok(user) => user,

@@ -5,6 +5,7 @@ use super::split_scope;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::model::Permission;
 use crate::model::{Client, ExpirationType, RefreshToken, ResourceServer, Role, User};
+use crate::protection::admission::Admission;
 use crate::service::Portcullis;
 use crate::store::{AccessRecord, RefreshTokenContext, UserAccess};
 use portcullis_crypto::jose::SigningAlg;
@@ -121,6 +122,44 @@ impl TokenRequest {
     }
 }
 
+/// What a code exchange presents besides the client: the code, the redirect URI and the
+/// PKCE verifier. `Debug` shows no secret.
+struct PresentedCode<'a> {
+    code: &'a str,
+    redirect_uri: Option<&'a str>,
+    verifier: Option<&'a str>,
+}
+
+/// The checks of a code exchange against the authorization request the code stands for:
+/// the same redirect URI, and the PKCE verifier exactly when a challenge was sent (no
+/// downgrade either way).
+fn check_code_request(
+    request: &crate::model::AuthorizeRequest,
+    presented: &PresentedCode<'_>,
+) -> Result<(), OAuthError> {
+    if presented.redirect_uri != Some(request.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    match (&request.code_challenge, presented.verifier) {
+        (Some(challenge), Some(v)) if portcullis_crypto::pkce::verify_s256(v, challenge) => Ok(()),
+        (Some(_), _) => Err(OAuthError::invalid_grant("Failed to verify code verifier")),
+        (None, Some(_)) => Err(OAuthError::invalid_grant(
+            "code_verifier given but no code_challenge was sent",
+        )),
+        (None, None) => Ok(()),
+    }
+}
+
+/// Charges `client`'s own budget; its refusal is a 429 `too_many_requests`.
+async fn admit(admission: &dyn Admission, client: &Client) -> Result<(), OAuthError> {
+    admission
+        .admit(&client.client_id)
+        .await
+        .map_err(|_| OAuthError::too_many_requests())
+}
+
 /// The successful token response (RFC 6749 §5.1). `Debug` shows no token.
 #[derive(Serialize)]
 pub struct TokenResponse {
@@ -194,11 +233,13 @@ impl Portcullis {
         }
     }
 
-    /// Handles a token request from an authenticated client.
+    /// Handles a token request. `admission` charges the application's own budget once the
+    /// request is known to speak for it (see [`crate::protection::admission`]).
     pub async fn token(
         &self,
         request: TokenRequest,
         creds: &ClientCredentials,
+        admission: &dyn Admission,
     ) -> Result<TokenResponse, OAuthError> {
         let (ok_kind, failed_kind) = match &request {
             TokenRequest::AuthorizationCode { .. } => ("seacft", "feacft"),
@@ -210,8 +251,11 @@ impl Portcullis {
             .as_ref()
             .map(|(id, _)| id.clone())
             .or_else(|| creds.form_id.clone());
-        let result = self.token_inner(request, creds).await;
+        let result = self.token_inner(request, creds, admission).await;
         match &result {
+            // A refusal by the rate limit is recorded there, once a minute at most: a flood
+            // must not become a flood of audit rows.
+            Err(e) if e.code() == OAuthErrorCode::TooManyRequests => {}
             Ok((client, _)) => {
                 let fields = crate::audit::EventFields {
                     client_id: Some(&client.client_id),
@@ -236,6 +280,7 @@ impl Portcullis {
         &self,
         request: TokenRequest,
         creds: &ClientCredentials,
+        admission: &dyn Admission,
     ) -> Result<(Client, TokenResponse), OAuthError> {
         let client = self.authenticate_client(creds).await?;
         let grant = request.grant_type();
@@ -245,25 +290,32 @@ impl Portcullis {
                 format!("Grant type '{grant}' not allowed for the client."),
             ));
         }
+        // A confidential client has proved who it is; a public client is charged by its
+        // grant, once the code or refresh token it presents checks out.
+        if !client.is_public() {
+            admit(admission, &client).await?;
+        }
         let response = match request {
             TokenRequest::AuthorizationCode {
                 code,
                 redirect_uri,
                 code_verifier,
             } => {
-                self.exchange_code(
-                    &client,
-                    &code,
-                    redirect_uri.as_deref(),
-                    code_verifier.as_deref(),
-                )
-                .await
+                let presented = PresentedCode {
+                    code: &code,
+                    redirect_uri: redirect_uri.as_deref(),
+                    verifier: code_verifier.as_deref(),
+                };
+                if client.is_public() && self.code_checks_out(&client, &presented).await? {
+                    admit(admission, &client).await?;
+                }
+                self.exchange_code(&client, &presented).await
             }
             TokenRequest::RefreshToken {
                 refresh_token,
                 scope,
             } => {
-                self.exchange_refresh_token(&client, &refresh_token, scope.as_deref())
+                self.exchange_refresh_token(&client, &refresh_token, scope.as_deref(), admission)
                     .await
             }
             TokenRequest::ClientCredentials { audience, scope } => {
@@ -275,18 +327,39 @@ impl Portcullis {
         Ok((client, response))
     }
 
+    /// Whether a public client's code would be exchanged: known, unspent, unexpired, for
+    /// this redirect URI and with the right PKCE verifier. Read without spending anything, so
+    /// the application is charged before its code is spent and a refusal loses nothing.
+    async fn code_checks_out(
+        &self,
+        client: &Client,
+        presented: &PresentedCode<'_>,
+    ) -> Result<bool, OAuthError> {
+        let found = self
+            .store
+            .find_authorization_code(
+                self.tenant_id(),
+                &hash_token(presented.code),
+                &client.client_id,
+            )
+            .await?;
+        Ok(found.is_some_and(|code| {
+            !code.used_before
+                && code.expires_at > self.now()
+                && check_code_request(&code.grant.request, presented).is_ok()
+        }))
+    }
+
     async fn exchange_code(
         &self,
         client: &Client,
-        code: &str,
-        redirect_uri: Option<&str>,
-        verifier: Option<&str>,
+        presented: &PresentedCode<'_>,
     ) -> Result<TokenResponse, OAuthError> {
         let tenant = self.tenant_id();
         let now = self.now();
         let Some(stored) = self
             .store
-            .consume_authorization_code(tenant, &hash_token(code), &client.client_id, now)
+            .consume_authorization_code(tenant, &hash_token(presented.code), &client.client_id, now)
             .await?
         else {
             return Err(OAuthError::invalid_grant("Invalid authorization code"));
@@ -303,23 +376,7 @@ impl Portcullis {
         if stored.expires_at <= now {
             return Err(OAuthError::invalid_grant("Invalid authorization code"));
         }
-        if redirect_uri != Some(request.redirect_uri.as_str()) {
-            return Err(OAuthError::invalid_grant(
-                "redirect_uri does not match the authorization request",
-            ));
-        }
-        match (&request.code_challenge, verifier) {
-            (Some(challenge), Some(v)) if portcullis_crypto::pkce::verify_s256(v, challenge) => {}
-            (Some(_), _) => {
-                return Err(OAuthError::invalid_grant("Failed to verify code verifier"));
-            }
-            (None, Some(_)) => {
-                return Err(OAuthError::invalid_grant(
-                    "code_verifier given but no code_challenge was sent",
-                ));
-            }
-            (None, None) => {}
-        }
+        check_code_request(request, presented)?;
         let (user, roles, direct) = self.active_user_with_access(&stored.grant.user_id).await?;
         let api = self.resource_server(request.audience.as_deref()).await?;
         let held = held_permissions(&roles, &direct);
@@ -381,6 +438,7 @@ impl Portcullis {
         client: &Client,
         presented: &str,
         scope: Option<&str>,
+        admission: &dyn Admission,
     ) -> Result<TokenResponse, OAuthError> {
         let tenant = self.tenant_id();
         let now = self.now();
@@ -432,6 +490,10 @@ impl Portcullis {
         };
         // Permissions removed since the token was issued are no longer granted.
         let (user, roles, direct) = active(user)?;
+        if client.is_public() {
+            // The token checks out: charge the application before anything is spent.
+            admit(admission, client).await?;
+        }
         let api = self.resource_server(token.audience.as_deref()).await?;
         let held = held_permissions(&roles, &direct);
         let scope = granted_scope(&scope, api.as_ref(), &held);

@@ -3,6 +3,7 @@
 //! policy. Each is one JSON document per tenant, written by `portcullis apply` and the
 //! Management API, read per request.
 
+pub mod admission;
 pub mod breached;
 pub mod policy;
 pub mod throttle;

@@ -9,6 +9,7 @@ use super::authorize::{
 use super::{cookie, error_page, no_store, page_csp, request_id, tenant_name};
 use crate::client_ip::ClientIp;
 use crate::errors::PageError;
+use crate::ratelimit::ClientBudget;
 use crate::state::AppState;
 use axum::Extension;
 use axum::extract::{RawQuery, State};
@@ -17,6 +18,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use portcullis_core::accounts::{AccountError, SignupRequest};
 use portcullis_core::model::DATABASE_CONNECTION;
+use portcullis_core::protection::admission::Unlimited;
 use serde_json::{Value, json};
 
 /// Auth0's answer to a reset request, whether or not the email has an account.
@@ -208,7 +210,8 @@ pub async fn signup(
         user_metadata: fields.get("user_metadata").cloned(),
         ip: ip.0,
     };
-    match state.core.signup(request).await {
+    let budget = ClientBudget::dbconnections(&state);
+    let response = match state.core.signup(request, &budget).await {
         Ok(user) => {
             let id = user
                 .user_id
@@ -229,7 +232,8 @@ pub async fn signup(
             )
         }
         Err(e) => account_error(e),
-    }
+    };
+    budget.mark(response)
 }
 
 /// `POST /dbconnections/change_password`: the same answer whether or not the email exists.
@@ -248,14 +252,16 @@ pub async fn change_password(
         return response;
     }
     let email = text(&fields, "email").unwrap_or_default();
-    match state
+    let budget = ClientBudget::dbconnections(&state);
+    let response = match state
         .core
-        .request_password_reset(text(&fields, "client_id"), &email, &ip.0)
+        .request_password_reset(text(&fields, "client_id"), &email, &ip.0, &budget)
         .await
     {
         Ok(()) => no_store(axum::Json(Value::String(RESET_SENT.to_owned())).into_response()),
         Err(e) => account_error(e),
-    }
+    };
+    budget.mark(response)
 }
 
 /// `GET /u/signup?state=…`: the signup form of a transaction in progress.
@@ -537,7 +543,7 @@ pub async fn reset_form(
     let email = form.email.unwrap_or_default();
     match state
         .core
-        .request_password_reset(client_id, &email, &ip.0)
+        .request_password_reset(client_id, &email, &ip.0, &Unlimited)
         .await
     {
         Ok(()) => {

@@ -2,6 +2,7 @@
 
 use super::no_store;
 use crate::errors::OAuthHttpError;
+use crate::ratelimit::ClientBudget;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -125,16 +126,21 @@ pub async fn token(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    with_client(
+    let budget = ClientBudget::token(&state);
+    let response = with_client(
         &headers,
         &body,
         |tokens: portcullis_core::oauth::token::TokenResponse| Json(tokens).into_response(),
-        |creds, params| async move {
-            let request = TokenRequest::parse(params)?;
-            state.core.token(request, &creds).await
+        |creds, params| {
+            let budget = &budget;
+            async move {
+                let request = TokenRequest::parse(params)?;
+                state.core.token(request, &creds, budget).await
+            }
         },
     )
-    .await
+    .await;
+    budget.mark(response)
 }
 
 /// `POST /oauth/revoke` (RFC 7009): 200 for any token, known or not.

@@ -530,6 +530,259 @@ async fn rate_limit_case(backend: Backend) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
+/// A flood that names a victim's application without its secret (or, for a public client,
+/// without a grant that checks out) counts against the flooding IPs alone.
+async fn victim_budget_case(backend: Backend) {
+    let options = portcullis_server::HttpOptions {
+        rate_limits: portcullis_server::ratelimit::RateLimits {
+            token_per_client: 5,
+            dbconnections_per_client: 3,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let Some(app) = TestApp::with_http(backend, options).await else {
+        return;
+    };
+    // Many addresses of one IPv6 /64 and a few IPv4 ones name the victim's clients.
+    let attackers = [
+        "2001:db8:66:1::1",
+        "2001:db8:66:1::2",
+        "198.51.100.61",
+        "198.51.100.62",
+    ];
+    for (i, ip) in attackers.iter().cycle().take(40).enumerate() {
+        let no_secret = [
+            ("grant_type", "client_credentials"),
+            ("audience", "https://api.finance.example"),
+            ("client_id", "m2m-client-id"),
+        ];
+        let wrong_secret = [
+            ("grant_type", "client_credentials"),
+            ("audience", "https://api.finance.example"),
+            ("client_id", "m2m-client-id"),
+            ("client_secret", "guess"),
+        ];
+        let form = if i % 2 == 0 {
+            &no_secret[..]
+        } else {
+            &wrong_secret[..]
+        };
+        let r = app.send_from(form_request("/oauth/token", form), ip).await;
+        assert_eq!(r.json()["error"], "invalid_client", "{}", r.text);
+        // A public client named with a made-up refresh token.
+        let r = app
+            .send_from(
+                form_request(
+                    "/oauth/token",
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("client_id", "spa-client-id"),
+                        ("refresh_token", "rt_made_up"),
+                    ],
+                ),
+                ip,
+            )
+            .await;
+        assert_eq!(r.json()["error"], "invalid_grant", "{}", r.text);
+        // Password reset requests naming the app with no usable email.
+        let r = post_json(&app, "/dbconnections/change_password", json!({"client_id": "web-app-client-id", "email": "not an email", "connection": "Username-Password-Authentication"}), ip).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    }
+    // The victim's real requests all pass, and its own budget is whole.
+    for i in 0..5u32 {
+        let r = app
+            .send_from(token_request(&M2M_FORM), "203.0.113.70")
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "request {i}: {}", r.text);
+        assert_eq!(
+            r.header("x-ratelimit-limit").as_deref(),
+            Some("5"),
+            "the application's bucket is the tighter one"
+        );
+        assert_eq!(
+            r.header("x-ratelimit-remaining").unwrap(),
+            (4 - i).to_string()
+        );
+    }
+    // Past its budget, the application's next request is refused with the budget's headers.
+    let r = app
+        .send_from(token_request(&M2M_FORM), "203.0.113.70")
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    assert_eq!(r.json()["error"], "too_many_requests");
+    assert!(r.header("retry-after").is_some());
+    // The public client's real refresh still works.
+    let browser = Browser::new();
+    let tokens = spa_tokens(&app, &browser).await;
+    let r = app
+        .send_from(
+            form_request(
+                "/oauth/token",
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "spa-client-id"),
+                    ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+                ],
+            ),
+            "203.0.113.71",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Real reset requests of the victim application pass.
+    for i in 0..3 {
+        let r = post_json(&app, "/dbconnections/change_password", json!({"client_id": "web-app-client-id", "email": format!("someone{i}@example.com"), "connection": "Username-Password-Authentication"}), "203.0.113.72").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+}
+
+/// A public client refused by its budget loses nothing: its code and refresh token are
+/// checked, then charged, and spent only once admitted.
+async fn public_refusal_case(backend: Backend) {
+    let options = portcullis_server::HttpOptions {
+        rate_limits: portcullis_server::ratelimit::RateLimits {
+            token_per_client: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let Some(app) = TestApp::with_http(backend, options).await else {
+        return;
+    };
+    spa_tokens(&app, &Browser::new()).await;
+    // The budget is spent: a second login's code is refused, and still good a minute later.
+    let verifier = "spa-verifier-spa-verifier-spa-verifier-0123456789";
+    let challenge = portcullis_crypto::b64url(&portcullis_crypto::sha256(verifier.as_bytes()));
+    let browser = Browser::new();
+    let login = app
+        .start_login(
+            &browser,
+            &[
+                ("response_type", "code"),
+                ("client_id", "spa-client-id"),
+                ("redirect_uri", SPA_CALLBACK),
+                ("scope", "openid offline_access"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .await;
+    let code = callback_params(
+        &app.submit_login(&browser, &login, USER_EMAIL, USER_PASSWORD)
+            .await
+            .location()
+            .unwrap(),
+    )["code"]
+        .clone();
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("client_id", "spa-client-id"),
+        ("code", code.as_str()),
+        ("redirect_uri", SPA_CALLBACK),
+        ("code_verifier", verifier),
+    ];
+    let refused = app.send(form_request("/oauth/token", &exchange)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text
+    );
+    app.clock.advance(60);
+    let tokens = app.send(form_request("/oauth/token", &exchange)).await;
+    assert_eq!(
+        tokens.status,
+        StatusCode::OK,
+        "the refused code was not spent: {}",
+        tokens.text
+    );
+    let refresh = tokens.json()["refresh_token"].as_str().unwrap().to_owned();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "spa-client-id"),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let refused = app.send(form_request("/oauth/token", &form)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text
+    );
+    app.clock.advance(60);
+    let again = app.send(form_request("/oauth/token", &form)).await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "the refused refresh token was not spent: {}",
+        again.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_client_refused_by_its_budget_loses_nothing_sqlite() {
+    public_refusal_case(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_client_refused_by_its_budget_loses_nothing_postgres() {
+    public_refusal_case(Backend::Postgres).await;
+}
+
+/// The SPA's code flow with PKCE, exchanged for tokens.
+async fn spa_tokens(app: &TestApp, browser: &Browser) -> Value {
+    let verifier = "spa-verifier-spa-verifier-spa-verifier-0123456789";
+    let challenge = portcullis_crypto::b64url(&portcullis_crypto::sha256(verifier.as_bytes()));
+    let form = app
+        .start_login(
+            browser,
+            &[
+                ("response_type", "code"),
+                ("client_id", "spa-client-id"),
+                ("redirect_uri", SPA_CALLBACK),
+                ("scope", "openid offline_access"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .await;
+    let resp = app
+        .submit_login(browser, &form, USER_EMAIL, USER_PASSWORD)
+        .await;
+    let code = callback_params(&resp.location().unwrap())["code"].clone();
+    let r = app
+        .send(form_request(
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", "spa-client-id"),
+                ("code", &code),
+                ("redirect_uri", SPA_CALLBACK),
+                ("code_verifier", verifier),
+            ],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.json()
+}
+
+fn form_request(path: &str, form: &[(&str, &str)]) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(serde_urlencoded::to_string(form).unwrap()))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_naming_a_victim_client_leaves_its_budget_whole_sqlite() {
+    victim_budget_case(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_naming_a_victim_client_leaves_its_budget_whole_postgres() {
+    victim_budget_case(Backend::Postgres).await;
+}
+
 fn token_request(form: &[(&str, &str)]) -> Request<Body> {
     use base64::Engine;
     let basic =
