@@ -536,7 +536,7 @@ async fn start(
     serve
         .args(["--listen", &format!("127.0.0.1:{port}")])
         // Request limits would answer 429 long before the machine's limits.
-        .args(["--rate-limits", "token_per_ip=100000000,token_per_client=100000000,management_per_ip=100000000,management_per_client=100000000,login_form_per_ip=100000000"])
+        .args(["--rate-limits", "token_per_ip=100000000,token_per_client=100000000,management_per_ip=100000000,management_per_client=100000000,login_form_per_ip=100000000,authorize_per_ip=100000000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let http = reqwest::Client::new();

@@ -1,4 +1,4 @@
-//! Request limits on the endpoints attackers hammer: login form posts, `/oauth/token`,
+//! Request limits on the endpoints attackers hammer: `/authorize`, login form posts, `/oauth/token`,
 //! `/dbconnections/*`, `/passwordless/*` and the Management API, per client IP and per
 //! application. Counters live in the database (see `portcullis_core::protection::throttle`),
 //! so they hold across restarts and replicas; a busy bucket is counted in shares, one
@@ -18,6 +18,7 @@ use serde_json::json;
 /// Requests allowed per minute, by family, per IP and per application.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateLimits {
+    pub authorize_per_ip: u32,
     pub login_form_per_ip: u32,
     pub token_per_ip: u32,
     pub token_per_client: u32,
@@ -31,6 +32,7 @@ pub struct RateLimits {
 impl Default for RateLimits {
     fn default() -> Self {
         Self {
+            authorize_per_ip: 600,
             login_form_per_ip: 120,
             token_per_ip: 1_200,
             token_per_client: 6_000,
@@ -58,6 +60,7 @@ impl RateLimits {
                 .filter(|n| *n > 0)
                 .ok_or_else(|| anyhow::anyhow!("rate limit {name} must be a positive number"))?;
             let slot = match name.trim() {
+                "authorize_per_ip" => &mut self.authorize_per_ip,
                 "login_form_per_ip" => &mut self.login_form_per_ip,
                 "token_per_ip" => &mut self.token_per_ip,
                 "token_per_client" => &mut self.token_per_client,
@@ -76,6 +79,7 @@ impl RateLimits {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Family {
+    Authorize,
     LoginForm,
     Token,
     DbConnections,
@@ -87,6 +91,7 @@ impl Family {
     /// The family's name in bucket keys, metrics and events.
     fn name(self) -> &'static str {
         match self {
+            Self::Authorize => "authorize",
             Self::LoginForm => "loginform",
             Self::Token => "token",
             Self::DbConnections => "dbconnections",
@@ -100,13 +105,18 @@ fn family(method: &Method, path: &str) -> Option<Family> {
     if path.starts_with("/api/v2/") {
         return Some(Family::Management);
     }
+    // Every request to /authorize may start a login: each is counted, GET as well as POST.
+    if path == "/authorize" {
+        return Some(Family::Authorize);
+    }
     if method != Method::POST {
         return None;
     }
     match path {
         "/oauth/token" => Some(Family::Token),
-        "/authorize" | "/u/login" | "/u/signup" | "/u/reset-password" | "/u/unblock"
-        | "/u/consent" => Some(Family::LoginForm),
+        "/u/login" | "/u/signup" | "/u/reset-password" | "/u/unblock" | "/u/consent" => {
+            Some(Family::LoginForm)
+        }
         p if p.starts_with("/dbconnections/") => Some(Family::DbConnections),
         p if p.starts_with("/passwordless/") => Some(Family::Passwordless),
         _ => None,
@@ -215,9 +225,11 @@ async fn refused(state: &AppState, name: &str, client: Option<&str>, decision: D
         .ok()
         .flatten()
         .unwrap_or_default();
+    // Counted like the limit itself, so refusals past the first of the minute are decided in
+    // memory and a flood of them never reaches the database.
     let quiet = state
         .core
-        .throttle(&format!("audit:api_limit:{name}:{ip}"), Limit::per(1, 60))
+        .throttle_shared(&format!("audit:api_limit:{name}:{ip}"), Limit::per(1, 60))
         .await
         .is_ok_and(|d| d.allowed);
     if quiet {
@@ -249,6 +261,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         .map_or_else(|| "unknown".to_owned(), |c| c.0.clone());
     let limits = &state.rate_limits;
     let ip_limit = match family {
+        Family::Authorize => limits.authorize_per_ip,
         Family::LoginForm => limits.login_form_per_ip,
         Family::Token => limits.token_per_ip,
         Family::DbConnections => limits.dbconnections_per_ip,
@@ -324,7 +337,7 @@ fn refusal_response(family: Family, d: Decision) -> Response {
             "message": "Global limit has been reached",
             "errorCode": "too_many_requests",
         }),
-        Family::LoginForm => {
+        Family::Authorize | Family::LoginForm => {
             let html = format!(
                 "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Too many attempts</title>\
                  <link rel=\"stylesheet\" href=\"/u/assets/style.css\"><main class=\"card\"><h1>Too many attempts</h1>\
@@ -358,7 +371,9 @@ mod tests {
             family(&Method::GET, "/api/v2/users"),
             Some(Family::Management)
         );
-        assert_eq!(family(&Method::GET, "/authorize"), None);
+        assert_eq!(family(&Method::GET, "/authorize"), Some(Family::Authorize));
+        assert_eq!(family(&Method::POST, "/authorize"), Some(Family::Authorize));
+        assert_eq!(family(&Method::GET, "/userinfo"), None);
     }
 
     #[test]

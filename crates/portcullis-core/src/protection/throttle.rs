@@ -77,10 +77,14 @@ const MAX_SHARE: u32 = 1024;
 /// requests stay counted, which only makes the limit stricter).
 const MAX_BUCKETS: usize = 10_000;
 
-/// Shares of database buckets held by this process (see [`Portcullis::throttle_shared`]).
+/// Shares of database buckets held by this process (see [`Portcullis::throttle_shared`]),
+/// and the buckets the database last found full, so a flood of refused requests is refused
+/// here without reaching the database.
 #[derive(Debug, Default)]
 pub struct Leases {
     map: Mutex<HashMap<String, Lease>>,
+    /// A full bucket's TAT, as the database last reported it.
+    full: Mutex<HashMap<String, i64>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -173,6 +177,39 @@ impl Leases {
         lease.report(limit)
     }
 
+    /// The TAT of `bucket` if the database found it full and it cannot have room yet: no
+    /// request fits before `tat + interval - window`, whatever other replicas do (they can
+    /// only push the TAT further).
+    fn still_full(&self, bucket: &str, limit: Limit, now_ms: i64) -> Option<i64> {
+        let mut full = self
+            .full
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tat = *full.get(bucket)?;
+        if tat + limit.interval_ms - limit.window_ms() > now_ms {
+            Some(tat)
+        } else {
+            full.remove(bucket);
+            None
+        }
+    }
+
+    /// Remembers that the database found `bucket` full with this TAT.
+    fn remember_full(&self, bucket: &str, tat_ms: i64, now_ms: i64) {
+        let mut full = self
+            .full
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if full.len() >= MAX_BUCKETS && !full.contains_key(bucket) {
+            // Forgetting a full bucket only sends its next request to the database.
+            full.retain(|_, tat| *tat > now_ms);
+            if full.len() >= MAX_BUCKETS {
+                full.clear();
+            }
+        }
+        full.insert(bucket.to_owned(), tat_ms);
+    }
+
     /// Gives one spent request back to a live share; false when there is none.
     fn give_back(&self, bucket: &str, now_ms: i64) -> bool {
         let mut map = self.lock();
@@ -206,7 +243,8 @@ impl Lease {
 
 impl Portcullis {
     /// Counts one request against `bucket` like [`Portcullis::throttle`], but a busy bucket
-    /// costs one database write per share rather than one per request: the process takes
+    /// costs one database write per share rather than one per request, and a full one none
+    /// until it can have room again: the process takes
     /// several requests at once from the database bucket and spends them within
     /// `LEASE_MS`. A share is counted in the database before any of it is spent, so the
     /// limit still holds across replicas; shares grow while they run out and shrink back to
@@ -221,6 +259,9 @@ impl Portcullis {
         let now_ms = self.clock.now_ms();
         if let Some(decision) = self.leases.spend(bucket, limit, now_ms) {
             return Ok(decision);
+        }
+        if let Some(tat) = self.leases.still_full(bucket, limit, now_ms) {
+            return Ok(Decision::from_tat(limit, false, tat, now_ms));
         }
         let (size, refund) = self.leases.plan(bucket, limit, now_ms);
         if refund > 0 {
@@ -255,6 +296,7 @@ impl Portcullis {
         }
         let decision = Decision::from_tat(limit, allowed, tat, now_ms);
         if !allowed {
+            self.leases.remember_full(bucket, tat, now_ms);
             return Ok(decision);
         }
         Ok(self
@@ -324,6 +366,23 @@ mod tests {
         let small = Limit::per(20, 60);
         leases.record("s", small, 1, db, now + 3_000, now);
         assert_eq!(leases.plan("s", small, now), (1, 0));
+    }
+
+    #[test]
+    fn a_full_bucket_is_refused_locally_until_it_can_have_room() {
+        let leases = Leases::default();
+        let limit = Limit::per(3, 60);
+        let now = 1_000_000;
+        // Full: TAT a whole window ahead. No request fits for one interval.
+        leases.remember_full("f", now + 60_000, now);
+        assert_eq!(leases.still_full("f", limit, now), Some(now + 60_000));
+        assert_eq!(
+            leases.still_full("f", limit, now + 19_999),
+            Some(now + 60_000)
+        );
+        assert_eq!(leases.still_full("f", limit, now + 20_000), None);
+        // Forgotten once it may have room: the next request asks the database.
+        assert_eq!(leases.still_full("f", limit, now), None);
     }
 
     #[test]
