@@ -225,25 +225,31 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: Timestamp,
     ) -> Result<(), StoreError>;
 
-    // Login transactions
-    async fn create_login_transaction(&self, tx: &LoginTransaction) -> Result<(), StoreError>;
+    // Login transactions. A transaction in progress is not stored: it travels sealed in
+    // the login page (`oauth::transaction`). A row is written once the page is answered:
+    // when the transaction is spent, or when it pauses for another step.
+    /// Records `tx` (paused when `tx.authenticated` is set, spent when `completed_at` is);
+    /// `false` if a row for its id exists already (a replayed form post).
+    async fn insert_login_transaction(
+        &self,
+        tx: &LoginTransaction,
+        completed_at: Option<Timestamp>,
+    ) -> Result<bool, StoreError>;
+    /// A paused transaction, live and not yet finished.
     async fn find_login_transaction(
         &self,
         tenant_id: &str,
         id: &str,
         now: Timestamp,
     ) -> Result<Option<LoginTransaction>, StoreError>;
-    /// Records who authenticated in a transaction that now waits for another step; `false`
-    /// if it was already authenticated, finished or expired (a replayed form post).
-    async fn authenticate_login_transaction(
+    /// Whether a row exists for `id` in any state: a sealed transaction with a row was
+    /// already spent or paused.
+    async fn login_transaction_recorded(
         &self,
         tenant_id: &str,
         id: &str,
-        user_id: &str,
-        session_id: &str,
-        now: Timestamp,
     ) -> Result<bool, StoreError>;
-    /// Marks the transaction finished; `false` if it already was (a replayed form post).
+    /// Marks a paused transaction finished; `false` if it already was (a replayed form post).
     async fn consume_login_transaction(
         &self,
         tenant_id: &str,

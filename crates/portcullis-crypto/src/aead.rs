@@ -2,6 +2,7 @@
 //! deployment's master key: AES-256-GCM with a random nonce, the purpose bound in as AAD.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_lc_rs::hkdf;
 
 /// Why a sealed value could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,8 @@ pub enum AeadError {
 /// The master key. `Debug` never prints it.
 pub struct MasterKey {
     key: RandomizedNonceKey,
+    /// HKDF-SHA256 of the key, for subkeys of one purpose each ([`MasterKey::derive`]).
+    prk: hkdf::Prk,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -35,7 +38,21 @@ impl MasterKey {
             return Err(AeadError::BadKey);
         }
         let key = RandomizedNonceKey::new(&AES_256_GCM, bytes).map_err(|_| AeadError::BadKey)?;
-        Ok(Self { key })
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"portcullis master key").extract(bytes);
+        Ok(Self { key, prk })
+    }
+
+    /// A key of its own for `label`, derived with HKDF-SHA256. Values sealed in bulk at
+    /// anyone's request (login transactions) use one, so the random-nonce budget of the key
+    /// that seals long-lived secrets is never spent by outside traffic.
+    #[must_use]
+    pub fn derive(&self, label: &str) -> Self {
+        let mut bytes = [0u8; 32];
+        self.prk
+            .expand(&[label.as_bytes()], hkdf::HKDF_SHA256)
+            .and_then(|okm| okm.fill(&mut bytes))
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        Self::from_bytes(&bytes).expect("a derived key is 32 bytes")
     }
 
     /// Parses the hex form kept in settings and key files (surrounding whitespace ignored).
@@ -104,6 +121,17 @@ mod tests {
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert!(key.open("client_secret:abc", &tampered).is_err());
+    }
+
+    #[test]
+    fn derived_keys_are_stable_and_separate() {
+        let hex = MasterKey::generate_hex();
+        let key = MasterKey::from_hex(&hex).unwrap();
+        let again = MasterKey::from_hex(&hex).unwrap();
+        let sealed = key.derive("a").seal("p", b"value");
+        assert_eq!(again.derive("a").open("p", &sealed).unwrap(), b"value");
+        assert!(key.derive("b").open("p", &sealed).is_err());
+        assert!(key.open("p", &sealed).is_err());
     }
 
     #[test]

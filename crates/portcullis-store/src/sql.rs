@@ -795,21 +795,49 @@ impl Store for SqlStore {
         .map_err(backend_err)
     }
 
-    async fn create_login_transaction(&self, t: &LoginTransaction) -> Result<(), StoreError> {
-        sqlx::query(
+    async fn insert_login_transaction(
+        &self,
+        t: &LoginTransaction,
+        completed_at: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        let (user_id, session_id) = match &t.authenticated {
+            Some(who) => (Some(who.user_id.as_str()), Some(who.session_id.as_str())),
+            None => (None, None),
+        };
+        let done = sqlx::query(
             "INSERT INTO login_transactions (tenant_id, id, csrf_hash, request, user_id, \
-             created_at, expires_at, completed_at) VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL)",
+             session_id, created_at, expires_at, completed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id, id) DO NOTHING",
         )
         .bind(&t.tenant_id)
         .bind(&t.id)
         .bind(&t.csrf_hash)
         .bind(to_json(&t.request))
+        .bind(user_id)
+        .bind(session_id)
         .bind(t.created_at)
         .bind(t.expires_at)
+        .bind(completed_at)
         .execute(self.writer())
         .await
-        .map(|_| ())
-        .map_err(backend_err)
+        .map_err(backend_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn login_transaction_recorded(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("SELECT 1 FROM login_transactions WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_err)?
+                .is_some(),
+        )
     }
 
     async fn find_login_transaction(
@@ -830,30 +858,6 @@ impl Store for SqlStore {
         .map_err(backend_err)?
         .map(|r| rows::login_transaction(&r))
         .transpose()
-    }
-
-    async fn authenticate_login_transaction(
-        &self,
-        tenant_id: &str,
-        id: &str,
-        user_id: &str,
-        session_id: &str,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE login_transactions SET user_id = $3, session_id = $4 \
-             WHERE tenant_id = $1 AND id = $2 AND completed_at IS NULL AND user_id IS NULL \
-             AND expires_at > $5",
-        )
-        .bind(tenant_id)
-        .bind(id)
-        .bind(user_id)
-        .bind(session_id)
-        .bind(now)
-        .execute(self.writer())
-        .await
-        .map_err(backend_err)?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn find_consent(

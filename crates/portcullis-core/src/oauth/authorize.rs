@@ -7,8 +7,8 @@
 use super::{AuthResponse, split_scope};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::model::{
-    AuthorizeRequest, Client, CodeGrant, DATABASE_CONNECTION, Grant, LoginTransaction, Prompts,
-    ResponseMode, Session,
+    AuthenticatedAs, AuthorizeRequest, Client, CodeGrant, DATABASE_CONNECTION, Grant,
+    LoginTransaction, Prompts, ResponseMode, Session,
 };
 use crate::service::Portcullis;
 use portcullis_crypto::token::OpaqueToken;
@@ -136,6 +136,15 @@ pub(crate) fn error_response(
         params,
     }
 }
+
+/// The longest `state` accepted (bytes).
+pub const MAX_STATE_LEN: usize = 2048;
+/// The longest `nonce` accepted (bytes).
+pub const MAX_NONCE_LEN: usize = 512;
+/// The longest `scope` parameter accepted (bytes), at most 100 scopes.
+pub const MAX_SCOPE_LEN: usize = 2048;
+/// The longest `login_hint` kept (bytes); a longer one is ignored.
+pub const MAX_LOGIN_HINT_LEN: usize = 320;
 
 /// Validates the request against the registered client. Pure apart from the inputs.
 pub fn validate(
@@ -309,12 +318,18 @@ pub fn validate(
             }
         },
     };
-    let scope = split_scope(params.scope.as_deref().unwrap_or("openid"));
-    if scope.iter().any(|s| s.len() > 200) || scope.len() > 100 {
+    // What a transaction may hold is capped, so a login page's sealed `state` stays within
+    // what browsers and proxies carry in a URL.
+    let raw_scope = params.scope.as_deref().unwrap_or("openid");
+    let scope = split_scope(raw_scope);
+    if raw_scope.len() > MAX_SCOPE_LEN || scope.len() > 100 {
         return Err(fail(OAuthErrorCode::InvalidScope, "The scope is too long"));
     }
-    if params.nonce.as_deref().is_some_and(|n| n.len() > 512)
-        || state.is_some_and(|s| s.len() > 2048)
+    if params
+        .nonce
+        .as_deref()
+        .is_some_and(|n| n.len() > MAX_NONCE_LEN)
+        || state.is_some_and(|s| s.len() > MAX_STATE_LEN)
     {
         return Err(fail(
             OAuthErrorCode::InvalidRequest,
@@ -335,7 +350,7 @@ pub fn validate(
         login_hint: params
             .login_hint
             .clone()
-            .filter(|s| !s.is_empty() && s.len() <= 320),
+            .filter(|s| !s.is_empty() && s.len() <= MAX_LOGIN_HINT_LEN),
     })
 }
 
@@ -400,18 +415,21 @@ impl Portcullis {
                             "Consent required",
                         ));
                     }
-                    let (transaction, csrf) = self.open_transaction(&request, now).await?;
-                    self.store
-                        .authenticate_login_transaction(
-                            tenant,
-                            &transaction.id,
-                            &session.user_id,
-                            &session.id,
-                            now,
-                        )
-                        .await?;
+                    let (transaction, csrf) = self.new_transaction(&request, now);
+                    let paused = LoginTransaction {
+                        authenticated: Some(AuthenticatedAs {
+                            user_id: session.user_id.clone(),
+                            session_id: session.id.clone(),
+                        }),
+                        ..transaction
+                    };
+                    if !self.pause_transaction(&paused).await? {
+                        return Err(AuthorizeError::Internal(
+                            "a new login transaction id was taken".to_owned(),
+                        ));
+                    }
                     return Ok(AuthorizeStep::Consent {
-                        transaction_id: transaction.id,
+                        transaction_id: paused.id,
                         csrf: csrf.expose().to_owned(),
                     });
                 }
@@ -432,9 +450,11 @@ impl Portcullis {
                 "Login required",
             ));
         }
-        let (transaction, csrf) = self.open_transaction(&request, now).await?;
+        // Nothing is stored for a login in progress: the transaction travels sealed in the
+        // login page's `state` (see `oauth::transaction`).
+        let (transaction, csrf) = self.new_transaction(&request, now);
         Ok(AuthorizeStep::Login(LoginPage {
-            transaction_id: transaction.id,
+            transaction_id: self.seal_transaction(&transaction),
             redirect_uri: request.redirect_uri.clone(),
             csrf: csrf.expose().to_owned(),
             client_name: client.name,
@@ -443,12 +463,12 @@ impl Portcullis {
         }))
     }
 
-    /// Stores a new login transaction for `request`; returns it with its CSRF token.
-    async fn open_transaction(
+    /// A new login transaction for `request`, with its CSRF token (nothing is stored).
+    fn new_transaction(
         &self,
         request: &AuthorizeRequest,
         now: crate::model::Timestamp,
-    ) -> Result<(LoginTransaction, OpaqueToken), crate::store::StoreError> {
+    ) -> (LoginTransaction, OpaqueToken) {
         let csrf = OpaqueToken::generate("csrf");
         let transaction = LoginTransaction {
             tenant_id: self.tenant_id().to_owned(),
@@ -459,8 +479,7 @@ impl Portcullis {
             created_at: now,
             expires_at: now + self.settings.login_lifetime,
         };
-        self.store.create_login_transaction(&transaction).await?;
-        Ok((transaction, csrf))
+        (transaction, csrf)
     }
 
     /// Mints an authorization code for `request` in `session` and builds the answer.

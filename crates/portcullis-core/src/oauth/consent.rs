@@ -86,8 +86,7 @@ impl Portcullis {
         transaction_id: &str,
     ) -> Result<(LoginTransaction, String, String), LoginError> {
         let tx = self
-            .store
-            .find_login_transaction(self.tenant_id(), transaction_id, self.now())
+            .find_transaction(transaction_id)
             .await?
             .ok_or(LoginError::Expired)?;
         let who = tx.authenticated.clone().ok_or(LoginError::Expired)?;

@@ -102,23 +102,18 @@ pub const VERIFY_FIRST: &str =
 
 impl Portcullis {
     /// The login page for a transaction still in progress (a reload of the page).
-    pub async fn login_page(
-        &self,
-        transaction_id: &str,
-        csrf: &str,
-    ) -> Result<LoginPage, LoginError> {
-        let tenant = self.tenant_id();
+    pub async fn login_page(&self, reference: &str, csrf: &str) -> Result<LoginPage, LoginError> {
         let tx = self
-            .store
-            .find_login_transaction(tenant, transaction_id, self.now())
+            .find_transaction(reference)
             .await?
+            .filter(|tx| tx.authenticated.is_none())
             .ok_or(LoginError::Expired)?;
         if !super::consent::csrf_matches(&tx, csrf) {
             return Err(LoginError::Csrf);
         }
         let client = self.cached_client(&tx.request.client_id).await?;
         Ok(LoginPage {
-            transaction_id: tx.id,
+            transaction_id: reference.to_owned(),
             redirect_uri: tx.request.redirect_uri,
             csrf: csrf.to_owned(),
             client_name: client.map(|c| c.name).unwrap_or_default(),
@@ -130,10 +125,8 @@ impl Portcullis {
     /// Checks the credentials of a login form post.
     pub async fn login(&self, form: LoginForm) -> Result<LoginOutcome, LoginError> {
         let tenant = self.tenant_id();
-        let now = self.now();
         let tx = self
-            .store
-            .find_login_transaction(tenant, &form.transaction_id, now)
+            .find_transaction(&form.transaction_id)
             .await?
             .ok_or(LoginError::Expired)?;
         if !super::consent::csrf_ok(&tx, &form.csrf_field, form.csrf_cookie.as_deref()) {
@@ -146,7 +139,7 @@ impl Portcullis {
         let client = self.cached_client(&tx.request.client_id).await?;
         let retry = |error: &str| {
             LoginOutcome::Retry(LoginPage {
-                transaction_id: tx.id.clone(),
+                transaction_id: form.transaction_id.clone(),
                 redirect_uri: tx.request.redirect_uri.clone(),
                 csrf: form.csrf_field.clone(),
                 client_name: client.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
@@ -271,11 +264,7 @@ impl Portcullis {
                 crate::accounts::VERIFY_TTL,
             )
             .await?;
-            if !self
-                .store
-                .consume_login_transaction(tenant, &tx.id, now)
-                .await?
-            {
+            if !self.spend_transaction(&tx).await? {
                 return Err(LoginError::Expired);
             }
             return Ok(LoginOutcome::Denied(super::authorize::error_response(
@@ -430,12 +419,7 @@ impl Portcullis {
         let needs_consent = self
             .needs_consent(client_ref, &tx.request, &user.user_id)
             .await?;
-        if !needs_consent
-            && !self
-                .store
-                .consume_login_transaction(tenant, &tx.id, now)
-                .await?
-        {
+        if !needs_consent && !self.spend_transaction(tx).await? {
             return Err(LoginError::Expired);
         }
         if let Some(previous) = previous_session
@@ -466,11 +450,14 @@ impl Portcullis {
         self.audit("s", "Success Login", user_fields()).await;
         tracing::info!(outcome = "success", user_id = %user.user_id, client_id = %tx.request.client_id, "login succeeded");
         if needs_consent {
-            if !self
-                .store
-                .authenticate_login_transaction(tenant, &tx.id, &user.user_id, &session.id, now)
-                .await?
-            {
+            let paused = crate::model::LoginTransaction {
+                authenticated: Some(crate::model::AuthenticatedAs {
+                    user_id: user.user_id.clone(),
+                    session_id: session.id.clone(),
+                }),
+                ..tx.clone()
+            };
+            if !self.pause_transaction(&paused).await? {
                 // A concurrent post of the same form got there first.
                 self.store.revoke_session(tenant, &session.id, now).await?;
                 return Err(LoginError::Expired);
@@ -497,10 +484,8 @@ impl Portcullis {
     /// Signs up from the Universal Login page of a transaction in progress, then logs the
     /// new user in. A refused signup shows the form again with the reason.
     pub async fn signup_in_transaction(&self, form: LoginForm) -> Result<LoginOutcome, LoginError> {
-        let tenant = self.tenant_id();
         let tx = self
-            .store
-            .find_login_transaction(tenant, &form.transaction_id, self.now())
+            .find_transaction(&form.transaction_id)
             .await?
             .ok_or(LoginError::Expired)?;
         if !super::consent::csrf_ok(&tx, &form.csrf_field, form.csrf_cookie.as_deref()) {
@@ -512,7 +497,7 @@ impl Portcullis {
         let client = self.cached_client(&tx.request.client_id).await?;
         let retry = |error: String| {
             LoginOutcome::Retry(LoginPage {
-                transaction_id: tx.id.clone(),
+                transaction_id: form.transaction_id.clone(),
                 redirect_uri: tx.request.redirect_uri.clone(),
                 csrf: form.csrf_field.clone(),
                 client_name: client.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
@@ -545,11 +530,7 @@ impl Portcullis {
         };
         let options = self.connection_options().await?;
         if options.require_email_verification {
-            if !self
-                .store
-                .consume_login_transaction(tenant, &tx.id, self.now())
-                .await?
-            {
+            if !self.spend_transaction(&tx).await? {
                 return Err(LoginError::Expired);
             }
             return Ok(LoginOutcome::Denied(super::authorize::error_response(
@@ -573,9 +554,8 @@ impl Portcullis {
 
 impl Portcullis {
     /// The application a login transaction in progress belongs to.
-    pub async fn transaction_client(&self, transaction_id: &str) -> Option<String> {
-        self.store
-            .find_login_transaction(self.tenant_id(), transaction_id, self.now())
+    pub async fn transaction_client(&self, reference: &str) -> Option<String> {
+        self.find_transaction(reference)
             .await
             .ok()
             .flatten()

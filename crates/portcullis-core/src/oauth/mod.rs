@@ -7,6 +7,7 @@ pub mod consent;
 pub mod login;
 pub mod resource;
 pub mod token;
+pub mod transaction;
 
 use crate::model::ResponseMode;
 

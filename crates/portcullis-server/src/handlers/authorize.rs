@@ -21,8 +21,11 @@ use portcullis_core::oauth::authorize::{
 use portcullis_core::oauth::login::{LoginError, LoginForm, LoginOutcome};
 use portcullis_crypto::token::OpaqueToken;
 
-pub(crate) fn csrf_cookie_name(transaction_id: &str) -> String {
-    format!("pc_csrf_{transaction_id}")
+/// The CSRF cookie of the transaction a page's `state` refers to: named by the reference's
+/// id part (a sealed transaction in progress and the same transaction paused share it).
+pub(crate) fn csrf_cookie_name(reference: &str) -> String {
+    let id = portcullis_core::oauth::transaction::transaction_id(reference).unwrap_or_default();
+    format!("pc_csrf_{id}")
 }
 
 const LOGIN_PATH: &str = "/u/login";

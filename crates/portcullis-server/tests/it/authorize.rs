@@ -197,3 +197,118 @@ both_backends! {
         assert!(resp.text.contains("blocked"));
     }
 }
+
+/// What the database holds: login transaction rows, rate-limit rows, audit rows, and (on
+/// SQLite) its size in bytes.
+async fn footprint(app: &TestApp) -> (i64, i64, i64, Option<i64>) {
+    use sqlx::{Connection, Row};
+    app.core.flush_audit().await;
+    let count = "SELECT (SELECT COUNT(*) FROM login_transactions), (SELECT COUNT(*) FROM throttles), (SELECT COUNT(*) FROM log_events)";
+    if app.database_url.starts_with("sqlite:") {
+        let mut conn = sqlx::sqlite::SqliteConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        let row = sqlx::query(count).fetch_one(&mut conn).await.unwrap();
+        let bytes: i64 = sqlx::query("SELECT (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size())")
+            .fetch_one(&mut conn).await.unwrap().get(0);
+        (row.get(0), row.get(1), row.get(2), Some(bytes))
+    } else {
+        let mut conn = sqlx::postgres::PgConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        let row = sqlx::query(count).fetch_one(&mut conn).await.unwrap();
+        (row.get(0), row.get(1), row.get(2), None)
+    }
+}
+
+both_backends! {
+    async fn ten_thousand_authorize_requests_from_one_ip_leave_the_database_bounded(app) {
+        // The largest request a transaction may hold: a 2 KB state, a 512-byte nonce.
+        let state = "s".repeat(portcullis_core::oauth::authorize::MAX_STATE_LEN);
+        let nonce = "n".repeat(portcullis_core::oauth::authorize::MAX_NONCE_LEN);
+        let flood = query(&[("response_type", "code"), ("client_id", "web-app-client-id"), ("redirect_uri", WEB_CALLBACK), ("scope", "openid profile email offline_access"), ("state", &state), ("nonce", &nonce)]);
+        let before = footprint(&app).await;
+        let attacker = Browser::at("198.51.100.99");
+        let typical = app.get(&query(&[("response_type", "code"), ("client_id", "web-app-client-id"), ("redirect_uri", WEB_CALLBACK), ("scope", "openid profile email"), ("state", "af0ifjsldkj"), ("nonce", "n-0S6_WzA2Mj")]), &attacker).await;
+        let typical_len = typical.location().unwrap().len();
+        let (mut redirected, mut refused, mut largest) = (0, 0, 0);
+        for _ in 0..10_000 {
+            let r = app.get(&flood, &attacker).await;
+            match r.status {
+                StatusCode::SEE_OTHER => {
+                    redirected += 1;
+                    largest = largest.max(r.location().unwrap().len());
+                }
+                StatusCode::TOO_MANY_REQUESTS => refused += 1,
+                other => panic!("unexpected {other}: {}", r.text),
+            }
+        }
+        let after = footprint(&app).await;
+        eprintln!(
+            "flood: {redirected} redirected, {refused} refused; login page URL {typical_len} bytes typical, {largest} largest; rows before {before:?}, after {after:?}"
+        );
+        assert!(refused > 9_000, "the IP's limit holds: {redirected} redirected");
+        assert_eq!(after.0, before.0, "no login transaction is stored for a login page not answered");
+        assert!(after.1 - before.1 <= 3, "a bucket or two, not a row per request: {before:?} {after:?}");
+        assert!(after.2 - before.2 <= 2, "one api_limit event a minute: {before:?} {after:?}");
+        if let (Some(b), Some(a)) = (before.3, after.3) {
+            assert!(a - b <= 64 * 1024, "the SQLite file grew by {} bytes", a - b);
+        }
+        // Someone else logs in meanwhile.
+        let elsewhere = Browser::at("203.0.113.120");
+        let p = app.login_code(&elsewhere, &[], USER_EMAIL, USER_PASSWORD).await;
+        assert!(p.contains_key("code"));
+        // A login spends its transaction: one row, so a replay finds it.
+        assert_eq!(footprint(&app).await.0, before.0 + 1);
+    }
+
+    async fn a_transaction_holds_only_what_is_capped(app) {
+        let base = [("response_type", "code"), ("client_id", "web-app-client-id"), ("redirect_uri", WEB_CALLBACK), ("state", "cap")];
+        let long_state = "s".repeat(portcullis_core::oauth::authorize::MAX_STATE_LEN + 1);
+        let long_nonce = "n".repeat(portcullis_core::oauth::authorize::MAX_NONCE_LEN + 1);
+        let long_scope = vec!["read:x"; 400].join(" ");
+        for (name, value, error) in [("state", long_state.as_str(), "invalid_request"), ("nonce", long_nonce.as_str(), "invalid_request"), ("scope", long_scope.as_str(), "invalid_scope")] {
+            let mut q = base.to_vec();
+            q.retain(|(k, _)| *k != name);
+            q.push((name, value));
+            let resp = app.get(&query(&q), &Browser::new()).await;
+            assert_eq!(resp.status, StatusCode::SEE_OTHER, "{name}");
+            let location = resp.location().unwrap();
+            assert!(location.starts_with(WEB_CALLBACK), "{name}: {location}");
+            assert_eq!(callback_params(&location)["error"], error, "{name}");
+        }
+    }
+
+    async fn a_sealed_transaction_cannot_be_read_forged_or_moved(app) {
+        let browser = Browser::new();
+        let form = app.start_login(&browser, &[("response_type", "code"), ("client_id", "web-app-client-id"), ("redirect_uri", WEB_CALLBACK), ("state", "secret-app-state")]).await;
+        let (id, sealed) = form.state.split_once('.').unwrap();
+        assert!(!form.state.contains("secret-app-state") && !form.state.contains("app.example.com"), "the request is not readable in the URL");
+        // Tampered: a flipped character in the sealed part.
+        let mut bytes = sealed.as_bytes().to_vec();
+        let last = bytes.len() - 2;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        let tampered = format!("{id}.{}", String::from_utf8(bytes).unwrap());
+        // Moved: the sealed part under another id (with that id's CSRF cookie planted).
+        let moved = format!("{}.{sealed}", "Z".repeat(32));
+        browser.set_cookie(&format!("pc_csrf_{}", "Z".repeat(32)), &form.csrf);
+        for reference in [tampered, moved] {
+            let forged = LoginForm { state: reference.clone(), ..form.clone() };
+            let resp = app.submit_login(&browser, &forged, USER_EMAIL, USER_PASSWORD).await;
+            assert_eq!(resp.status, StatusCode::BAD_REQUEST, "{reference}");
+            assert!(resp.text.contains("expired"), "{}", resp.text);
+        }
+        // The genuine one still works, once.
+        assert_eq!(app.submit_login(&browser, &form, USER_EMAIL, USER_PASSWORD).await.status, StatusCode::SEE_OTHER);
+        let again = app.submit_login(&browser, &form, USER_EMAIL, USER_PASSWORD).await;
+        assert_eq!(again.status, StatusCode::BAD_REQUEST);
+        assert!(again.text.contains("expired"));
+        // And it expires: a page left open past the login lifetime.
+        let late = Browser::new();
+        let form = app.start_login(&late, &[("response_type", "code"), ("client_id", "web-app-client-id"), ("redirect_uri", WEB_CALLBACK)]).await;
+        app.clock.advance(app.core.settings.login_lifetime + 1);
+        let resp = app.submit_login(&late, &form, USER_EMAIL, USER_PASSWORD).await;
+        assert_eq!(resp.status, StatusCode::BAD_REQUEST);
+        assert!(resp.text.contains("expired"));
+    }
+}
