@@ -4,6 +4,11 @@
 //! The HTTP layer puts the request's details in a task-local [`RequestInfo`] so services
 //! record them without threading them through every call. Recording never fails a request:
 //! an event that cannot be written is reported in the log.
+//!
+//! Events go through one writer that stores them in batches. An event that records a change
+//! or a security decision ([`durable`]) is in the database before its request is answered:
+//! the request waits for the batch that holds it, and such a batch is written at once (a
+//! group commit). The others may ride a batch written up to 20 ms later.
 
 use crate::model::Timestamp;
 use crate::service::Portcullis;
@@ -141,28 +146,45 @@ impl Portcullis {
                 .unwrap_or(Value::Object(serde_json::Map::new())),
         };
         if let Some(queue) = &self.audit_queue {
-            match queue.tx.try_send(AuditMsg::Event(Box::new(event))) {
-                Ok(()) => return,
+            // An event that records a change or a security decision is in the database
+            // before the request is answered; the others may ride a later batch.
+            let (written, wait) = if durable(kind) {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            };
+            let msg = AuditMsg::Event(Box::new(event), written);
+            let event = match queue.tx.try_send(msg) {
+                Ok(()) => None,
                 // A full queue slows the request rather than dropping the event.
                 Err(tokio::sync::mpsc::error::TrySendError::Full(msg)) => {
-                    if queue.tx.send(msg).await.is_ok() {
-                        return;
+                    match queue.tx.send(msg).await {
+                        Ok(()) => None,
+                        Err(tokio::sync::mpsc::error::SendError(msg)) => msg.into_event(),
                     }
-                    tracing::error!(kind, "the audit writer stopped; an event was lost");
-                    return;
                 }
-                Err(tokio::sync::mpsc::error::TrySendError::Closed(AuditMsg::Event(event))) => {
-                    // The writer has stopped (shutting down): write directly.
-                    if let Err(e) = self.store.insert_log_event(&event).await {
-                        tracing::error!(error = %e, kind, "an audit event could not be recorded");
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(msg)) => msg.into_event(),
+            };
+            match (event, wait) {
+                // Queued: wait for the batch that holds it, if it must be durable.
+                (None, Some(wait)) => {
+                    if wait.await.is_err() {
+                        tracing::error!(kind, "the audit writer stopped before writing an event");
                     }
-                    return;
                 }
-                Err(tokio::sync::mpsc::error::TrySendError::Closed(AuditMsg::Flush(_))) => return,
+                (None, None) => {}
+                // The writer has stopped (shutting down): write directly.
+                (Some(event), _) => self.write_event(&event).await,
             }
+            return;
         }
-        if let Err(e) = self.store.insert_log_event(&event).await {
-            tracing::error!(error = %e, kind, "an audit event could not be recorded");
+        self.write_event(&event).await;
+    }
+
+    async fn write_event(&self, event: &LogEvent) {
+        if let Err(e) = self.store.insert_log_event(event).await {
+            tracing::error!(error = %e, kind = %event.kind, "an audit event could not be recorded");
         }
     }
 
@@ -185,11 +207,49 @@ impl Portcullis {
     }
 }
 
+/// Whether an event of type `kind` must be in the database before its request is
+/// answered: it records a change (a session, a user, a password, an email, a block's
+/// release, a Management API call) or a security decision (a block, a refused login, a
+/// leaked password, a rate limit reached). Token exchanges and failed attempts are batched:
+/// under load they are many, and each failed attempt is already counted durably by the
+/// attack protection it feeds (docs/LOGGING.md lists both sets).
+#[must_use]
+pub fn durable(kind: &str) -> bool {
+    matches!(
+        kind,
+        "s" | "slo"
+            | "f"
+            | "ss"
+            | "sv"
+            | "svr"
+            | "sce"
+            | "scp"
+            | "scpr"
+            | "sapi"
+            | "fapi"
+            | "limit_wc"
+            | "limit_mu"
+            | "ublkdu"
+            | "pwd_leak"
+            | "api_limit"
+    )
+}
+
 /// A message to the audit writer.
 pub(crate) enum AuditMsg {
-    Event(Box<LogEvent>),
+    /// An event, and who waits for it to be written (a durable event's request).
+    Event(Box<LogEvent>, Option<tokio::sync::oneshot::Sender<()>>),
     /// Answered once every event sent before it is written.
     Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+impl AuditMsg {
+    fn into_event(self) -> Option<Box<LogEvent>> {
+        match self {
+            Self::Event(event, _) => Some(event),
+            Self::Flush(_) => None,
+        }
+    }
 }
 
 /// The queue in front of the audit writer: requests hand events over without waiting for
@@ -210,24 +270,29 @@ impl AuditQueue {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<AuditMsg>(8192);
         tokio::spawn(async move {
             let mut batch: Vec<LogEvent> = Vec::with_capacity(AUDIT_BATCH);
-            let mut flushes = Vec::new();
+            // Answered once the batch is written: flushes and durable events' requests.
+            let mut waiting = Vec::new();
             while let Some(first) = rx.recv().await {
                 // Gather what arrives within `AUDIT_LINGER` of the first event, so a busy
-                // server writes a few large batches rather than many small ones. A flush
-                // writes at once.
+                // server writes a few large batches rather than many small ones. A flush or
+                // a durable event writes at once, with whatever has queued up meanwhile
+                // (a group commit: requests that arrive together share one transaction).
                 let deadline = tokio::time::Instant::now() + AUDIT_LINGER;
                 let mut next = Some(first);
                 while let Some(msg) = next.take() {
                     match msg {
-                        AuditMsg::Event(e) => batch.push(*e),
-                        AuditMsg::Flush(done) => flushes.push(done),
+                        AuditMsg::Event(e, written) => {
+                            batch.push(*e);
+                            waiting.extend(written);
+                        }
+                        AuditMsg::Flush(done) => waiting.push(done),
                     }
                     if batch.len() >= AUDIT_BATCH {
                         break;
                     }
                     next = match rx.try_recv() {
                         Ok(msg) => Some(msg),
-                        Err(_) if !flushes.is_empty() => None,
+                        Err(_) if !waiting.is_empty() => None,
                         Err(_) => tokio::time::timeout_at(deadline, rx.recv())
                             .await
                             .ok()
@@ -242,7 +307,7 @@ impl AuditQueue {
                     metrics::histogram!("portcullis_audit_batch_size").record(n as f64);
                     batch.clear();
                 }
-                for done in flushes.drain(..) {
+                for done in waiting.drain(..) {
                     let _ = done.send(());
                 }
             }

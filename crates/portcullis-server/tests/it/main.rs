@@ -8,6 +8,7 @@ mod authorize;
 mod binary;
 mod consent;
 mod discovery;
+mod durability;
 mod keys;
 mod logout;
 mod logs;
