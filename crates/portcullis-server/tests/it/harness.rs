@@ -166,7 +166,7 @@ pub struct TestApp {
     pub database_url: String,
     /// Where this app's emails land: the test SMTP server's maildir, or an outbox.
     pub mail: MailBox,
-    _dir: Option<tempfile_dir::TempDir>,
+    _scratch: Scratch,
 }
 
 /// Reads the emails one test app sent. With PORTCULLIS_TEST_SMTP_URL set (the test command
@@ -337,12 +337,57 @@ pub mod tempfile_dir {
     }
 }
 
-async fn database_url(backend: Backend) -> Option<(String, Option<tempfile_dir::TempDir>)> {
+/// Where a test's database lives, removed when the test ends: SQLite's directory, or the
+/// PostgreSQL database (dropped, so a server the test command was given is not littered).
+pub enum Scratch {
+    Dir(
+        #[expect(dead_code, reason = "held only to be removed when the test ends")]
+        tempfile_dir::TempDir,
+    ),
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let Self::Postgres { admin_url, name } = self else {
+            return;
+        };
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        // Drop runs inside the test's runtime: drop the database from a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the test database");
+            runtime.block_on(async {
+                let mut conn = sqlx::postgres::PgConnection::connect(&admin_url).await?;
+                // The name is made of random lower-case letters and digits only. FORCE ends
+                // the connections the test's pools still hold.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("the test database could not be dropped: {dropped:?}");
+        }
+    }
+}
+
+/// A fresh, empty database for `backend`: its URL, and what removes it.
+pub async fn database_url(backend: Backend) -> Option<(String, Scratch)> {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile_dir::TempDir::new();
             let url = format!("sqlite://{}/test.db", dir.0.display());
-            Some((url, Some(dir)))
+            Some((url, Scratch::Dir(dir)))
         }
         Backend::Postgres => {
             let Ok(admin) = std::env::var("PORTCULLIS_TEST_POSTGRES_URL") else {
@@ -368,7 +413,13 @@ async fn database_url(backend: Backend) -> Option<(String, Option<tempfile_dir::
             let _ = conn.close().await;
             let mut url = url::Url::parse(&admin).expect("PostgreSQL URL");
             url.set_path(&format!("/{name}"));
-            Some((url.to_string(), None))
+            Some((
+                url.to_string(),
+                Scratch::Postgres {
+                    admin_url: admin,
+                    name,
+                },
+            ))
         }
     }
 }
@@ -439,7 +490,7 @@ impl TestApp {
         start: i64,
         options: portcullis_server::HttpOptions,
     ) -> Option<Self> {
-        let (database_url, dir) = database_url(backend).await?;
+        let (database_url, scratch) = database_url(backend).await?;
         let store = SqlStore::connect(&database_url)
             .await
             .expect("store connects and migrates");
@@ -473,7 +524,7 @@ impl TestApp {
             clock,
             database_url,
             mail,
-            _dir: dir,
+            _scratch: scratch,
         })
     }
 
