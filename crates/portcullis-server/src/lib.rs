@@ -201,9 +201,11 @@ fn rustls_provider() -> Result<(), Arc<rustls::crypto::CryptoProvider>> {
     rustls::crypto::aws_lc_rs::default_provider().install_default()
 }
 
-/// Periodic work: pick up key rotations made elsewhere, purge expired single-use rows.
+/// Periodic work: pick up key rotations made elsewhere (every 5 s, so a key the CLI adds is
+/// published by every replica within seconds), and purge expired single-use rows (every
+/// 10 minutes).
 async fn housekeeping(core: Arc<Portcullis>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut n: u64 = 0;
     loop {
         tick.tick().await;
@@ -211,7 +213,7 @@ async fn housekeeping(core: Arc<Portcullis>) {
         if let Err(e) = core.reload_keys().await {
             tracing::error!(error = %e, "reloading signing keys failed");
         }
-        if n.is_multiple_of(20) {
+        if n.is_multiple_of(120) {
             match core.store.purge_expired(core.now()).await {
                 Ok(rows) => tracing::debug!(rows, "purged expired rows"),
                 Err(e) => tracing::error!(error = %e, "purging expired rows failed"),

@@ -226,7 +226,8 @@ async fn the_binary_serves_https_from_a_config_file_logs_json_and_stops_cleanly_
         .expect("access token")
         .to_owned();
 
-    // keys rotate from the CLI while the server runs: the new key is published at once.
+    // keys rotate from the CLI while the server runs: the new key is stored at once and
+    // published by the running server within seconds.
     let out = run(
         &[
             "--config",
@@ -252,6 +253,32 @@ async fn the_binary_serves_https_from_a_config_file_logs_json_and_stops_cleanly_
         .to_owned();
     let out = run(&["--config", config, "keys", "list"], &key_env);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&new_kid));
+    // The running server publishes it in its JWKS within seconds.
+    let mut published = false;
+    for _ in 0..100 {
+        let jwks: serde_json::Value = http
+            .get(format!("{issuer}.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == new_kid.as_str())
+        {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        published,
+        "the running server's JWKS shows {new_kid} within 10 s"
+    );
 
     // SIGTERM: the process drains and exits 0.
     let pid = child.id().to_string();
