@@ -4,6 +4,7 @@ mod harness;
 
 mod apply;
 mod apps;
+mod attacks;
 mod authorize;
 mod binary;
 mod consent;
