@@ -119,6 +119,8 @@ both_backends! {
         assert_eq!(app.submit_login(&browser, &form, USER_EMAIL, USER_PASSWORD).await.status, StatusCode::SEE_OTHER);
         let again = app.submit_login(&browser, &form, USER_EMAIL, USER_PASSWORD).await;
         assert_eq!(again.status, StatusCode::BAD_REQUEST);
+        assert!(again.text.contains("This login page has expired"), "refused as spent: {}", again.text);
+        assert!(again.location().is_none() && again.header("set-cookie").is_none_or(|c| !c.starts_with("pc_session=")));
     }
 
     async fn the_sso_session_skips_the_form_for_a_second_app(app) {

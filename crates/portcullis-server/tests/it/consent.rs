@@ -87,12 +87,18 @@ both_backends! {
         let (state, csrf) = consent_fields(&page.text);
         let forged = app.post_form(&consent, &[("state", &state), ("csrf", "csrf_forged"), ("action", "accept")], &browser).await;
         assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+        assert!(forged.text.contains("This login page has expired") && forged.location().is_none(), "{}", forged.text);
         let resp = app.post_form(&consent, &[("state", &state), ("csrf", &csrf), ("action", "deny")], &browser).await;
         let p = callback_params(&resp.location().unwrap());
         assert_eq!(p["error"], "access_denied");
         assert_eq!(p["state"], "p1");
         let replay = app.post_form(&consent, &[("state", &state), ("csrf", &csrf), ("action", "accept")], &Browser::new()).await;
         assert_eq!(replay.status, StatusCode::BAD_REQUEST);
+        assert!(replay.text.contains("This login page has expired") && replay.location().is_none(), "{}", replay.text);
+        // Even from the browser that decided, with its cookie, the decision is spent.
+        let again = app.post_form(&consent, &[("state", &state), ("csrf", &csrf), ("action", "accept")], &browser).await;
+        assert_eq!(again.status, StatusCode::BAD_REQUEST);
+        assert!(again.location().is_none(), "no second code");
     }
 
     async fn prompt_consent_asks_again(app) {

@@ -62,7 +62,9 @@ both_backends! {
         assert_eq!(app.api("GET", "/api/v2/logs", Some(&reader), None).await.status, StatusCode::FORBIDDEN);
 
         // Erasing the user keeps the trail.
-        app.api("DELETE", &format!("/api/v2/users/{}", user_id.replace('|', "%7C")), Some(&token), None).await;
+        let erased = app.api("DELETE", &format!("/api/v2/users/{}", user_id.replace('|', "%7C")), Some(&token), None).await;
+        assert_eq!(erased.status, StatusCode::NO_CONTENT, "{}", erased.text);
+        assert_eq!(app.api("GET", &format!("/api/v2/users/{}", user_id.replace('|', "%7C")), Some(&token), None).await.status, StatusCode::NOT_FOUND, "the user is gone");
         let after = app.api("GET", &format!("/api/v2/logs?q=user_id%3A%22{}%22", user_id.replace('|', "%7C")), Some(&token), None).await.json();
         assert!(!after.as_array().unwrap().is_empty());
     }

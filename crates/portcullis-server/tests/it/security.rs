@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 const ADMIN_TOOL: (&str, &str) = ("admin-tool-id", "admin-tool-secret-0123456789abcdef");
 const NEW_PASSWORD: &str = "Velvet-otter-52-kayak";
+/// The page of a spent, unknown or expired emailed link.
+const BAD_LINK: &str = "This link is no longer valid";
 
 async fn admin(app: &TestApp) -> String {
     app.management_token(ADMIN_TOOL.0, ADMIN_TOOL.1).await
@@ -125,6 +127,7 @@ both_backends! {
         // The link works once.
         let again = app.post_form("/u/unblock", &[("csrf", &csrf), ("ticket", &ticket)], &attacker).await;
         assert_eq!(again.status, StatusCode::BAD_REQUEST);
+        assert!(again.text.contains(BAD_LINK), "{}", again.text);
         assert!(event_types(&app, &token).await.iter().any(|t| t == "ublkdu"));
     }
 
@@ -287,6 +290,7 @@ both_backends! {
         assert_eq!(user["email_verified"], true);
         let again = app.get(&link, &browser).await;
         assert_eq!(again.status, StatusCode::BAD_REQUEST, "a link works once");
+        assert!(again.text.contains(BAD_LINK), "{}", again.text);
         let types = event_types(&app, &token).await;
         for t in ["ss", "fs", "sv", "fv", "svr"] {
             assert!(types.iter().any(|x| x == t), "{t} in {types:?}");
@@ -350,7 +354,10 @@ both_backends! {
         assert!(done.text.contains("Password changed"));
         let again = app.post_form("/u/reset-password", &[("csrf", &csrf), ("ticket", &ticket), ("password", "Another-fine-pass-99")], &browser).await;
         assert_eq!(again.status, StatusCode::BAD_REQUEST, "a link works once");
-        assert_eq!(app.get(&other, &browser).await.status, StatusCode::BAD_REQUEST, "the other link was revoked");
+        assert!(again.text.contains(BAD_LINK), "refused for the spent link: {}", again.text);
+        let revoked = app.get(&other, &browser).await;
+        assert_eq!(revoked.status, StatusCode::BAD_REQUEST, "the other link was revoked");
+        assert!(revoked.text.contains(BAD_LINK), "{}", revoked.text);
         // The old refresh token died with the reset; the new password logs in.
         let r = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)], Some(("web-app-client-id", WEB_SECRET))).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
@@ -369,6 +376,10 @@ both_backends! {
         app.apply(&format!("{TENANT_YAML}\ndatabases:\n  - name: Username-Password-Authentication\n    strategy: auth0\n    options:\n      passwordPolicy: fair\n      password_history: {{enable: true, size: 3}}\n")).await.unwrap();
         let token = admin(&app).await;
         let id = user_id(&app, USER_EMAIL).await;
+        // A current password that the fair policy accepts, so only history can refuse it.
+        const CURRENT: &str = "Correct horse battery staple 1";
+        let set = app.api("PATCH", &format!("/api/v2/users/{}", id.replace('|', "%7C")), Some(&token), Some(json!({"password": CURRENT, "connection": "Username-Password-Authentication"}))).await;
+        assert_eq!(set.status, StatusCode::OK, "{}", set.text);
         let t = app.api("POST", "/api/v2/tickets/password-change", Some(&token), Some(json!({"user_id": id, "result_url": "https://app.example.com/done"}))).await;
         assert_eq!(t.status, StatusCode::CREATED, "{}", t.text);
         let link = path_of(t.json()["ticket"].as_str().unwrap());
@@ -377,14 +388,19 @@ both_backends! {
         let csrf = form_field(&page.text, "csrf");
         let ticket = form_field(&page.text, "ticket");
         // The current password counts as history.
-        let reuse = app.post_form("/u/reset-password", &[("csrf", &csrf), ("ticket", &ticket), ("password", "Correct horse battery staple 1")], &browser).await;
-        assert_eq!(reuse.status, StatusCode::SEE_OTHER, "a fair password that was never used: {}", reuse.text);
-        assert!(reuse.location().unwrap().starts_with("https://app.example.com/done?success=true"));
+        let current = app.post_form("/u/reset-password", &[("csrf", &csrf), ("ticket", &ticket), ("password", CURRENT)], &browser).await;
+        assert_eq!(current.status, StatusCode::BAD_REQUEST, "{}", current.text);
+        assert!(current.text.contains("previously been used"), "{}", current.text);
+        // The refusal spent nothing: the same link sets a password never used.
+        let fresh = app.post_form("/u/reset-password", &[("csrf", &csrf), ("ticket", &ticket), ("password", "Another fair Passw0rd")], &browser).await;
+        assert_eq!(fresh.status, StatusCode::SEE_OTHER, "a fair password that was never used: {}", fresh.text);
+        assert!(fresh.location().unwrap().starts_with("https://app.example.com/done?success=true"));
+        // The former password is now in the history.
         let t = app.api("POST", "/api/v2/tickets/password-change", Some(&token), Some(json!({"user_id": id}))).await;
         let link = path_of(t.json()["ticket"].as_str().unwrap());
         let page = app.get(&link, &browser).await;
         let ticket = form_field(&page.text, "ticket");
-        let again = app.post_form("/u/reset-password", &[("csrf", &csrf), ("ticket", &ticket), ("password", "Correct horse battery staple 1")], &browser).await;
+        let again = app.post_form("/u/reset-password", &[("csrf", &csrf), ("ticket", &ticket), ("password", CURRENT)], &browser).await;
         assert_eq!(again.status, StatusCode::BAD_REQUEST);
         assert!(again.text.contains("previously been used"), "{}", again.text);
 
@@ -413,6 +429,7 @@ both_backends! {
         assert!(resp.text.contains("data breach"), "{}", resp.text);
         let bad = app.api("PATCH", "/api/v2/attack-protection/brute-force-protection", Some(&token), Some(json!({"max_attempts": "ten"}))).await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert_eq!(bad.json()["errorCode"], "invalid_body");
         let bf = app.api("GET", "/api/v2/attack-protection/brute-force-protection", Some(&token), None).await.json();
         assert_eq!(bf, json!({"enabled": true, "shields": ["block", "user_notification"], "allowlist": [], "mode": "count_per_identifier_and_ip", "max_attempts": 10}));
     }

@@ -196,13 +196,22 @@ both_backends! {
         assert_ne!(rt1, rt2);
         let id = app.claims(second["id_token"].as_str().unwrap());
         assert_eq!(id["auth_time"], START);
-        // Narrowing the scope is allowed, widening is not.
-        let narrower = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt2), ("scope", "openid offline_access email profile read:all")], Some(WEB)).await;
-        assert_eq!(narrower.json()["error"], "invalid_scope");
-        // Reusing the rotated token revokes the whole family, including rt2.
+        // Widening the scope is refused and spends nothing.
+        let wider = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt2), ("scope", "openid offline_access email profile read:all")], Some(WEB)).await;
+        assert_eq!(wider.json()["error"], "invalid_scope");
+        // Narrowing is allowed: the tokens carry only what was asked for.
+        let narrower = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt2), ("scope", "openid offline_access")], Some(WEB)).await;
+        assert_eq!(narrower.status, StatusCode::OK, "{}", narrower.text);
+        let narrower = narrower.json();
+        assert_eq!(narrower["scope"], "openid offline_access");
+        assert_eq!(app.claims(narrower["access_token"].as_str().unwrap())["scope"], "openid offline_access");
+        let info = app.userinfo(narrower["access_token"].as_str().unwrap()).await.json();
+        assert!(info.get("email").is_none(), "no email without the email scope: {info}");
+        let rt3 = narrower["refresh_token"].as_str().unwrap().to_owned();
+        // Reusing the rotated token revokes the whole family, including the newest token.
         let reuse = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)], Some(WEB)).await;
         assert_eq!(reuse.json()["error"], "invalid_grant");
-        let after = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt2)], Some(WEB)).await;
+        let after = app.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt3)], Some(WEB)).await;
         assert_eq!(after.json()["error"], "invalid_grant");
     }
 
