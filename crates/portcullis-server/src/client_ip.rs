@@ -140,6 +140,35 @@ mod tests {
         assert!(parse_proxies("nonsense").is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(512))]
+
+        /// Whatever `X-Forwarded-For` holds, the client is the peer or one of the hops the
+        /// header names, and an untrusted peer is always the client.
+        #[test]
+        fn any_forwarded_for_resolves_to_the_peer_or_a_named_hop(
+            header_text in "[0-9a-f:.,\\[\\] ]{0,120}",
+            peer_trusted in proptest::bool::ANY,
+        ) {
+            let proxies = parse_proxies("10.0.0.0/8").unwrap();
+            let peer: IpAddr = if peer_trusted { "10.1.1.1" } else { "198.51.100.1" }.parse().unwrap();
+            let mut h = HeaderMap::new();
+            if let Ok(v) = header_text.parse() {
+                h.insert("x-forwarded-for", v);
+            }
+            let client = resolve(peer, &h, &proxies);
+            if !peer_trusted {
+                proptest::prop_assert_eq!(client, peer);
+            } else if client != peer {
+                let named = header_text.split(',').filter_map(|hop| parse_hop(hop.trim())).map(canonical).any(|ip| ip == client);
+                proptest::prop_assert!(named, "{client} is not in {header_text:?}");
+            }
+            // The key the limits count by is an address or a /64.
+            let key = ip_key(client);
+            proptest::prop_assert!(key.parse::<IpAddr>().is_ok() || key.ends_with("/64"));
+        }
+    }
+
     #[test]
     fn ipv6_clients_are_counted_by_their_64() {
         assert_eq!(

@@ -465,3 +465,43 @@ pub fn respond(state: &AppState, response: &AuthResponse) -> Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn jar(cookie_header: &str) -> CookieJar {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = cookie_header.parse() {
+            h.insert(header::COOKIE, v);
+        }
+        CookieJar::from_headers(&h)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any `Cookie` header and query are read without panic; a transaction is found only
+        /// through the cookie its reference names.
+        #[test]
+        fn any_cookies_and_query_are_read_safely(cookies in "[ -~]{0,300}", query in "[ -~]{0,300}") {
+            let jar = jar(&cookies);
+            if let Some((reference, csrf)) = transaction_in(Some(&query), &jar) {
+                let name = csrf_cookie_name(&reference);
+                prop_assert!(name.len() > "pc_csrf_".len(), "{}", name);
+                prop_assert_eq!(jar.get(&name).map(|c| c.value().to_owned()), Some(csrf));
+            }
+            let _ = jar.get(SESSION_COOKIE);
+        }
+
+        /// A login page's cookie is found from its reference, whatever the sealed part holds.
+        #[test]
+        fn the_csrf_cookie_of_a_reference_is_found(id in "[A-Za-z0-9]{32}", sealed in "[A-Za-z0-9_-]{0,200}", csrf in "csrf_[A-Za-z0-9_-]{43}", other in "[ -~]{0,100}") {
+            let jar = jar(&format!("pc_session=x; pc_csrf_{id}={csrf}; junk={}", other.replace(';', "")));
+            let query = format!("state={id}.{sealed}");
+            let found = transaction_in(Some(&query), &jar);
+            prop_assert_eq!(found, Some((format!("{id}.{sealed}"), csrf)));
+        }
+    }
+}

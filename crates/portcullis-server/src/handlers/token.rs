@@ -178,3 +178,77 @@ pub async fn introspect(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        h
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A form of distinct parameters comes back exactly; a repeated one is refused.
+        #[test]
+        fn form_bodies_round_trip_and_refuse_repeats(pairs in proptest::collection::btree_map("[a-z_]{1,16}", any::<String>(), 0..8)) {
+            let body = serde_urlencoded::to_string(&pairs).unwrap();
+            let read = read_params(&headers("application/x-www-form-urlencoded"), body.as_bytes()).unwrap();
+            prop_assert_eq!(read.len(), pairs.len());
+            for (k, v) in &pairs {
+                prop_assert_eq!(read.get(k), Some(v));
+            }
+            if let Some((k, v)) = pairs.iter().next() {
+                let repeated = format!("{body}&{}", serde_urlencoded::to_string([(k, v)]).unwrap());
+                let error = read_params(&headers("application/x-www-form-urlencoded"), repeated.as_bytes()).unwrap_err();
+                prop_assert_eq!(error.code().as_str(), "invalid_request");
+            }
+        }
+
+        /// A JSON object of strings comes back exactly, as Auth0's SDKs send it.
+        #[test]
+        fn json_bodies_round_trip(pairs in proptest::collection::btree_map("[a-z_]{1,16}", any::<String>(), 0..8)) {
+            let body = serde_json::to_vec(&pairs).unwrap();
+            let read = read_params(&headers("application/json; charset=utf-8"), &body).unwrap();
+            prop_assert_eq!(read.into_iter().collect::<std::collections::BTreeMap<_, _>>(), pairs);
+        }
+
+        /// Any body under any content type is read or refused with an RFC 6749 error.
+        #[test]
+        fn any_token_request_body_is_read_or_refused(body in any::<Vec<u8>>(), content_type in prop_oneof![Just("application/json"), Just("application/x-www-form-urlencoded"), Just("text/plain")]) {
+            if let Ok(params) = read_params(&headers(content_type), &body) {
+                let mut params = params;
+                let _ = ClientCredentials::take(&mut params, None);
+                if let Err(e) = TokenRequest::parse(params) {
+                    prop_assert!(matches!(e.code().as_str(), "invalid_request" | "unsupported_grant_type"));
+                }
+            }
+        }
+
+        /// Basic credentials, form-url-encoded as RFC 6749 §2.3.1 says, come back exactly.
+        #[test]
+        fn basic_credentials_round_trip(id in any::<String>(), secret in any::<String>()) {
+            let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let value = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", encode(&id), encode(&secret)));
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, format!("Basic {value}").parse().unwrap());
+            prop_assert_eq!(basic_credentials(&h).unwrap(), Some((id, secret)));
+        }
+
+        /// Any Authorization header is read, ignored or refused as invalid_client.
+        #[test]
+        fn any_authorization_header_is_read_or_refused(value in "(Basic |basic |Bearer )?[ -~]{0,200}") {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = value.parse() {
+                h.insert(header::AUTHORIZATION, v);
+                if let Err(e) = basic_credentials(&h) {
+                    prop_assert_eq!(e.code().as_str(), "invalid_client");
+                }
+            }
+        }
+    }
+}
