@@ -48,7 +48,10 @@ impl PageParams {
                 "per_page must be 1 to 100 and page 0 or more",
             ));
         }
-        Ok((page * per_page, per_page))
+        let start = page
+            .checked_mul(per_page)
+            .ok_or_else(|| ManagementError::invalid_query("page is too large"))?;
+        Ok((start, per_page))
     }
 
     /// The answer in the form the caller asked for: a bare array, Auth0's totals object, or
@@ -63,7 +66,7 @@ impl PageParams {
         total: i64,
     ) -> Value {
         if self.take.is_some() {
-            let next = start + i64::try_from(items.len()).unwrap_or(0);
+            let next = start.saturating_add(i64::try_from(items.len()).unwrap_or(0));
             let mut v = json!({ key: items });
             if next < total {
                 v["next"] = Value::String(next.to_string());

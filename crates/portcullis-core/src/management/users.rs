@@ -207,7 +207,12 @@ impl Portcullis {
                 "per_page must be 1 to 100 and page 0 or more",
             ));
         }
-        if (page + 1) * per_page > 1000 {
+        // Checked: a huge `page` must be this refusal, not an overflow.
+        if page
+            .checked_add(1)
+            .and_then(|p| p.checked_mul(per_page))
+            .is_none_or(|end| end > 1000)
+        {
             return Err(ManagementError::invalid_query(
                 "You can only page through the first 1000 records. Narrow the search with q.",
             ));
