@@ -28,6 +28,7 @@ import datetime
 import ipaddress
 import json
 import os
+import random
 import re
 import secrets
 import shutil
@@ -1144,24 +1145,35 @@ def management_api_fuzzed_from_its_openapi_document_answers_no_5xx(env: Env) -> 
     mgmt = env.management()
     token = mgmt.token()
     exe = Path(sys.executable).with_name("schemathesis")
+    # A new seed each run explores new inputs; it is printed so a failure can be replayed
+    # with PORTCULLIS_SCHEMATHESIS_SEED=<seed>.
+    seed = os.environ.get("PORTCULLIS_SCHEMATHESIS_SEED") or str(random.SystemRandom().randrange(1, 2**31))
+    examples = os.environ.get("PORTCULLIS_SCHEMATHESIS_EXAMPLES", "100")
+    print(f"    schemathesis: seed {seed}, {examples} examples per operation")
     result = subprocess.run(
         [
             str(exe), "run", f"{mgmt.base}/api/v2/openapi.json",
             "--checks", "not_a_server_error",
             "--header", f"Authorization: Bearer {token}",
-            "--max-examples", "25",
-            "--seed", "20261123",
+            "--max-examples", examples,
+            "--seed", seed,
             "--tls-verify", str(mgmt.cert),
             "--no-color",
         ],
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=900,
+        # Its cache (.schemathesis/) goes to the run's scratch directory, not the repository.
         cwd=env.tmp,
     )
     summary = [line for line in result.stdout.splitlines() if "generated" in line or "passed" in line or "failed" in line]
     print("    schemathesis:", "; ".join(summary[-2:]))
-    check(result.returncode == 0, "schemathesis found a server error:\n" + result.stdout[-4000:] + result.stderr[-2000:])
+    check(
+        result.returncode == 0,
+        f"schemathesis found a server error (replay with PORTCULLIS_SCHEMATHESIS_SEED={seed}):\n"
+        + result.stdout[-4000:]
+        + result.stderr[-2000:],
+    )
 
 
 # ---------------------------------------------------------------------------
