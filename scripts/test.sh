@@ -5,7 +5,8 @@
 #   1. a throwaway PostgreSQL cluster on loopback (PORTCULLIS_TEST_POSTGRES_URL),
 #   2. a Python venv (.venv) and a real SMTP server (aiosmtpd) on loopback whose
 #      maildir the account-security tests read,
-#   3. cargo build + cargo test for the whole workspace (SQLite and PostgreSQL),
+#   3. cargo build, cargo clippy (-D warnings) and cargo test for the whole workspace
+#      (SQLite and PostgreSQL; PostgreSQL test databases are dropped as each test ends),
 #   4. the interoperability tests (tests/interop) against the built binary,
 #      driving the Flask quickstart in examples/flask-quickstart,
 #   5. the browser tests (tests/e2e): Debian's chromium, driven by playwright-core,
@@ -74,6 +75,9 @@ cargo fmt --all -- --check
 log "cargo build --workspace --locked"
 cargo build --workspace --locked
 
+log "cargo clippy --workspace --all-targets --locked -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 VENV="$REPO_ROOT/.venv"
 if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
     log "creating Python virtualenv in .venv"
@@ -104,10 +108,19 @@ stop_smtp() {
     rm -rf "$SMTP_TMP"
 }
 trap 'stop_smtp; if [[ -n "${PG_TMP:-}" ]]; then stop_pg; fi' EXIT
+smtp_ready=0
 for _ in $(seq 1 50); do
-    "$VENV/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $SMTP_PORT), 1)" 2>/dev/null && break
+    if "$VENV/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $SMTP_PORT), 1)" 2>/dev/null; then
+        smtp_ready=1
+        break
+    fi
+    kill -0 "$SMTP_PID" 2>/dev/null || break
     sleep 0.2
 done
+if [[ "$smtp_ready" != 1 ]]; then
+    cat "$SMTP_TMP/smtpd.log" >&2 || true
+    die "the SMTP test server (aiosmtpd) did not accept connections on 127.0.0.1:$SMTP_PORT"
+fi
 export PORTCULLIS_TEST_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
 export PORTCULLIS_TEST_MAILDIR="$SMTP_TMP/mail"
 export PORTCULLIS_TEST_REQUIRE_SMTP=1
