@@ -123,8 +123,8 @@ fn family(method: &Method, path: &str) -> Option<Family> {
     }
 }
 
-/// The Management API caller's application: the verified access token's `azp`. A token
-/// that does not verify names no application.
+/// The Management API caller's application: the `azp` of a verified client-credentials
+/// token for the Management API. Any other token names no application.
 fn management_client(state: &AppState, headers: &axum::http::HeaderMap) -> Option<String> {
     let auth = headers
         .get(header::AUTHORIZATION)
@@ -134,6 +134,16 @@ fn management_client(state: &AppState, headers: &axum::http::HeaderMap) -> Optio
         .strip_prefix("Bearer ")
         .or_else(|| auth.strip_prefix("bearer "))?;
     let claims = state.core.verify_jwt(token.trim(), 0)?;
+    let audience = state.core.settings.management_audience();
+    let for_management = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => *a == audience,
+        Some(serde_json::Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&audience)),
+        _ => false,
+    };
+    let machine = claims.get("gty").and_then(|v| v.as_str()) == Some("client-credentials");
+    if !(for_management && machine) {
+        return None;
+    }
     claims
         .get("azp")
         .and_then(|v| v.as_str())
@@ -151,22 +161,25 @@ struct ClientDecision(Decision);
 pub(crate) struct ClientBudget {
     state: AppState,
     family: Family,
+    /// The key the request's IP is counted by (a refusal's event is quieted per IP).
+    ip: String,
     decision: std::sync::OnceLock<Decision>,
 }
 
 impl ClientBudget {
-    pub(crate) fn token(state: &AppState) -> Self {
-        Self::new(state, Family::Token)
+    pub(crate) fn token(state: &AppState, ip: &ClientIp) -> Self {
+        Self::new(state, Family::Token, ip)
     }
 
-    pub(crate) fn dbconnections(state: &AppState) -> Self {
-        Self::new(state, Family::DbConnections)
+    pub(crate) fn dbconnections(state: &AppState, ip: &ClientIp) -> Self {
+        Self::new(state, Family::DbConnections, ip)
     }
 
-    fn new(state: &AppState, family: Family) -> Self {
+    fn new(state: &AppState, family: Family, ip: &ClientIp) -> Self {
         Self {
             state: state.clone(),
             family,
+            ip: ip.0.clone(),
             decision: std::sync::OnceLock::new(),
         }
     }
@@ -202,7 +215,7 @@ impl Admission for ClientBudget {
                 if d.allowed {
                     return Ok(());
                 }
-                refused(&self.state, name, Some(client_id), d).await;
+                refused(&self.state, name, &self.ip, Some(client_id), d).await;
                 Err(Refused {
                     retry_after: d.retry_after.max(1),
                 })
@@ -215,16 +228,12 @@ impl Admission for ClientBudget {
     }
 }
 
-/// Counts and logs a refusal: one `api_limit` event per family, IP and minute at most, so a
-/// flood of refusals cannot flood the audit trail.
-async fn refused(state: &AppState, name: &str, client: Option<&str>, decision: Decision) {
+/// Counts and logs a refusal: one `api_limit` event per family, IP key (an IPv4 address or
+/// an IPv6 /64, as the limits count) and minute at most, so a flood of refusals cannot
+/// flood the audit trail.
+async fn refused(state: &AppState, name: &str, ip: &str, client: Option<&str>, decision: Decision) {
     metrics::counter!("portcullis_rate_limited_total", "family" => name.to_owned()).increment(1);
     tracing::warn!(family = %name, "rate limit reached");
-    let ip = portcullis_core::audit::REQUEST
-        .try_with(|r| r.ip.clone())
-        .ok()
-        .flatten()
-        .unwrap_or_default();
     // Counted like the limit itself, so refusals past the first of the minute are decided in
     // memory and a flood of them never reaches the database.
     let quiet = state
@@ -299,7 +308,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         }
     }
     if let Some(refusal) = decisions.iter().copied().find(|d| !d.allowed) {
-        refused(&state, name, client.as_deref(), refusal).await;
+        refused(&state, name, &ip, client.as_deref(), refusal).await;
         let mut response = refusal_response(family, refusal);
         headers(&mut response, refusal);
         return response;

@@ -83,8 +83,9 @@ const MAX_BUCKETS: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct Leases {
     map: Mutex<HashMap<String, Lease>>,
-    /// A full bucket's TAT, as the database last reported it.
-    full: Mutex<HashMap<String, i64>>,
+    /// A full bucket: its TAT as the database last reported it, and when it may next have
+    /// room (`tat + interval - window`).
+    full: Mutex<HashMap<String, (i64, i64)>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -178,15 +179,16 @@ impl Leases {
     }
 
     /// The TAT of `bucket` if the database found it full and it cannot have room yet: no
-    /// request fits before `tat + interval - window`, whatever other replicas do (they can
-    /// only push the TAT further).
-    fn still_full(&self, bucket: &str, limit: Limit, now_ms: i64) -> Option<i64> {
+    /// request fits before `tat + interval - window`. Requests spent by other replicas only
+    /// push the TAT further; a refund (another replica's expired share) can pull it back,
+    /// and then this process refuses for at most one interval more than the exact limit.
+    fn still_full(&self, bucket: &str, now_ms: i64) -> Option<i64> {
         let mut full = self
             .full
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tat = *full.get(bucket)?;
-        if tat + limit.interval_ms - limit.window_ms() > now_ms {
+        let (tat, room_at) = *full.get(bucket)?;
+        if room_at > now_ms {
             Some(tat)
         } else {
             full.remove(bucket);
@@ -195,32 +197,20 @@ impl Leases {
     }
 
     /// Remembers that the database found `bucket` full with this TAT.
-    fn remember_full(&self, bucket: &str, tat_ms: i64, now_ms: i64) {
+    fn remember_full(&self, bucket: &str, limit: Limit, tat_ms: i64, now_ms: i64) {
         let mut full = self
             .full
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if full.len() >= MAX_BUCKETS && !full.contains_key(bucket) {
             // Forgetting a full bucket only sends its next request to the database.
-            full.retain(|_, tat| *tat > now_ms);
+            full.retain(|_, (_, room_at)| *room_at > now_ms);
             if full.len() >= MAX_BUCKETS {
                 full.clear();
             }
         }
-        full.insert(bucket.to_owned(), tat_ms);
-    }
-
-    /// Gives one spent request back to a live share; false when there is none.
-    fn give_back(&self, bucket: &str, now_ms: i64) -> bool {
-        let mut map = self.lock();
-        match map.get_mut(bucket) {
-            Some(lease) if now_ms - lease.taken_ms < LEASE_MS && lease.used > 0 => {
-                lease.left += 1;
-                lease.used -= 1;
-                true
-            }
-            _ => false,
-        }
+        let room_at = tat_ms + limit.interval_ms - limit.window_ms();
+        full.insert(bucket.to_owned(), (tat_ms, room_at));
     }
 }
 
@@ -260,7 +250,7 @@ impl Portcullis {
         if let Some(decision) = self.leases.spend(bucket, limit, now_ms) {
             return Ok(decision);
         }
-        if let Some(tat) = self.leases.still_full(bucket, limit, now_ms) {
+        if let Some(tat) = self.leases.still_full(bucket, now_ms) {
             return Ok(Decision::from_tat(limit, false, tat, now_ms));
         }
         let (size, refund) = self.leases.plan(bucket, limit, now_ms);
@@ -296,23 +286,12 @@ impl Portcullis {
         }
         let decision = Decision::from_tat(limit, allowed, tat, now_ms);
         if !allowed {
-            self.leases.remember_full(bucket, tat, now_ms);
+            self.leases.remember_full(bucket, limit, tat, now_ms);
             return Ok(decision);
         }
         Ok(self
             .leases
             .record(bucket, limit, granted, decision, tat, now_ms))
-    }
-
-    /// Gives back one request counted by [`Portcullis::throttle_shared`] (a request that
-    /// another limit refused).
-    pub async fn throttle_give_back(&self, bucket: &str, limit: Limit) -> Result<(), StoreError> {
-        if self.leases.give_back(bucket, self.clock.now_ms()) {
-            return Ok(());
-        }
-        self.store
-            .throttle_refund(self.tenant_id(), bucket, limit.interval_ms)
-            .await
     }
 
     /// Counts one request against `bucket`; a refused request is not counted.
@@ -374,15 +353,12 @@ mod tests {
         let limit = Limit::per(3, 60);
         let now = 1_000_000;
         // Full: TAT a whole window ahead. No request fits for one interval.
-        leases.remember_full("f", now + 60_000, now);
-        assert_eq!(leases.still_full("f", limit, now), Some(now + 60_000));
-        assert_eq!(
-            leases.still_full("f", limit, now + 19_999),
-            Some(now + 60_000)
-        );
-        assert_eq!(leases.still_full("f", limit, now + 20_000), None);
+        leases.remember_full("f", limit, now + 60_000, now);
+        assert_eq!(leases.still_full("f", now), Some(now + 60_000));
+        assert_eq!(leases.still_full("f", now + 19_999), Some(now + 60_000));
+        assert_eq!(leases.still_full("f", now + 20_000), None);
         // Forgotten once it may have room: the next request asks the database.
-        assert_eq!(leases.still_full("f", limit, now), None);
+        assert_eq!(leases.still_full("f", now), None);
     }
 
     #[test]

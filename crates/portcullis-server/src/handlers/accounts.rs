@@ -208,9 +208,9 @@ pub async fn signup(
         nickname: text(&fields, "nickname"),
         picture: text(&fields, "picture"),
         user_metadata: fields.get("user_metadata").cloned(),
-        ip: ip.0,
+        ip: ip.0.clone(),
     };
-    let budget = ClientBudget::dbconnections(&state);
+    let budget = ClientBudget::dbconnections(&state, &ip);
     let response = match state.core.signup(request, &budget).await {
         Ok(user) => {
             let id = user
@@ -252,7 +252,7 @@ pub async fn change_password(
         return response;
     }
     let email = text(&fields, "email").unwrap_or_default();
-    let budget = ClientBudget::dbconnections(&state);
+    let budget = ClientBudget::dbconnections(&state, &ip);
     let response = match state
         .core
         .request_password_reset(text(&fields, "client_id"), &email, &ip.0, &budget)

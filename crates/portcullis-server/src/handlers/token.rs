@@ -1,13 +1,14 @@
 //! `/oauth/token`, `/oauth/revoke` and `/oauth/introspect`.
 
 use super::no_store;
+use crate::client_ip::ClientIp;
 use crate::errors::OAuthHttpError;
 use crate::ratelimit::ClientBudget;
 use crate::state::AppState;
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use base64::Engine;
 use portcullis_core::error::OAuthError;
 use portcullis_core::oauth::token::{ClientCredentials, TokenRequest};
@@ -123,10 +124,11 @@ fn required_token(params: &mut HashMap<String, String>) -> Result<String, OAuthE
 /// `POST /oauth/token`.
 pub async fn token(
     State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let budget = ClientBudget::token(&state);
+    let budget = ClientBudget::token(&state, &ip);
     let response = with_client(
         &headers,
         &body,
