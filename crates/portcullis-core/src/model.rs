@@ -398,6 +398,20 @@ pub struct LoginTransaction {
     pub expires_at: Timestamp,
 }
 
+impl LoginTransaction {
+    /// The transaction, paused after `user_id` authenticated in `session_id`.
+    #[must_use]
+    pub fn paused_by(self, user_id: &str, session_id: &str) -> Self {
+        Self {
+            authenticated: Some(AuthenticatedAs {
+                user_id: user_id.to_owned(),
+                session_id: session_id.to_owned(),
+            }),
+            ..self
+        }
+    }
+}
+
 /// Who authenticated in a paused login transaction, and in which session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthenticatedAs {

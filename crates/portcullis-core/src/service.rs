@@ -80,8 +80,6 @@ pub struct Portcullis {
     pub config_cache: crate::config_cache::ConfigCache,
     /// Shares of rate-limit buckets held by this process.
     pub leases: crate::protection::throttle::Leases,
-    /// Seals login transactions in progress (a key derived from the master key).
-    pub(crate) transaction_key: MasterKey,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -116,7 +114,6 @@ impl Portcullis {
             .await?;
         let keys = Keyring::open(store.as_ref(), &master, &settings.tenant_id, now).await?;
         Ok(Self {
-            transaction_key: master.derive(crate::oauth::transaction::SEALING_LABEL),
             store,
             clock,
             master,

@@ -264,7 +264,11 @@ pub(crate) async fn delete(
              (SELECT id FROM grants WHERE tenant_id = $1 AND user_id = $2)",
             "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM grants WHERE tenant_id = $1 AND user_id = $2",
-            "DELETE FROM login_transactions WHERE tenant_id = $1 AND user_id = $2",
+            // A login transaction's id stays recorded, finished, until it expires, so the
+            // sealed login page it came from stays spent; what named the user goes.
+            "UPDATE login_transactions SET user_id = NULL, session_id = NULL, request = '{}', \
+             completed_at = COALESCE(completed_at, created_at) \
+             WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2",

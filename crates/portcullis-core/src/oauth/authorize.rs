@@ -7,8 +7,8 @@
 use super::{AuthResponse, split_scope};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::model::{
-    AuthenticatedAs, AuthorizeRequest, Client, CodeGrant, DATABASE_CONNECTION, Grant,
-    LoginTransaction, Prompts, ResponseMode, Session,
+    AuthorizeRequest, Client, CodeGrant, DATABASE_CONNECTION, Grant, LoginTransaction, Prompts,
+    ResponseMode, Session,
 };
 use crate::service::Portcullis;
 use portcullis_crypto::token::OpaqueToken;
@@ -318,8 +318,8 @@ pub fn validate(
             }
         },
     };
-    // What a transaction may hold is capped, so a login page's sealed `state` stays within
-    // what browsers and proxies carry in a URL.
+    // What a transaction may hold is capped; the sealed login page reference is bounded
+    // again once made (`transaction::MAX_REFERENCE_LEN`), as escaping can grow a value.
     let raw_scope = params.scope.as_deref().unwrap_or("openid");
     let scope = split_scope(raw_scope);
     if raw_scope.len() > MAX_SCOPE_LEN || scope.len() > 100 {
@@ -416,13 +416,7 @@ impl Portcullis {
                         ));
                     }
                     let (transaction, csrf) = self.new_transaction(&request, now);
-                    let paused = LoginTransaction {
-                        authenticated: Some(AuthenticatedAs {
-                            user_id: session.user_id.clone(),
-                            session_id: session.id.clone(),
-                        }),
-                        ..transaction
-                    };
+                    let paused = transaction.paused_by(&session.user_id, &session.id);
                     if !self.pause_transaction(&paused).await? {
                         return Err(AuthorizeError::Internal(
                             "a new login transaction id was taken".to_owned(),
@@ -453,8 +447,20 @@ impl Portcullis {
         // Nothing is stored for a login in progress: the transaction travels sealed in the
         // login page's `state` (see `oauth::transaction`).
         let (transaction, csrf) = self.new_transaction(&request, now);
+        let reference = self.seal_transaction(&transaction);
+        if reference.len() > super::transaction::MAX_REFERENCE_LEN {
+            // Within the caps, but escaped characters grew it past what a URL carries.
+            return Err(redirect_error(
+                &self.settings.issuer,
+                &request.redirect_uri,
+                request.response_mode,
+                request.state.as_deref(),
+                OAuthErrorCode::InvalidRequest,
+                "The authorization request is too large",
+            ));
+        }
         Ok(AuthorizeStep::Login(LoginPage {
-            transaction_id: self.seal_transaction(&transaction),
+            transaction_id: reference,
             redirect_uri: request.redirect_uri.clone(),
             csrf: csrf.expose().to_owned(),
             client_name: client.name,

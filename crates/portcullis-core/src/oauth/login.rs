@@ -3,7 +3,7 @@
 
 use super::AuthResponse;
 use super::authorize::LoginPage;
-use crate::model::{DATABASE_CONNECTION, Session};
+use crate::model::{DATABASE_CONNECTION, LoginTransaction, Session};
 use crate::protection::throttle::Limit;
 use crate::protection::{self, Shield};
 use crate::service::Portcullis;
@@ -96,6 +96,24 @@ struct Guard {
     counted_pair: bool,
 }
 
+/// The form again, with `error`, for the same transaction: the form's reference, CSRF
+/// field and email (taken apart, so the password can still move into the hashing pool).
+fn retry_page(
+    (reference, csrf, email): (&str, &str, &str),
+    tx: &LoginTransaction,
+    client: Option<&crate::model::Client>,
+    error: &str,
+) -> LoginOutcome {
+    LoginOutcome::Retry(LoginPage {
+        transaction_id: reference.to_owned(),
+        redirect_uri: tx.request.redirect_uri.clone(),
+        csrf: csrf.to_owned(),
+        client_name: client.map(|c| c.name.clone()).unwrap_or_default(),
+        login_hint: Some(email.to_owned()),
+        error: Some(error.to_owned()),
+    })
+}
+
 /// A login refused until the email address is verified.
 pub const VERIFY_FIRST: &str =
     "Please verify your email before logging in. Check your inbox for the verification email.";
@@ -122,9 +140,9 @@ impl Portcullis {
         })
     }
 
-    /// Checks the credentials of a login form post.
-    pub async fn login(&self, form: LoginForm) -> Result<LoginOutcome, LoginError> {
-        let tenant = self.tenant_id();
+    /// The transaction a login or signup form post is for: live, still at the password
+    /// step, and posted with its CSRF token in both the field and the cookie.
+    async fn form_transaction(&self, form: &LoginForm) -> Result<LoginTransaction, LoginError> {
         let tx = self
             .find_transaction(&form.transaction_id)
             .await?
@@ -136,16 +154,21 @@ impl Portcullis {
             // Already past the password step (waiting for consent): a re-post is stale.
             return Err(LoginError::Expired);
         }
+        Ok(tx)
+    }
+
+    /// Checks the credentials of a login form post.
+    pub async fn login(&self, form: LoginForm) -> Result<LoginOutcome, LoginError> {
+        let tenant = self.tenant_id();
+        let tx = self.form_transaction(&form).await?;
         let client = self.cached_client(&tx.request.client_id).await?;
         let retry = |error: &str| {
-            LoginOutcome::Retry(LoginPage {
-                transaction_id: form.transaction_id.clone(),
-                redirect_uri: tx.request.redirect_uri.clone(),
-                csrf: form.csrf_field.clone(),
-                client_name: client.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
-                login_hint: Some(form.email.clone()),
-                error: Some(error.to_owned()),
-            })
+            retry_page(
+                (&form.transaction_id, &form.csrf_field, &form.email),
+                &tx,
+                client.as_ref(),
+                error,
+            )
         };
         let email = form.email.trim();
         if email.is_empty()
@@ -401,7 +424,7 @@ impl Portcullis {
     /// client (or pauses for consent).
     pub(crate) async fn finish_login(
         &self,
-        tx: &crate::model::LoginTransaction,
+        tx: &LoginTransaction,
         client: Option<&crate::model::Client>,
         user: &crate::model::User,
         previous_session: Option<&str>,
@@ -450,13 +473,7 @@ impl Portcullis {
         self.audit("s", "Success Login", user_fields()).await;
         tracing::info!(outcome = "success", user_id = %user.user_id, client_id = %tx.request.client_id, "login succeeded");
         if needs_consent {
-            let paused = crate::model::LoginTransaction {
-                authenticated: Some(crate::model::AuthenticatedAs {
-                    user_id: user.user_id.clone(),
-                    session_id: session.id.clone(),
-                }),
-                ..tx.clone()
-            };
+            let paused = tx.clone().paused_by(&user.user_id, &session.id);
             if !self.pause_transaction(&paused).await? {
                 // A concurrent post of the same form got there first.
                 self.store.revoke_session(tenant, &session.id, now).await?;
@@ -484,26 +501,15 @@ impl Portcullis {
     /// Signs up from the Universal Login page of a transaction in progress, then logs the
     /// new user in. A refused signup shows the form again with the reason.
     pub async fn signup_in_transaction(&self, form: LoginForm) -> Result<LoginOutcome, LoginError> {
-        let tx = self
-            .find_transaction(&form.transaction_id)
-            .await?
-            .ok_or(LoginError::Expired)?;
-        if !super::consent::csrf_ok(&tx, &form.csrf_field, form.csrf_cookie.as_deref()) {
-            return Err(LoginError::Csrf);
-        }
-        if tx.authenticated.is_some() {
-            return Err(LoginError::Expired);
-        }
+        let tx = self.form_transaction(&form).await?;
         let client = self.cached_client(&tx.request.client_id).await?;
         let retry = |error: String| {
-            LoginOutcome::Retry(LoginPage {
-                transaction_id: form.transaction_id.clone(),
-                redirect_uri: tx.request.redirect_uri.clone(),
-                csrf: form.csrf_field.clone(),
-                client_name: client.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
-                login_hint: Some(form.email.clone()),
-                error: Some(error),
-            })
+            retry_page(
+                (&form.transaction_id, &form.csrf_field, &form.email),
+                &tx,
+                client.as_ref(),
+                &error,
+            )
         };
         let result = self
             .signup(
@@ -539,7 +545,7 @@ impl Portcullis {
                 tx.request.response_mode,
                 tx.request.state.as_deref(),
                 crate::error::OAuthErrorCode::AccessDenied,
-                "Please verify your email before logging in. We've sent you a verification email.",
+                "Please verify your email before logging in. Check your inbox for the verification email.",
             )));
         }
         self.finish_login(

@@ -2,10 +2,13 @@
 //!
 //! An abandoned login costs nothing to keep, because `GET /authorize` stores nothing: the
 //! transaction travels sealed in the login page's `state` parameter, as
-//! `{id}.{sealed}`. `sealed` is the transaction (request, CSRF hash, expiry) under
-//! AES-256-GCM with a key derived from the master key for this purpose alone, with the id
-//! bound in, so it can be neither read, forged, nor moved to another id. `id` names the
-//! transaction's CSRF cookie.
+//! `{id}.{epoch}.{sealed}`. `sealed` is the transaction (request, CSRF hash, expiry) under
+//! AES-256-GCM, with the issuer, the tenant and the id bound in as AAD, so it can be neither
+//! read, forged, moved to another id, nor taken to another deployment that shares the master
+//! key. The key is derived from the master key for this purpose and for the day (`epoch`),
+//! so the random nonces of keys that anyone can make the server use are never many; a
+//! transaction opens under its own day's key or, past midnight, the day before's. `id` names
+//! the transaction's CSRF cookie.
 //!
 //! A row is written only once the page is answered: when the transaction is spent (its id
 //! is recorded, so a replayed form post finds it and fails), or when it pauses after
@@ -26,12 +29,11 @@ struct Sealed {
     expires_at: Timestamp,
 }
 
-/// The label of the derived key that seals transactions.
-pub(crate) const SEALING_LABEL: &str = "portcullis login transactions v1";
-
-fn purpose(id: &str) -> String {
-    format!("login_transaction:{id}")
-}
+/// Seconds each sealing key is used for (a day). A transaction lives far less.
+const EPOCH_SECONDS: i64 = 86_400;
+/// The longest reference a login page carries: what a URL holds through browsers and
+/// proxies (8 KB request lines are common).
+pub const MAX_REFERENCE_LEN: usize = 6144;
 
 /// The id part of a page's `state` reference: what names its CSRF cookie. Only letters and
 /// digits, as ids are made; anything else is no id.
@@ -43,6 +45,21 @@ pub fn transaction_id(reference: &str) -> Option<&str> {
 }
 
 impl Portcullis {
+    /// The key that seals the transactions of `epoch`.
+    fn sealing_key(&self, epoch: i64) -> portcullis_crypto::aead::MasterKey {
+        self.master
+            .derive(&format!("portcullis login transactions v1, day {epoch}"))
+    }
+
+    /// What a sealed transaction is bound to: this deployment, this tenant, this id.
+    fn purpose(&self, id: &str) -> String {
+        format!(
+            "login_transaction:{}:{}:{id}",
+            self.settings.issuer,
+            self.tenant_id()
+        )
+    }
+
     /// The reference a login page carries for a transaction in progress.
     pub(crate) fn seal_transaction(&self, tx: &LoginTransaction) -> String {
         let sealed = Sealed {
@@ -52,8 +69,9 @@ impl Portcullis {
             expires_at: tx.expires_at,
         };
         let json = serde_json::to_vec(&sealed).expect("a transaction serializes");
-        let blob = self.transaction_key.seal(&purpose(&tx.id), &json);
-        format!("{}.{}", tx.id, portcullis_crypto::b64url(&blob))
+        let epoch = tx.created_at.div_euclid(EPOCH_SECONDS);
+        let blob = self.sealing_key(epoch).seal(&self.purpose(&tx.id), &json);
+        format!("{}.{epoch}.{}", tx.id, portcullis_crypto::b64url(&blob))
     }
 
     /// The live transaction a page's `state` refers to: a sealed one not yet spent or
@@ -68,11 +86,18 @@ impl Portcullis {
         let Some(id) = transaction_id(reference) else {
             return Ok(None);
         };
-        let Some((_, blob)) = reference.split_once('.') else {
+        let Some((_, sealed_part)) = reference.split_once('.') else {
             return self.store.find_login_transaction(tenant, id, now).await;
         };
-        let Some(sealed) = portcullis_crypto::b64url_decode(blob)
-            .and_then(|b| self.transaction_key.open(&purpose(id), &b).ok())
+        let today = now.div_euclid(EPOCH_SECONDS);
+        let Some(sealed) = sealed_part
+            .split_once('.')
+            .and_then(|(epoch, blob)| Some((epoch.parse::<i64>().ok()?, blob)))
+            .filter(|(epoch, _)| *epoch == today || *epoch == today - 1)
+            .and_then(|(epoch, blob)| {
+                let bytes = portcullis_crypto::b64url_decode(blob)?;
+                self.sealing_key(epoch).open(&self.purpose(id), &bytes).ok()
+            })
             .and_then(|json| serde_json::from_slice::<Sealed>(&json).ok())
             .filter(|s| s.expires_at > now)
         else {
@@ -119,7 +144,7 @@ mod tests {
 
     #[test]
     fn the_id_is_the_part_before_the_seal_and_only_alphanumeric() {
-        assert_eq!(transaction_id("abc123.sealedpart"), Some("abc123"));
+        assert_eq!(transaction_id("abc123.20833.sealedpart"), Some("abc123"));
         assert_eq!(transaction_id("abc123"), Some("abc123"));
         assert_eq!(transaction_id(".x"), None);
         assert_eq!(transaction_id("a;b.x"), None);

@@ -256,6 +256,18 @@ both_backends! {
         if let (Some(b), Some(a)) = (before.3, after.3) {
             assert!(a - b <= 64 * 1024, "the SQLite file grew by {} bytes", a - b);
         }
+        // An IPv6 client changing its address within its /64 at every request is one client.
+        let before_v6 = footprint(&app).await;
+        let mut refused_v6 = 0;
+        for i in 0..1_000u32 {
+            let hopping = Browser::at(&format!("2001:db8:77:1::{:x}", i + 1));
+            if app.get(&flood, &hopping).await.status == StatusCode::TOO_MANY_REQUESTS {
+                refused_v6 += 1;
+            }
+        }
+        let after_v6 = footprint(&app).await;
+        assert_eq!(refused_v6, 400, "the /64's own limit of 600 holds");
+        assert!(after_v6.1 - before_v6.1 <= 3 && after_v6.2 - before_v6.2 <= 2, "{before_v6:?} {after_v6:?}");
         // Someone else logs in meanwhile.
         let elsewhere = Browser::at("203.0.113.120");
         let p = app.login_code(&elsewhere, &[], USER_EMAIL, USER_PASSWORD).await;
@@ -269,7 +281,10 @@ both_backends! {
         let long_state = "s".repeat(portcullis_core::oauth::authorize::MAX_STATE_LEN + 1);
         let long_nonce = "n".repeat(portcullis_core::oauth::authorize::MAX_NONCE_LEN + 1);
         let long_scope = vec!["read:x"; 400].join(" ");
-        for (name, value, error) in [("state", long_state.as_str(), "invalid_request"), ("nonce", long_nonce.as_str(), "invalid_request"), ("scope", long_scope.as_str(), "invalid_scope")] {
+        // Within the caps, but characters that escaping grows: the sealed page would not fit
+        // in a URL.
+        let escaped_state = "\u{1}".repeat(2000);
+        for (name, value, error) in [("state", long_state.as_str(), "invalid_request"), ("nonce", long_nonce.as_str(), "invalid_request"), ("scope", long_scope.as_str(), "invalid_scope"), ("state", escaped_state.as_str(), "invalid_request")] {
             let mut q = base.to_vec();
             q.retain(|(k, _)| *k != name);
             q.push((name, value));
@@ -305,6 +320,38 @@ both_backends! {
         let again = app.submit_login(&browser, &form, USER_EMAIL, USER_PASSWORD).await;
         assert_eq!(again.status, StatusCode::BAD_REQUEST);
         assert!(again.text.contains("expired"));
+        // Another deployment sharing the master key (another issuer) cannot hand one over.
+        let store = portcullis_store::SqlStore::connect(&app.database_url).await.unwrap();
+        let other = portcullis_core::service::Portcullis::start(
+            std::sync::Arc::new(store),
+            std::sync::Arc::new(app.clock.clone()),
+            std::sync::Arc::clone(&app.core.master),
+            portcullis_core::passwords::PasswordPool::new(1),
+            portcullis_core::service::Settings::new("http://other.test/"),
+        ).await.unwrap();
+        let other = portcullis_server::app_with(std::sync::Arc::new(other), portcullis_server::HttpOptions::default()).unwrap();
+        let stranger = Browser::new();
+        let q = query(&[("response_type", "code"), ("client_id", "web-app-client-id"), ("redirect_uri", WEB_CALLBACK)]);
+        let mut request = axum::http::Request::get(q).body(axum::body::Body::empty()).unwrap();
+        request.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 40_000))));
+        let theirs = tower::ServiceExt::oneshot(other, request).await.unwrap();
+        let location = theirs.headers()["location"].to_str().unwrap().to_owned();
+        let cookie = theirs.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let (name, value) = cookie.split_once('=').unwrap();
+        stranger.set_cookie(name, value);
+        let reference = location.split("state=").nth(1).unwrap().to_owned();
+        let carried = LoginForm { action: "/u/login".into(), state: reference, csrf: value.to_owned() };
+        let resp = app.submit_login(&stranger, &carried, USER_EMAIL, USER_PASSWORD).await;
+        assert_eq!(resp.status, StatusCode::BAD_REQUEST, "{}", resp.text);
+        assert!(resp.text.contains("expired"));
+        // A page opened just before midnight still works just after (the day's key changes).
+        let day = 86_400;
+        let now = app.core.now();
+        app.clock.advance(day - now.rem_euclid(day) - 60);
+        let night = Browser::new();
+        let form = app.start_login(&night, &[("response_type", "code"), ("client_id", "web-app-client-id"), ("redirect_uri", WEB_CALLBACK)]).await;
+        app.clock.advance(120);
+        assert_eq!(app.submit_login(&night, &form, USER_EMAIL, USER_PASSWORD).await.status, StatusCode::SEE_OTHER);
         // And it expires: a page left open past the login lifetime.
         let late = Browser::new();
         let form = app.start_login(&late, &[("response_type", "code"), ("client_id", "web-app-client-id"), ("redirect_uri", WEB_CALLBACK)]).await;
