@@ -148,7 +148,7 @@ impl Portcullis {
         if let Some(queue) = &self.audit_queue {
             // An event that records a change or a security decision is in the database
             // before the request is answered; the others may ride a later batch.
-            let (written, wait) = if durable(kind) {
+            let (written, wait): (Option<Written>, _) = if durable(kind) {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 (Some(tx), Some(rx))
             } else {
@@ -168,11 +168,18 @@ impl Portcullis {
             };
             match (event, wait) {
                 // Queued: wait for the batch that holds it, if it must be durable.
-                (None, Some(wait)) => {
-                    if wait.await.is_err() {
+                (None, Some(wait)) => match wait.await {
+                    Ok(true) => {}
+                    // The change this event records is made; its record is not. Said loudly
+                    // (docs/LOGGING.md), since the answer still goes out.
+                    Ok(false) => tracing::error!(
+                        kind,
+                        "a durable audit event could not be recorded; the change it records was made"
+                    ),
+                    Err(_) => {
                         tracing::error!(kind, "the audit writer stopped before writing an event");
                     }
-                }
+                },
                 (None, None) => {}
                 // The writer has stopped (shutting down): write directly.
                 (Some(event), _) => self.write_event(&event).await,
@@ -231,16 +238,21 @@ pub fn durable(kind: &str) -> bool {
             | "limit_mu"
             | "ublkdu"
             | "pwd_leak"
+            | "signup_pwd_leak"
+            | "reset_pwd_leak"
             | "api_limit"
     )
 }
 
+/// Told whether an event (or, for a flush, every event before it) is in the database.
+type Written = tokio::sync::oneshot::Sender<bool>;
+
 /// A message to the audit writer.
 pub(crate) enum AuditMsg {
     /// An event, and who waits for it to be written (a durable event's request).
-    Event(Box<LogEvent>, Option<tokio::sync::oneshot::Sender<()>>),
-    /// Answered once every event sent before it is written.
-    Flush(tokio::sync::oneshot::Sender<()>),
+    Event(Box<LogEvent>, Option<Written>),
+    /// Answered once every event sent before it is written (or failed).
+    Flush(Written),
 }
 
 impl AuditMsg {
@@ -270,8 +282,9 @@ impl AuditQueue {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<AuditMsg>(8192);
         tokio::spawn(async move {
             let mut batch: Vec<LogEvent> = Vec::with_capacity(AUDIT_BATCH);
-            // Answered once the batch is written: flushes and durable events' requests.
-            let mut waiting = Vec::new();
+            // Answered once the batch is written: durable events' requests (with the event's
+            // place in the batch) and flushes (`None`).
+            let mut waiting: Vec<(Option<usize>, Written)> = Vec::new();
             while let Some(first) = rx.recv().await {
                 // Gather what arrives within `AUDIT_LINGER` of the first event, so a busy
                 // server writes a few large batches rather than many small ones. A flush or
@@ -282,10 +295,12 @@ impl AuditQueue {
                 while let Some(msg) = next.take() {
                     match msg {
                         AuditMsg::Event(e, written) => {
+                            if let Some(w) = written {
+                                waiting.push((Some(batch.len()), w));
+                            }
                             batch.push(*e);
-                            waiting.extend(written);
                         }
-                        AuditMsg::Flush(done) => waiting.push(done),
+                        AuditMsg::Flush(done) => waiting.push((None, done)),
                     }
                     if batch.len() >= AUDIT_BATCH {
                         break;
@@ -299,19 +314,39 @@ impl AuditQueue {
                             .flatten(),
                     };
                 }
-                if !batch.is_empty() {
-                    let n = batch.len();
-                    if let Err(e) = store.insert_log_events(&batch).await {
-                        tracing::error!(error = %e, events = n, "audit events could not be recorded");
-                    }
-                    metrics::histogram!("portcullis_audit_batch_size").record(n as f64);
-                    batch.clear();
-                }
-                for done in waiting.drain(..) {
-                    let _ = done.send(());
+                let written = write_batch(store.as_ref(), &batch).await;
+                metrics::histogram!("portcullis_audit_batch_size").record(batch.len() as f64);
+                batch.clear();
+                for (place, done) in waiting.drain(..) {
+                    let ok = match place {
+                        Some(i) => written.get(i).copied().unwrap_or(false),
+                        None => written.iter().all(|w| *w),
+                    };
+                    let _ = done.send(ok);
                 }
             }
         });
         Self { tx }
     }
+}
+
+/// Writes a batch in one statement; if that fails, each event on its own, so one bad event
+/// does not take the others with it. Says which events are in the database.
+async fn write_batch(store: &dyn crate::store::Store, batch: &[LogEvent]) -> Vec<bool> {
+    if batch.is_empty() {
+        return Vec::new();
+    }
+    let Err(e) = store.insert_log_events(batch).await else {
+        return vec![true; batch.len()];
+    };
+    tracing::error!(error = %e, events = batch.len(), "an audit batch could not be written; writing its events one by one");
+    let mut written = Vec::with_capacity(batch.len());
+    for event in batch {
+        let ok = store.insert_log_event(event).await;
+        if let Err(e) = &ok {
+            tracing::error!(error = %e, kind = %event.kind, "an audit event could not be recorded");
+        }
+        written.push(ok.is_ok());
+    }
+    written
 }
