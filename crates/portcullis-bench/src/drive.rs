@@ -26,7 +26,7 @@ pub struct DriveResult {
 }
 
 /// A form body (encoded before any await: the encoder is not `Send`).
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
@@ -42,6 +42,29 @@ fn location(r: &reqwest::Response) -> anyhow::Result<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .context("no Location header")
+}
+
+/// The login page `/authorize` sent the browser to: the transaction reference in its
+/// `state`, and the CSRF cookie (named by the reference's id) with its value.
+pub fn login_page(r: &reqwest::Response) -> anyhow::Result<(String, String, String)> {
+    let to_login = location(r)?;
+    let tx = to_login
+        .split("state=")
+        .nth(1)
+        .context("no transaction in the login URL")?
+        .to_owned();
+    let id = tx.split('.').next().unwrap_or_default();
+    let cookie_name = format!("pc_csrf_{id}");
+    let csrf = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix(&format!("{cookie_name}=")))
+        .and_then(|c| c.split(';').next())
+        .context("no CSRF cookie")?
+        .to_owned();
+    Ok((tx, cookie_name, csrf))
 }
 
 /// One complete login of `email`; returns the token response.
@@ -71,22 +94,7 @@ pub async fn login(
     if r.status() != reqwest::StatusCode::SEE_OTHER {
         bail!("/authorize answered {}", r.status());
     }
-    let to_login = location(&r)?;
-    let tx = to_login
-        .split("state=")
-        .nth(1)
-        .context("no transaction in the login URL")?
-        .to_owned();
-    let cookie_name = format!("pc_csrf_{tx}");
-    let csrf = r
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix(&format!("{cookie_name}=")))
-        .and_then(|c| c.split(';').next())
-        .context("no CSRF cookie")?
-        .to_owned();
+    let (tx, cookie_name, csrf) = login_page(&r)?;
     let r = http
         .post(format!("{issuer}u/login?state={tx}"))
         .header(reqwest::header::COOKIE, format!("{cookie_name}={csrf}"))

@@ -4,7 +4,8 @@
 //! Auth0's Management API error, or an error page with the request id.
 //!
 //! The panic itself is logged once, by the hook [`install_hook`] sets: one structured line
-//! with the message and the place, never the request's data.
+//! with the panic's message and place, in the request's span. Code must not put secrets in
+//! panic messages (`expect` texts are fixed strings here).
 
 use crate::errors::PageError;
 use crate::handlers::management::ApiError;
@@ -102,7 +103,7 @@ pub async fn in_surface_shape(
     answer
 }
 
-/// Routes panics to the log as one structured line (message and place, nothing else), in
+/// Routes panics to the log as one structured line (the panic's message and place), in
 /// place of the default hook's unstructured text on stderr.
 pub fn install_hook() {
     std::panic::set_hook(Box::new(|info| {
