@@ -26,7 +26,7 @@ pub struct DriveResult {
 }
 
 /// A form body (encoded before any await: the encoder is not `Send`).
-pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
+fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
@@ -67,6 +67,32 @@ pub fn login_page(r: &reqwest::Response) -> anyhow::Result<(String, String, Stri
     Ok((tx, cookie_name, csrf))
 }
 
+/// Posts the login form of `page` (from [`login_page`]) with these credentials.
+pub async fn post_login(
+    http: &reqwest::Client,
+    issuer: &str,
+    (tx, cookie_name, csrf): &(String, String, String),
+    email: &str,
+    password: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let body = form(&[
+        ("state", tx),
+        ("csrf", csrf),
+        ("username", email),
+        ("password", password),
+    ]);
+    Ok(http
+        .post(format!("{issuer}u/login?state={tx}"))
+        .header(reqwest::header::COOKIE, format!("{cookie_name}={csrf}"))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .await?)
+}
+
 /// One complete login of `email`; returns the token response.
 pub async fn login(
     http: &reqwest::Client,
@@ -94,22 +120,8 @@ pub async fn login(
     if r.status() != reqwest::StatusCode::SEE_OTHER {
         bail!("/authorize answered {}", r.status());
     }
-    let (tx, cookie_name, csrf) = login_page(&r)?;
-    let r = http
-        .post(format!("{issuer}u/login?state={tx}"))
-        .header(reqwest::header::COOKIE, format!("{cookie_name}={csrf}"))
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(form(&[
-            ("state", &tx),
-            ("csrf", &csrf),
-            ("username", email),
-            ("password", USER_PASSWORD),
-        ]))
-        .send()
-        .await?;
+    let page = login_page(&r)?;
+    let r = post_login(http, issuer, &page, email, USER_PASSWORD).await?;
     if r.status() != reqwest::StatusCode::SEE_OTHER {
         bail!("the login post answered {}", r.status());
     }

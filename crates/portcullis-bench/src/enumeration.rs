@@ -40,24 +40,9 @@ async fn refused_login(http: &reqwest::Client, issuer: &str, email: &str) -> any
     if r.status() != reqwest::StatusCode::SEE_OTHER {
         bail!("/authorize answered {}", r.status());
     }
-    let (tx, cookie_name, csrf) = drive::login_page(&r)?;
-    let body = drive::form(&[
-        ("state", &tx),
-        ("csrf", &csrf),
-        ("username", email),
-        ("password", "not-the-Password-1"),
-    ]);
+    let page = drive::login_page(&r)?;
     let started = Instant::now();
-    let r = http
-        .post(format!("{issuer}u/login?state={tx}"))
-        .header(reqwest::header::COOKIE, format!("{cookie_name}={csrf}"))
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(body)
-        .send()
-        .await?;
+    let r = drive::post_login(http, issuer, &page, email, "not-the-Password-1").await?;
     let status = r.status();
     let text = r.text().await?;
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;

@@ -46,6 +46,20 @@ async fn decide(
     .await
 }
 
+/// Logs in to the partner app and accepts its consent for `openid`.
+async fn consent_once(app: &TestApp, browser: &Browser) {
+    let resp = app.get(&partner_authorize("openid", &[]), browser).await;
+    let login = resp.location().unwrap();
+    let page = app.get(&login, browser).await;
+    let form = LoginForm::parse(&login, &page.text);
+    let consent = app
+        .submit_login(browser, &form, USER_EMAIL, USER_PASSWORD)
+        .await
+        .location()
+        .unwrap();
+    decide(app, browser, &consent, "accept").await;
+}
+
 both_backends! {
     async fn a_third_party_app_needs_consent_which_is_remembered(app) {
         let browser = Browser::new();
@@ -103,24 +117,14 @@ both_backends! {
 
     async fn prompt_consent_asks_again(app) {
         let browser = Browser::new();
-        let resp = app.get(&partner_authorize("openid", &[]), &browser).await;
-        let login = resp.location().unwrap();
-        let page = app.get(&login, &browser).await;
-        let form = LoginForm::parse(&login, &page.text);
-        let consent = app.submit_login(&browser, &form, USER_EMAIL, USER_PASSWORD).await.location().unwrap();
-        decide(&app, &browser, &consent, "accept").await;
+        consent_once(&app, &browser).await;
         let again = app.get(&partner_authorize("openid", &[("prompt", "consent")]), &browser).await;
         assert!(again.location().unwrap().starts_with("/u/consent"));
     }
 
     async fn prompt_login_consent_asks_for_both_and_none_stands_alone(app) {
         let browser = Browser::new();
-        let resp = app.get(&partner_authorize("openid", &[]), &browser).await;
-        let login = resp.location().unwrap();
-        let page = app.get(&login, &browser).await;
-        let form = LoginForm::parse(&login, &page.text);
-        let consent = app.submit_login(&browser, &form, USER_EMAIL, USER_PASSWORD).await.location().unwrap();
-        decide(&app, &browser, &consent, "accept").await;
+        consent_once(&app, &browser).await;
         // Both values of the list apply: the form again despite the session, then consent
         // again despite the remembered decision.
         let both = app.get(&partner_authorize("openid", &[("prompt", "login consent")]), &browser).await;

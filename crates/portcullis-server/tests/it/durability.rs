@@ -13,14 +13,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const USERS: usize = 20_000;
 const WORKERS: usize = 8;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn load_user(i: usize) -> portcullis_core::model::User {
     portcullis_core::model::User {
         tenant_id: "default".to_owned(),
@@ -92,20 +84,13 @@ async fn kill_during_load(backend: Backend) {
         .spawn()
         .unwrap();
     let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..100 {
-        if http
-            .get(format!("{issuer}health"))
+    eventually("the server starting", || async {
+        http.get(format!("{issuer}health"))
             .send()
             .await
             .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the server started");
+    })
+    .await;
     let token: serde_json::Value = http
         .post(format!("{issuer}oauth/token"))
         .basic_auth("admin-tool-id", Some("admin-tool-secret-0123456789abcdef"))

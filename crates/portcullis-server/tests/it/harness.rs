@@ -764,6 +764,30 @@ impl TestApp {
     }
 }
 
+/// A TCP port free on loopback now (for a server the test starts as a process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` every 100 ms for up to 10 s; panics with `what` if it never holds.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
 pub fn callback_params(location: &str) -> HashMap<String, String> {
     let url = url::Url::parse(location).expect("absolute callback URL");
     url.query_pairs().into_owned().collect()

@@ -698,28 +698,20 @@ async fn public_refusal_case(backend: Backend) {
         ("redirect_uri", SPA_CALLBACK),
         ("code_verifier", verifier),
     ];
-    let refused = app.send(form_request("/oauth/token", &exchange)).await;
-    assert_eq!(
-        refused.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        refused.text
-    );
-    app.clock.advance(60);
-    let tokens = app.send(form_request("/oauth/token", &exchange)).await;
-    assert_eq!(
-        tokens.status,
-        StatusCode::OK,
-        "the refused code was not spent: {}",
-        tokens.text
-    );
+    let tokens = refused_then_accepted(&app, &exchange, "code").await;
     let refresh = tokens.json()["refresh_token"].as_str().unwrap().to_owned();
     let form = [
         ("grant_type", "refresh_token"),
         ("client_id", "spa-client-id"),
         ("refresh_token", refresh.as_str()),
     ];
-    let refused = app.send(form_request("/oauth/token", &form)).await;
+    refused_then_accepted(&app, &form, "refresh token").await;
+}
+
+/// A token request refused by its application's budget, then the same request a minute
+/// later, once the budget has refilled: the refusal spent nothing it presented.
+async fn refused_then_accepted(app: &TestApp, form: &[(&str, &str)], what: &str) -> TestResponse {
+    let refused = app.send(form_request("/oauth/token", form)).await;
     assert_eq!(
         refused.status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -727,13 +719,14 @@ async fn public_refusal_case(backend: Backend) {
         refused.text
     );
     app.clock.advance(60);
-    let again = app.send(form_request("/oauth/token", &form)).await;
+    let again = app.send(form_request("/oauth/token", form)).await;
     assert_eq!(
         again.status,
         StatusCode::OK,
-        "the refused refresh token was not spent: {}",
+        "the refused {what} was not spent: {}",
         again.text
     );
+    again
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
