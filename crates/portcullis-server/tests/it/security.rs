@@ -668,35 +668,13 @@ async fn public_refusal_case(backend: Backend) {
     };
     spa_tokens(&app, &Browser::new()).await;
     // The budget is spent: a second login's code is refused, and still good a minute later.
-    let verifier = "spa-verifier-spa-verifier-spa-verifier-0123456789";
-    let challenge = portcullis_crypto::b64url(&portcullis_crypto::sha256(verifier.as_bytes()));
-    let browser = Browser::new();
-    let login = app
-        .start_login(
-            &browser,
-            &[
-                ("response_type", "code"),
-                ("client_id", "spa-client-id"),
-                ("redirect_uri", SPA_CALLBACK),
-                ("scope", "openid offline_access"),
-                ("code_challenge", &challenge),
-                ("code_challenge_method", "S256"),
-            ],
-        )
-        .await;
-    let code = callback_params(
-        &app.submit_login(&browser, &login, USER_EMAIL, USER_PASSWORD)
-            .await
-            .location()
-            .unwrap(),
-    )["code"]
-        .clone();
+    let code = spa_code(&app, &Browser::new()).await;
     let exchange = [
         ("grant_type", "authorization_code"),
         ("client_id", "spa-client-id"),
         ("code", code.as_str()),
         ("redirect_uri", SPA_CALLBACK),
-        ("code_verifier", verifier),
+        ("code_verifier", SPA_VERIFIER),
     ];
     let tokens = refused_then_accepted(&app, &exchange, "code").await;
     let refresh = tokens.json()["refresh_token"].as_str().unwrap().to_owned();
@@ -739,10 +717,12 @@ async fn a_public_client_refused_by_its_budget_loses_nothing_postgres() {
     public_refusal_case(Backend::Postgres).await;
 }
 
-/// The SPA's code flow with PKCE, exchanged for tokens.
-async fn spa_tokens(app: &TestApp, browser: &Browser) -> Value {
-    let verifier = "spa-verifier-spa-verifier-spa-verifier-0123456789";
-    let challenge = portcullis_crypto::b64url(&portcullis_crypto::sha256(verifier.as_bytes()));
+/// The PKCE verifier of the SPA logins below.
+const SPA_VERIFIER: &str = "spa-verifier-spa-verifier-spa-verifier-0123456789";
+
+/// The browser part of the SPA's code flow with PKCE: the code.
+async fn spa_code(app: &TestApp, browser: &Browser) -> String {
+    let challenge = portcullis_crypto::b64url(&portcullis_crypto::sha256(SPA_VERIFIER.as_bytes()));
     let form = app
         .start_login(
             browser,
@@ -759,7 +739,12 @@ async fn spa_tokens(app: &TestApp, browser: &Browser) -> Value {
     let resp = app
         .submit_login(browser, &form, USER_EMAIL, USER_PASSWORD)
         .await;
-    let code = callback_params(&resp.location().unwrap())["code"].clone();
+    callback_params(&resp.location().unwrap())["code"].clone()
+}
+
+/// The SPA's code flow with PKCE, exchanged for tokens.
+async fn spa_tokens(app: &TestApp, browser: &Browser) -> Value {
+    let code = spa_code(app, browser).await;
     let r = app
         .send(form_request(
             "/oauth/token",
@@ -768,7 +753,7 @@ async fn spa_tokens(app: &TestApp, browser: &Browser) -> Value {
                 ("client_id", "spa-client-id"),
                 ("code", &code),
                 ("redirect_uri", SPA_CALLBACK),
-                ("code_verifier", verifier),
+                ("code_verifier", SPA_VERIFIER),
             ],
         ))
         .await;
