@@ -315,7 +315,9 @@ impl AuditQueue {
                     };
                 }
                 let written = write_batch(store.as_ref(), &batch).await;
-                metrics::histogram!("portcullis_audit_batch_size").record(batch.len() as f64);
+                if !batch.is_empty() {
+                    metrics::histogram!("portcullis_audit_batch_size").record(batch.len() as f64);
+                }
                 batch.clear();
                 for (place, done) in waiting.drain(..) {
                     let ok = match place {

@@ -7,15 +7,15 @@
 //! with the panic's message and place, in the request's span. Code must not put secrets in
 //! panic messages (`expect` texts are fixed strings here).
 
-use crate::errors::PageError;
+use crate::errors::{OAuthHttpError, PageError};
 use crate::handlers::management::ApiError;
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use portcullis_core::error::{OAuthError, OAuthErrorCode};
 use portcullis_core::management::ManagementError;
-use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
 /// Marks the 500 that stands for a caught panic.
@@ -69,19 +69,18 @@ pub async fn in_surface_shape(
     next: Next,
 ) -> Response {
     let surface = surface(request.uri().path());
-    let request_id = crate::handlers::request_id(request.headers());
+    // A cheap handle on the id (a shared buffer), kept for the rare page that needs it.
+    let request_id = request.headers().get("x-request-id").cloned();
     let response = next.run(request).await;
     if response.extensions().get::<Panicked>().is_none() {
         return response;
     }
     let mut answer = match surface {
-        Surface::OAuth => {
-            let body = json!({
-                "error": "server_error",
-                "error_description": "The server could not complete the request",
-            });
-            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
-        }
+        Surface::OAuth => OAuthHttpError::from(OAuthError::new(
+            OAuthErrorCode::ServerError,
+            "The server could not complete the request",
+        ))
+        .into_response(),
         Surface::Management => ApiError(ManagementError::new(
             500,
             "internal_error",
@@ -95,7 +94,8 @@ pub async fn in_surface_shape(
                 "The server could not complete the request.",
             );
             let tenant_name = crate::handlers::tenant_name(&state).await;
-            error.render(&state, request_id.as_deref(), &tenant_name)
+            let request_id = request_id.as_ref().and_then(|v| v.to_str().ok());
+            error.render(&state, request_id, &tenant_name)
         }
     };
     let headers = answer.headers_mut();

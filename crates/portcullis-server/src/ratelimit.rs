@@ -134,20 +134,7 @@ fn management_client(state: &AppState, headers: &axum::http::HeaderMap) -> Optio
         .strip_prefix("Bearer ")
         .or_else(|| auth.strip_prefix("bearer "))?;
     let claims = state.core.verify_jwt(token.trim(), 0)?;
-    let audience = state.core.settings.management_audience();
-    let for_management = match claims.get("aud") {
-        Some(serde_json::Value::String(a)) => *a == audience,
-        Some(serde_json::Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&audience)),
-        _ => false,
-    };
-    let machine = claims.get("gty").and_then(|v| v.as_str()) == Some("client-credentials");
-    if !(for_management && machine) {
-        return None;
-    }
-    claims
-        .get("azp")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
+    portcullis_core::management::token_client(&claims, &state.core.settings.management_audience())
 }
 
 /// The tighter of an IP's and an application's decision, which the headers report.

@@ -98,6 +98,20 @@ impl Caller {
     }
 }
 
+/// The application behind a Management API token, from its verified claims: the `azp` of a
+/// client-credentials token for `audience` (the Management API's). Any other token names no
+/// application.
+#[must_use]
+pub fn token_client(claims: &serde_json::Value, audience: &str) -> Option<String> {
+    let for_management = crate::oauth::resource::audiences(claims).contains(&audience);
+    let machine =
+        claims.get("gty").and_then(serde_json::Value::as_str) == Some("client-credentials");
+    (for_management && machine)
+        .then(|| claims.get("azp").and_then(serde_json::Value::as_str))
+        .flatten()
+        .map(str::to_owned)
+}
+
 impl crate::service::Portcullis {
     /// Authenticates a Management API call from its bearer token: one of our access tokens
     /// for `{issuer}api/v2/` from the client-credentials grant.
@@ -114,15 +128,7 @@ impl crate::service::Portcullis {
         if !at.audiences().contains(&audience.as_str()) {
             return Err(ManagementError::unauthorized("Bad audience"));
         }
-        if at.claims.get("gty").and_then(serde_json::Value::as_str) != Some("client-credentials") {
-            return Err(invalid());
-        }
-        let client_id = at
-            .claims
-            .get("azp")
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(invalid)?
-            .to_owned();
+        let client_id = token_client(&at.claims, &audience).ok_or_else(invalid)?;
         // A token is worth what its client's grant holds now, not what it held when the
         // token was issued: a deleted client or grant stops its tokens, and a narrowed grant
         // narrows them (at once here, within the cache's second on other replicas).

@@ -545,7 +545,7 @@ impl Portcullis {
                 tx.request.response_mode,
                 tx.request.state.as_deref(),
                 crate::error::OAuthErrorCode::AccessDenied,
-                "Please verify your email before logging in. Check your inbox for the verification email.",
+                VERIFY_FIRST,
             )));
         }
         self.finish_login(

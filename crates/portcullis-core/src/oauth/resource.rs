@@ -24,11 +24,17 @@ impl VerifiedAccessToken {
 
     #[must_use]
     pub fn audiences(&self) -> Vec<&str> {
-        match self.claims.get("aud") {
-            Some(Value::String(s)) => vec![s.as_str()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        }
+        audiences(&self.claims)
+    }
+}
+
+/// The `aud` of a token's claims: one string or a list.
+#[must_use]
+pub fn audiences(claims: &Value) -> Vec<&str> {
+    match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
     }
 }
 
