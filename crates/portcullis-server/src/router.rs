@@ -1,6 +1,8 @@
 //! Every route and its layers, on one screen.
 
-use crate::handlers::{accounts, authorize, discovery, logout, ops, token, userinfo};
+use crate::handlers::{
+    accounts, authorize, dbconnections, discovery, logout, ops, token, userinfo,
+};
 use crate::state::AppState;
 use crate::telemetry;
 use axum::Router;
@@ -50,10 +52,10 @@ pub fn router(state: AppState) -> Router {
             get(accounts::unblock_page).post(accounts::unblock),
         )
         // Database connections (Auth0's Authentication API)
-        .route("/dbconnections/signup", post(accounts::signup))
+        .route("/dbconnections/signup", post(dbconnections::signup))
         .route(
             "/dbconnections/change_password",
-            post(accounts::change_password),
+            post(dbconnections::change_password),
         )
         .route("/u/assets/style.css", get(ops::style_css))
         // Tokens

@@ -2,21 +2,23 @@
 //! reset and change, and the unblock link of brute-force protection. Every link is a
 //! single-use ticket: 256 random bits, stored only as their SHA-256, spent in one
 //! statement, and bound to the email it was sent to.
+//!
+//! Here: signup and the rules every new password passes. `emails`: the links and the emails
+//! that carry them. `tickets`: what a link does once followed, and the reset request.
 
+mod emails;
 pub mod mailer;
+mod tickets;
 
 use crate::audit::EventFields;
-use crate::model::{DATABASE_CONNECTION, Ticket, TicketData, TicketKind, User, normalize_email};
+use crate::model::{DATABASE_CONNECTION, User};
 use crate::protection::admission::Admission;
 use crate::protection::policy::{self, ConnectionOptions, PasswordRejection, PersonalInfo};
 use crate::protection::throttle::Limit;
 use crate::protection::{Shield, allowed};
 use crate::service::Portcullis;
 use crate::store::StoreError;
-use mailer::{Email, EmailKind};
-use portcullis_crypto::token::{OpaqueToken, hash_token};
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 /// Seconds a verification link lives (Auth0's default ticket lifetime, 5 days).
 pub const VERIFY_TTL: i64 = 432_000;
@@ -64,6 +66,14 @@ pub enum AccountError {
     Ticket,
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<crate::protection::admission::Refused> for AccountError {
+    fn from(r: crate::protection::admission::Refused) -> Self {
+        Self::Throttled {
+            retry_after: r.retry_after,
+        }
+    }
 }
 
 impl From<StoreError> for AccountError {
@@ -271,12 +281,7 @@ impl Portcullis {
             self.audit("fs", "the user already exists", fields()).await;
             return Err(AccountError::Exists);
         }
-        admission
-            .admit(&client.client_id)
-            .await
-            .map_err(|r| AccountError::Throttled {
-                retry_after: r.retry_after,
-            })?;
+        admission.admit(&client.client_id).await?;
         let hash = self
             .passwords
             .hash(req.password)
@@ -429,481 +434,6 @@ impl Portcullis {
             )
             .await?;
         Ok(())
-    }
-
-    /// Stores a ticket for `user` and returns its link.
-    pub async fn issue_ticket(
-        &self,
-        kind: TicketKind,
-        user: &User,
-        mut data: TicketData,
-        ttl: i64,
-    ) -> Result<String, StoreError> {
-        let secret = OpaqueToken::generate("tkt");
-        let now = self.now();
-        data.email = normalize_email(&user.email);
-        self.store
-            .create_ticket(&Ticket {
-                tenant_id: self.tenant_id().to_owned(),
-                ticket_hash: secret.hash(),
-                kind,
-                user_id: user.user_id.clone(),
-                data,
-                created_at: now,
-                expires_at: now + ttl.max(1),
-            })
-            .await?;
-        let path = match kind {
-            TicketKind::EmailVerification => "u/email-verification",
-            TicketKind::PasswordChange => "u/reset-password",
-            TicketKind::Unblock => "u/unblock",
-        };
-        Ok(format!(
-            "{}?ticket={}",
-            self.settings.url(path),
-            secret.expose()
-        ))
-    }
-
-    /// Sends an email on its own task, so the answer's timing says nothing about it.
-    pub fn send_email(&self, email: Email) {
-        let mailer = Arc::clone(&self.mailer);
-        let request = crate::audit::REQUEST
-            .try_with(Clone::clone)
-            .unwrap_or_default();
-        tokio::spawn(crate::audit::REQUEST.scope(request, async move {
-            match mailer.send(&email).await {
-                Ok(()) => {
-                    metrics::counter!("portcullis_emails_total", "kind" => email.kind.as_str(), "outcome" => "sent").increment(1);
-                }
-                Err(e) => {
-                    metrics::counter!("portcullis_emails_total", "kind" => email.kind.as_str(), "outcome" => "failed").increment(1);
-                    tracing::error!(kind = email.kind.as_str(), error = %e, "an email could not be sent");
-                }
-            }
-        }));
-    }
-
-    async fn email_for(
-        &self,
-        user: &User,
-        kind: EmailKind,
-        link: String,
-        ttl: i64,
-        ip: Option<String>,
-    ) -> Result<Email, StoreError> {
-        // No profile text the user chose (name, nickname) goes into an email: whoever signs
-        // up with someone else's address chooses it.
-        Ok(Email {
-            to: user.email.clone(),
-            kind,
-            link,
-            tenant_name: self.tenant().await?.friendly_name,
-            valid_hours: (ttl + 3599) / 3600,
-            ip,
-        })
-    }
-
-    /// Emails `user` a verification link (`svr` event), unless the address has had
-    /// [`VERIFY_EMAIL_LIMIT`] of them already (`fvr`); says whether it was sent.
-    pub async fn send_verification_email(
-        &self,
-        user: &User,
-        client_id: Option<&str>,
-        result_url: Option<String>,
-        ttl: i64,
-    ) -> Result<bool, StoreError> {
-        let fields = || EventFields {
-            user_id: Some(&user.user_id),
-            user_name: Some(&user.email),
-            client_id,
-            ..Default::default()
-        };
-        let bucket = format!("verify-email:{}", hash_token(&normalize_email(&user.email)));
-        if !self.throttle(&bucket, VERIFY_EMAIL_LIMIT).await?.allowed {
-            self.audit(
-                "fvr",
-                "Failed Verification Email Request: too many verification emails to this address today",
-                fields(),
-            )
-            .await;
-            return Ok(false);
-        }
-        let link = self
-            .issue_ticket(
-                TicketKind::EmailVerification,
-                user,
-                TicketData {
-                    client_id: client_id.map(str::to_owned),
-                    result_url,
-                    ..TicketData::default()
-                },
-                ttl,
-            )
-            .await?;
-        let email = self
-            .email_for(user, EmailKind::VerifyEmail, link, ttl, None)
-            .await?;
-        self.send_email(email);
-        self.audit("svr", "Success Verification Email Request", fields())
-            .await;
-        Ok(true)
-    }
-
-    /// `/dbconnections/change_password` and the reset page: emails a reset link when the
-    /// email belongs to a database user. The caller answers the same either way; the work
-    /// runs on its own task so the answer's timing says nothing either.
-    pub async fn request_password_reset(
-        self: &Arc<Self>,
-        client_id: Option<String>,
-        email: &str,
-        ip: &str,
-        admission: &dyn Admission,
-    ) -> Result<(), AccountError> {
-        let email = email.trim().to_owned();
-        if !valid_email(&email) {
-            return Err(AccountError::Invalid(
-                "A valid email is required.".to_owned(),
-            ));
-        }
-        if let Some(id) = client_id.as_deref()
-            && self
-                .store
-                .find_client(self.tenant_id(), id)
-                .await?
-                .is_none()
-        {
-            return Err(AccountError::UnknownClient);
-        }
-        let email_key = hash_token(&normalize_email(&email));
-        for (bucket, limit) in [
-            (format!("reset:{email_key}:{ip}"), RESET_REQUEST_LIMIT),
-            (format!("reset:{email_key}"), RESET_EMAIL_LIMIT),
-        ] {
-            let decision = self.throttle(&bucket, limit).await?;
-            if !decision.allowed {
-                return Err(AccountError::Throttled {
-                    retry_after: decision.retry_after,
-                });
-            }
-        }
-        if let Some(id) = client_id.as_deref() {
-            admission
-                .admit(id)
-                .await
-                .map_err(|r| AccountError::Throttled {
-                    retry_after: r.retry_after,
-                })?;
-        }
-        let core = Arc::clone(self);
-        let request = crate::audit::REQUEST
-            .try_with(Clone::clone)
-            .unwrap_or_default();
-        tokio::spawn(crate::audit::REQUEST.scope(request, async move {
-            if let Err(e) = core.reset_request_task(client_id, &email).await {
-                tracing::error!(error = %e, "a password reset request failed");
-            }
-        }));
-        Ok(())
-    }
-
-    async fn reset_request_task(
-        &self,
-        client_id: Option<String>,
-        email: &str,
-    ) -> Result<(), StoreError> {
-        let user = self
-            .store
-            .find_user_by_email(self.tenant_id(), DATABASE_CONNECTION, email)
-            .await?;
-        let Some(user) = user.filter(|u| u.password_hash.is_some()) else {
-            self.audit(
-                "fcpr",
-                "Failed Change Password Request (no such user)",
-                EventFields {
-                    user_name: Some(email),
-                    client_id: client_id.as_deref(),
-                    ..Default::default()
-                },
-            )
-            .await;
-            return Ok(());
-        };
-        self.send_reset_email(&user, client_id.as_deref(), EmailKind::ResetPassword)
-            .await?;
-        self.audit(
-            "scpr",
-            "Success Change Password Request",
-            EventFields {
-                user_id: Some(&user.user_id),
-                user_name: Some(&user.email),
-                client_id: client_id.as_deref(),
-                ..Default::default()
-            },
-        )
-        .await;
-        Ok(())
-    }
-
-    /// Emails a password change link (a reset, or a breached-password notice).
-    pub async fn send_reset_email(
-        &self,
-        user: &User,
-        client_id: Option<&str>,
-        kind: EmailKind,
-    ) -> Result<(), StoreError> {
-        let link = self
-            .issue_ticket(
-                TicketKind::PasswordChange,
-                user,
-                TicketData {
-                    client_id: client_id.map(str::to_owned),
-                    // Following an emailed link proves the address.
-                    mark_email_as_verified: true,
-                    ..TicketData::default()
-                },
-                RESET_TTL,
-            )
-            .await?;
-        let email = self.email_for(user, kind, link, RESET_TTL, None).await?;
-        self.send_email(email);
-        Ok(())
-    }
-
-    /// Emails an unblock link for `ip` (brute-force protection's user notification).
-    pub async fn send_unblock_email(&self, user: &User, ip: &str) -> Result<(), StoreError> {
-        let link = self
-            .issue_ticket(
-                TicketKind::Unblock,
-                user,
-                TicketData {
-                    ip: Some(ip.to_owned()),
-                    ..TicketData::default()
-                },
-                UNBLOCK_TTL,
-            )
-            .await?;
-        let email = self
-            .email_for(
-                user,
-                EmailKind::BlockedAccount,
-                link,
-                UNBLOCK_TTL,
-                Some(ip.to_owned()),
-            )
-            .await?;
-        self.send_email(email);
-        Ok(())
-    }
-
-    /// The user a live ticket is for, if the ticket still matches their email.
-    async fn ticket_user(&self, ticket: &Ticket) -> Result<User, AccountError> {
-        let user = self
-            .store
-            .find_user(self.tenant_id(), &ticket.user_id)
-            .await?
-            .ok_or(AccountError::Ticket)?;
-        if normalize_email(&user.email) != ticket.data.email {
-            return Err(AccountError::Ticket);
-        }
-        Ok(user)
-    }
-
-    /// Spends an email verification link: the email is verified (`sv`), or `fv`.
-    pub async fn verify_email(&self, secret: &str) -> Result<TicketDone, AccountError> {
-        let tenant = self.tenant_id();
-        let now = self.now();
-        let Some(ticket) = self
-            .store
-            .consume_ticket(
-                tenant,
-                &hash_token(secret),
-                TicketKind::EmailVerification,
-                now,
-            )
-            .await?
-        else {
-            self.audit(
-                "fv",
-                "Failed Verification Email: invalid or used link",
-                EventFields::default(),
-            )
-            .await;
-            return Err(AccountError::Ticket);
-        };
-        let user = match self.ticket_user(&ticket).await {
-            Ok(user) => user,
-            Err(e) => {
-                self.audit(
-                    "fv",
-                    "Failed Verification Email: the email changed",
-                    EventFields::default(),
-                )
-                .await;
-                return Err(e);
-            }
-        };
-        if !self
-            .store
-            .mark_email_verified(tenant, &user.user_id, &ticket.data.email, now)
-            .await?
-        {
-            return Err(AccountError::Ticket);
-        }
-        self.audit(
-            "sv",
-            "Success Verification Email",
-            EventFields {
-                user_id: Some(&user.user_id),
-                user_name: Some(&user.email),
-                client_id: ticket.data.client_id.as_deref(),
-                ..Default::default()
-            },
-        )
-        .await;
-        Ok(TicketDone {
-            email: user.email,
-            result_url: ticket.data.result_url,
-            client_id: ticket.data.client_id,
-        })
-    }
-
-    /// The new-password form of a live reset link (the link is not spent).
-    pub async fn reset_form(&self, secret: &str) -> Result<ResetForm, AccountError> {
-        let ticket = self
-            .store
-            .find_ticket(
-                self.tenant_id(),
-                &hash_token(secret),
-                TicketKind::PasswordChange,
-                self.now(),
-            )
-            .await?
-            .ok_or(AccountError::Ticket)?;
-        let user = self.ticket_user(&ticket).await?;
-        Ok(ResetForm {
-            email: user.email,
-            rules: self.connection_options().await?.describe(),
-        })
-    }
-
-    /// Spends a reset link with a new password (`scp`/`fcp`). A refused password leaves the
-    /// link usable.
-    pub async fn reset_password(
-        &self,
-        secret: &str,
-        password: String,
-    ) -> Result<TicketDone, AccountError> {
-        let tenant = self.tenant_id();
-        let hash = hash_token(secret);
-        let ticket = self
-            .store
-            .find_ticket(tenant, &hash, TicketKind::PasswordChange, self.now())
-            .await?
-            .ok_or(AccountError::Ticket)?;
-        let user = self.ticket_user(&ticket).await?;
-        let fields = EventFields {
-            user_id: Some(&user.user_id),
-            user_name: Some(&user.email),
-            client_id: ticket.data.client_id.as_deref(),
-            ..Default::default()
-        };
-        // Check first, so a refused password does not spend the link.
-        let options = self.connection_options().await?;
-        if let Err(error) = self
-            .check_new_password(
-                &options,
-                &password,
-                PersonalInfo {
-                    email: &user.email,
-                    name: &user.name,
-                },
-                Some(&user.user_id),
-                PasswordStage::Change,
-            )
-            .await
-        {
-            if let AccountError::Password(rejection) = &error {
-                self.audit("fcp", &rejection.message(), fields).await;
-            }
-            return Err(error);
-        }
-        if self
-            .store
-            .consume_ticket(tenant, &hash, TicketKind::PasswordChange, self.now())
-            .await?
-            .is_none()
-        {
-            return Err(AccountError::Ticket);
-        }
-        let hash = self
-            .passwords
-            .hash(password)
-            .await
-            .map_err(AccountError::Internal)?;
-        self.store
-            .change_password(
-                tenant,
-                &user.user_id,
-                &hash,
-                options.history_size(),
-                ticket.data.mark_email_as_verified,
-                self.now(),
-            )
-            .await?;
-        self.audit("scp", "Success Change Password", fields).await;
-        Ok(TicketDone {
-            email: user.email,
-            result_url: ticket.data.result_url,
-            client_id: ticket.data.client_id,
-        })
-    }
-
-    /// Spends an unblock link: the blocked IP may try the account again (`ublkdu`).
-    pub async fn unblock_with_ticket(&self, secret: &str) -> Result<TicketDone, AccountError> {
-        let ticket = self
-            .store
-            .consume_ticket(
-                self.tenant_id(),
-                &hash_token(secret),
-                TicketKind::Unblock,
-                self.now(),
-            )
-            .await?
-            .ok_or(AccountError::Ticket)?;
-        let user = self.ticket_user(&ticket).await?;
-        self.release_login_blocks(&user, ticket.data.ip.as_deref(), "the user's unblock link")
-            .await?;
-        Ok(TicketDone {
-            email: user.email,
-            result_url: ticket.data.result_url,
-            client_id: ticket.data.client_id,
-        })
-    }
-
-    /// Releases brute-force blocks of `user` (one IP or all) and records `ublkdu`.
-    pub async fn release_login_blocks(
-        &self,
-        user: &User,
-        ip: Option<&str>,
-        by: &str,
-    ) -> Result<u64, StoreError> {
-        let released = self
-            .store
-            .release_login_blocks(self.tenant_id(), &user.user_id, ip)
-            .await?;
-        self.audit(
-            "ublkdu",
-            &format!("User login block released by {by}"),
-            EventFields {
-                user_id: Some(&user.user_id),
-                user_name: Some(&user.email),
-                details: Some(json!({"ip": ip, "released": released})),
-                ..Default::default()
-            },
-        )
-        .await;
-        Ok(released)
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod authorize;
+pub mod dbconnections;
 pub mod discovery;
 pub mod logout;
 pub mod management;
