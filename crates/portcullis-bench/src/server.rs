@@ -43,7 +43,7 @@ impl Drop for Server {
 /// and answers the seconds it took. They share one argon2id hash, computed once: hashing a
 /// million passwords would take hours and measures nothing the login phase does not.
 pub(crate) async fn seed_users(database: &str, count: usize) -> anyhow::Result<f64> {
-    use portcullis_core::store::Store as _;
+    use portcullis_core::store::UserStore as _;
     let store = portcullis_store::SqlStore::connect(database).await?;
     let hash = portcullis_crypto::password::hash(drive::USER_PASSWORD);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();

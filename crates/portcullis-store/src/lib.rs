@@ -4,13 +4,28 @@
 //! types both share (TEXT, BIGINT, BLOB/BYTEA), and every statement uses `$N` placeholders,
 //! which both accept. Each backend has its own forward-only migrations, mirrored name for
 //! name. Row structs stay private to this crate.
+//!
+//! `sql.rs` connects, keeps the pools and runs the migrations. Each capability trait of
+//! `portcullis_core::store` is implemented in a file of its own, next to its statements:
+//! `settings`, `clients` (with `apply`, a tenant file in one transaction), `roles`, `users`
+//! (with `user_search` and `passwords`), `logins`, `sessions`, `grants`, `logs`,
+//! `throttles` and `tickets`.
 
+mod apply;
 mod cascade;
+mod clients;
+mod grants;
+mod logins;
 mod logs;
+mod passwords;
 mod roles;
 mod rows;
-mod security;
+mod sessions;
+mod settings;
 mod sql;
+mod throttles;
+mod tickets;
+mod user_search;
 mod users;
 
 pub use sql::SqlStore;

@@ -1,10 +1,80 @@
-//! The audit trail's table.
+//! The audit trail and the log streams' checkpoints.
 
 use crate::rows::{backend_err, to_json};
+use crate::sql::SqlStore;
+use async_trait::async_trait;
 use portcullis_core::audit::{LogEvent, LogFilter};
-use portcullis_core::store::StoreError;
+use portcullis_core::model::Timestamp;
+use portcullis_core::store::{AuditStore, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
+
+#[async_trait]
+impl AuditStore for SqlStore {
+    async fn insert_log_event(
+        &self,
+        event: &portcullis_core::audit::LogEvent,
+    ) -> Result<(), StoreError> {
+        crate::logs::insert(self.writer(), event).await
+    }
+
+    async fn insert_log_events(
+        &self,
+        events: &[portcullis_core::audit::LogEvent],
+    ) -> Result<(), StoreError> {
+        crate::logs::insert_many(self.writer(), events).await
+    }
+
+    async fn find_log_event(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<portcullis_core::audit::LogEvent>, StoreError> {
+        crate::logs::find(&self.pool, tenant_id, id).await
+    }
+
+    async fn search_log_events(
+        &self,
+        tenant_id: &str,
+        filter: &portcullis_core::audit::LogFilter,
+    ) -> Result<(Vec<portcullis_core::audit::LogEvent>, i64), StoreError> {
+        crate::logs::search(&self.pool, tenant_id, filter).await
+    }
+
+    async fn purge_log_events(&self, tenant_id: &str, before_ms: i64) -> Result<u64, StoreError> {
+        crate::logs::purge(self.writer(), tenant_id, before_ms).await
+    }
+
+    async fn log_stream_checkpoint(
+        &self,
+        tenant_id: &str,
+        stream_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        crate::logs::log_stream_checkpoint(&self.pool, tenant_id, stream_id).await
+    }
+
+    async fn advance_log_stream(
+        &self,
+        tenant_id: &str,
+        stream_id: &str,
+        previous: Option<&str>,
+        last: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        crate::logs::advance_log_stream(self.writer(), tenant_id, stream_id, previous, last, now)
+            .await
+    }
+
+    async fn log_events_after(
+        &self,
+        tenant_id: &str,
+        after_id: &str,
+        before_id: &str,
+        limit: i64,
+    ) -> Result<Vec<portcullis_core::audit::LogEvent>, StoreError> {
+        crate::logs::after(&self.pool, tenant_id, after_id, before_id, limit).await
+    }
+}
 
 fn event(row: &AnyRow) -> Result<LogEvent, StoreError> {
     let get = |c: &str| row.try_get::<Option<String>, _>(c).map_err(backend_err);
@@ -164,4 +234,57 @@ pub(crate) async fn after(
     .iter()
     .map(event)
     .collect()
+}
+
+pub(crate) async fn log_stream_checkpoint(
+    pool: &AnyPool,
+    tenant_id: &str,
+    stream_id: &str,
+) -> Result<Option<String>, StoreError> {
+    sqlx::query(
+        "SELECT last_log_id FROM log_stream_checkpoints WHERE tenant_id = $1 AND stream_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(stream_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(backend_err)?
+    .map(|r| r.try_get("last_log_id").map_err(backend_err))
+    .transpose()
+}
+
+pub(crate) async fn advance_log_stream(
+    pool: &AnyPool,
+    tenant_id: &str,
+    stream_id: &str,
+    previous: Option<&str>,
+    last: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let result = match previous {
+        None => sqlx::query(
+            "INSERT INTO log_stream_checkpoints (tenant_id, stream_id, last_log_id, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, stream_id) DO NOTHING",
+        )
+        .bind(tenant_id)
+        .bind(stream_id)
+        .bind(last)
+        .bind(now)
+        .execute(pool)
+        .await,
+        Some(previous) => {
+            sqlx::query(
+                "UPDATE log_stream_checkpoints SET last_log_id = $3, updated_at = $4 \
+             WHERE tenant_id = $1 AND stream_id = $2 AND last_log_id = $5",
+            )
+            .bind(tenant_id)
+            .bind(stream_id)
+            .bind(last)
+            .bind(now)
+            .bind(previous)
+            .execute(pool)
+            .await
+        }
+    };
+    Ok(result.map_err(backend_err)?.rows_affected() == 1)
 }

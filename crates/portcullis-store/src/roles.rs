@@ -1,9 +1,109 @@
-//! Role writes and queries for the Management API.
+//! Roles, their permissions, and users' roles and permissions.
 
 use crate::rows::{self, backend_err};
+use crate::sql::SqlStore;
+use async_trait::async_trait;
 use portcullis_core::model::{Permission, Role, Timestamp, User};
-use portcullis_core::store::StoreError;
+use portcullis_core::store::{RoleStore, StoreError};
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
+use std::collections::BTreeMap;
+
+#[async_trait]
+impl RoleStore for SqlStore {
+    async fn list_roles(&self, tenant_id: &str) -> Result<Vec<Role>, StoreError> {
+        let mut perms = self.role_permissions(tenant_id).await?;
+        let rows = sqlx::query("SELECT * FROM roles WHERE tenant_id = $1 ORDER BY name")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Self::roles_from_rows(&rows, &mut perms)
+    }
+
+    async fn find_role(&self, tenant_id: &str, role_id: &str) -> Result<Option<Role>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM roles WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(role_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut perms = self.role_permissions(tenant_id).await?;
+        Ok(Self::roles_from_rows(&rows, &mut perms)?.pop())
+    }
+
+    async fn insert_role(&self, role: &Role, now: Timestamp) -> Result<(), StoreError> {
+        crate::roles::insert(self.writer(), role, now).await
+    }
+
+    async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
+        crate::roles::update(self.writer(), role).await
+    }
+
+    async fn delete_role(&self, tenant_id: &str, role_id: &str) -> Result<bool, StoreError> {
+        crate::roles::delete(self.writer(), tenant_id, role_id).await
+    }
+
+    async fn change_role_permissions(
+        &self,
+        tenant_id: &str,
+        role_id: &str,
+        permissions: &[Permission],
+        add: bool,
+    ) -> Result<(), StoreError> {
+        crate::roles::change_permissions(self.writer(), tenant_id, role_id, permissions, add).await
+    }
+
+    async fn change_user_roles(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        role_ids: &[String],
+        add: bool,
+    ) -> Result<(), StoreError> {
+        crate::roles::change_user_roles(self.writer(), tenant_id, user_id, role_ids, add).await
+    }
+
+    async fn list_user_permissions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<Permission>, StoreError> {
+        crate::roles::user_permissions(&self.pool, tenant_id, user_id).await
+    }
+
+    async fn change_user_permissions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        permissions: &[Permission],
+        add: bool,
+    ) -> Result<(), StoreError> {
+        crate::roles::change_user_permissions(self.writer(), tenant_id, user_id, permissions, add)
+            .await
+    }
+
+    async fn list_role_users(
+        &self,
+        tenant_id: &str,
+        role_id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<User>, i64), StoreError> {
+        crate::roles::users(&self.pool, tenant_id, role_id, offset, limit).await
+    }
+
+    async fn list_user_roles(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<Role>, StoreError> {
+        Ok(read_user_access(&self.pool, tenant_id, user_id).await?.0)
+    }
+}
 
 pub(crate) async fn insert(pool: &AnyPool, role: &Role, now: Timestamp) -> Result<(), StoreError> {
     let mut tx = crate::rows::begin_write(pool).await?;
@@ -209,4 +309,115 @@ pub(crate) async fn change_user_permissions(
             .map_err(backend_err)?;
     }
     tx.commit().await.map_err(backend_err)
+}
+
+/// A user's roles (each with its permissions) and direct permissions, in one statement.
+pub(crate) async fn read_user_access<'e, E>(
+    executor: E,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<(Vec<Role>, Vec<Permission>), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    // Three parts in one statement: `a` the roles, `b` their permissions, `c` the
+    // direct permissions; unused columns are empty strings so both backends agree on
+    // the types.
+    let rows = sqlx::query(
+        "SELECT 'a' AS part, r.id AS role_id, r.name AS role_name, \
+         r.description AS role_description, '' AS rs, '' AS perm \
+         FROM roles r JOIN user_roles ur ON ur.tenant_id = r.tenant_id AND ur.role_id = r.id \
+         WHERE ur.tenant_id = $1 AND ur.user_id = $2 \
+         UNION ALL \
+         SELECT 'b', rp.role_id, '', '', rp.resource_server_identifier, rp.permission_name \
+         FROM role_permissions rp JOIN user_roles ur \
+         ON ur.tenant_id = rp.tenant_id AND ur.role_id = rp.role_id \
+         WHERE ur.tenant_id = $1 AND ur.user_id = $2 \
+         UNION ALL \
+         SELECT 'c', '', '', '', up.resource_server_identifier, up.permission_name \
+         FROM user_permissions up WHERE up.tenant_id = $1 AND up.user_id = $2 \
+         ORDER BY part, role_name, role_id, rs, perm",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_all(executor)
+    .await
+    .map_err(backend_err)?;
+    let mut roles = Vec::new();
+    let mut role_perms: BTreeMap<String, Vec<Permission>> = BTreeMap::new();
+    let mut direct = Vec::new();
+    for row in &rows {
+        let part: String = row.try_get("part").map_err(backend_err)?;
+        let permission = || -> Result<Permission, StoreError> {
+            Ok(Permission {
+                resource_server_identifier: row.try_get("rs").map_err(backend_err)?,
+                permission_name: row.try_get("perm").map_err(backend_err)?,
+            })
+        };
+        match part.as_str() {
+            "a" => roles.push(Role {
+                tenant_id: tenant_id.to_owned(),
+                id: row.try_get("role_id").map_err(backend_err)?,
+                name: row.try_get("role_name").map_err(backend_err)?,
+                description: row.try_get("role_description").map_err(backend_err)?,
+                permissions: Vec::new(),
+            }),
+            "b" => role_perms
+                .entry(row.try_get("role_id").map_err(backend_err)?)
+                .or_default()
+                .push(permission()?),
+            _ => direct.push(permission()?),
+        }
+    }
+    for role in &mut roles {
+        role.permissions = role_perms.remove(&role.id).unwrap_or_default();
+    }
+    Ok((roles, direct))
+}
+
+impl SqlStore {
+    pub(crate) async fn role_permissions(
+        &self,
+        tenant_id: &str,
+    ) -> Result<BTreeMap<String, Vec<portcullis_core::model::Permission>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT role_id, resource_server_identifier, permission_name FROM role_permissions \
+             WHERE tenant_id = $1 ORDER BY role_id, resource_server_identifier, permission_name",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        let mut map: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for row in rows {
+            let role_id: String = row.try_get("role_id").map_err(backend_err)?;
+            map.entry(role_id)
+                .or_default()
+                .push(portcullis_core::model::Permission {
+                    resource_server_identifier: row
+                        .try_get("resource_server_identifier")
+                        .map_err(backend_err)?,
+                    permission_name: row.try_get("permission_name").map_err(backend_err)?,
+                });
+        }
+        Ok(map)
+    }
+
+    pub(crate) fn roles_from_rows(
+        rows: &[AnyRow],
+        perms: &mut BTreeMap<String, Vec<portcullis_core::model::Permission>>,
+    ) -> Result<Vec<Role>, StoreError> {
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id").map_err(backend_err)?;
+                Ok(Role {
+                    tenant_id: row.try_get("tenant_id").map_err(backend_err)?,
+                    permissions: perms.remove(&id).unwrap_or_default(),
+                    id,
+                    name: row.try_get("name").map_err(backend_err)?,
+                    description: row.try_get("description").map_err(backend_err)?,
+                })
+            })
+            .collect()
+    }
 }

@@ -267,6 +267,11 @@ pub(crate) fn values_list(rows: usize, columns: usize, sqlite: bool) -> String {
     sql
 }
 
+/// A boolean as both backends store it.
+pub(crate) fn b(v: bool) -> i64 {
+    i64::from(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::values_list;

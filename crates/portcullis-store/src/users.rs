@@ -1,188 +1,150 @@
-//! User writes and the user search. The search turns parsed terms into SQL with every
-//! value bound as a parameter; only the JSON path syntax differs between backends.
+//! Users of the database connection.
 
+use crate::roles::read_user_access;
 use crate::rows::{self, backend_err, to_json};
-use portcullis_core::management::query::{Field, Match, SortField, Term, UserSearch};
-use portcullis_core::model::{Timestamp, User, normalize_email};
-use portcullis_core::store::StoreError;
-use sqlx::{AnyPool, Row};
+use crate::sql::Backend;
+use crate::sql::SqlStore;
+use async_trait::async_trait;
+use portcullis_core::model::normalize_email;
+use portcullis_core::model::{Timestamp, User};
+use portcullis_core::store::{StoreError, UserAccess, UserStore};
+use sqlx::{AnyConnection, AnyPool};
 
-/// How the two backends read a path inside a JSON document kept as TEXT.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-impl Dialect {
-    /// The JSON text of the value at a path (`"gold"`, `5`, `true`), or NULL.
-    fn json_at(self, column: &str, path: &str) -> String {
-        match self {
-            Self::Sqlite => format!("({column} -> {path})"),
-            Self::Postgres => format!("(({column})::jsonb #> ({path})::text[])::text"),
-        }
+#[async_trait]
+impl UserStore for SqlStore {
+    async fn find_user(&self, tenant_id: &str, user_id: &str) -> Result<Option<User>, StoreError> {
+        sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .map(|r| rows::user(&r))
+            .transpose()
     }
 
-    /// The value at a path as plain text, or NULL.
-    fn text_at(self, column: &str, path: &str) -> String {
-        match self {
-            Self::Sqlite => format!("({column} ->> {path})"),
-            Self::Postgres => format!("(({column})::jsonb #>> ({path})::text[])"),
-        }
-    }
-
-    fn path_param(self, path: &[String]) -> String {
-        match self {
-            Self::Sqlite => format!("$.{}", path.join(".")),
-            Self::Postgres => format!("{{{}}}", path.join(",")),
-        }
-    }
-}
-
-fn like_prefix(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + 1);
-    for c in prefix.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
-struct Sql {
-    text: String,
-    binds: Vec<String>,
-}
-
-impl Sql {
-    fn bind(&mut self, value: String) -> String {
-        self.binds.push(value);
-        format!("${}", self.binds.len())
-    }
-}
-
-fn condition(sql: &mut Sql, dialect: Dialect, term: &Term) -> String {
-    match term {
-        Term::Field { field, value } => {
-            let column = match field {
-                Field::Email => "email_normalized",
-                Field::Name => "LOWER(name)",
-                Field::Nickname => "LOWER(nickname)",
-                Field::UserId => "user_id",
-                Field::EmailVerified => "email_verified",
-                Field::Blocked => "blocked",
-            };
-            match (field, value) {
-                (Field::EmailVerified | Field::Blocked, Match::Exact(v)) => {
-                    format!("{column} = {}", if v == "true" { 1 } else { 0 })
-                }
-                (Field::UserId, Match::Exact(v)) => format!("{column} = {}", sql.bind(v.clone())),
-                (Field::UserId, Match::Prefix(p)) => {
-                    format!("{column} LIKE {} ESCAPE '\\'", sql.bind(like_prefix(p)))
-                }
-                (_, Match::Exact(v)) => {
-                    let v = if *field == Field::Email {
-                        normalize_email(v)
-                    } else {
-                        v.to_lowercase()
-                    };
-                    format!("{column} = {}", sql.bind(v))
-                }
-                (_, Match::Prefix(p)) => {
-                    format!("{column} LIKE {} ESCAPE '\\'", sql.bind(like_prefix(p)))
-                }
-                (_, Match::Present) => "1 = 1".to_owned(),
-            }
-        }
-        Term::Metadata {
-            column,
-            path,
-            value,
-        } => {
-            let path = sql.bind(dialect.path_param(path));
-            let column = column.as_str();
-            match value {
-                Match::Exact(v) => {
-                    let quoted = sql.bind(serde_json::Value::String(v.clone()).to_string());
-                    let raw = sql.bind(v.clone());
-                    format!("{} IN ({quoted}, {raw})", dialect.json_at(column, &path))
-                }
-                Match::Prefix(p) => format!(
-                    "LOWER({}) LIKE {} ESCAPE '\\'",
-                    dialect.text_at(column, &path),
-                    sql.bind(like_prefix(p))
-                ),
-                Match::Present => format!("{} IS NOT NULL", dialect.json_at(column, &path)),
-            }
-        }
-        Term::Any(value) => {
-            let p = match value {
-                Match::Exact(v) | Match::Prefix(v) => like_prefix(v),
-                Match::Present => "%".to_owned(),
-            };
-            let p = sql.bind(p);
-            format!("(email_normalized LIKE {p} ESCAPE '\\' OR LOWER(name) LIKE {p} ESCAPE '\\')")
-        }
-    }
-}
-
-pub(crate) async fn search(
-    pool: &AnyPool,
-    dialect: Dialect,
-    tenant_id: &str,
-    search: &UserSearch,
-) -> Result<(Vec<User>, i64), StoreError> {
-    let mut sql = Sql {
-        text: String::new(),
-        binds: Vec::new(),
-    };
-    let tenant = sql.bind(tenant_id.to_owned());
-    let mut conditions = vec![format!("tenant_id = {tenant}")];
-    for term in &search.terms {
-        conditions.push(condition(&mut sql, dialect, term));
-    }
-    let filter = conditions.join(" AND ");
-    let (column, desc) = search.sort;
-    let order = match column {
-        SortField::Email => "email_normalized",
-        SortField::Name => "name",
-        SortField::CreatedAt => "created_at",
-        SortField::UpdatedAt => "updated_at",
-        SortField::LastLogin => "last_login",
-        SortField::LoginsCount => "logins_count",
-        SortField::UserId => "user_id",
-    };
-    let dir = if desc { "DESC" } else { "ASC" };
-    sql.text = format!(
-        "SELECT * FROM users WHERE {filter} ORDER BY {order} {dir}, user_id ASC LIMIT {} OFFSET {}",
-        search.limit.clamp(1, 1000),
-        search.offset.max(0)
-    );
-    let count_text = format!("SELECT COUNT(*) AS n FROM users WHERE {filter}");
-
-    // Every value is a bound parameter; the text holds only fixed fragments and $N markers.
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text.clone()));
-    let mut count = sqlx::query(sqlx::AssertSqlSafe(count_text));
-    for b in &sql.binds {
-        query = query.bind(b.clone());
-        count = count.bind(b.clone());
-    }
-    let users = query
-        .fetch_all(pool)
+    async fn find_user_by_email(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+        email: &str,
+    ) -> Result<Option<User>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM users WHERE tenant_id = $1 AND connection = $2 AND email_normalized = $3",
+        )
+        .bind(tenant_id)
+        .bind(connection)
+        .bind(portcullis_core::model::normalize_email(email))
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend_err)?
-        .iter()
-        .map(rows::user)
-        .collect::<Result<Vec<_>, _>>()?;
-    let total: i64 = count
-        .fetch_one(pool)
+        .map(|r| rows::user(&r))
+        .transpose()
+    }
+
+    async fn user_with_access(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Option<UserAccess>, StoreError> {
+        // One connection for both reads: one hand-off to the pool instead of two.
+        let mut conn = self.pool.acquire().await.map_err(backend_err)?;
+        read_user_with_access(&mut conn, tenant_id, user_id).await
+    }
+
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        crate::users::insert(self.writer(), user).await
+    }
+
+    async fn insert_users(&self, users: &[User]) -> Result<(), StoreError> {
+        crate::users::insert_many(self.writer(), users).await
+    }
+
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        crate::users::update(self.writer(), user).await
+    }
+
+    async fn delete_user(&self, tenant_id: &str, user_id: &str) -> Result<bool, StoreError> {
+        crate::users::delete(self.writer(), tenant_id, user_id).await
+    }
+
+    async fn search_users(
+        &self,
+        tenant_id: &str,
+        search: &portcullis_core::management::query::UserSearch,
+    ) -> Result<(Vec<User>, i64), StoreError> {
+        let dialect = match self.backend {
+            Backend::Sqlite => crate::user_search::Dialect::Sqlite,
+            Backend::Postgres => crate::user_search::Dialect::Postgres,
+        };
+        crate::user_search::search(&self.pool, dialect, tenant_id, search).await
+    }
+
+    async fn record_login(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE users SET last_login = $3, logins_count = logins_count + 1 \
+             WHERE tenant_id = $1 AND user_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(now)
+        .execute(self.writer())
         .await
-        .map_err(backend_err)?
-        .try_get("n")
-        .map_err(backend_err)?;
-    Ok((users, total))
+        .map(|_| ())
+        .map_err(backend_err)
+    }
+
+    async fn password_history(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        crate::passwords::password_history(&self.pool, tenant_id, user_id, limit).await
+    }
+
+    async fn change_password(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        new_hash: &str,
+        keep: usize,
+        verify_email: bool,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        crate::passwords::change_password(
+            self.writer(),
+            tenant_id,
+            user_id,
+            new_hash,
+            keep,
+            verify_email,
+            now,
+        )
+        .await
+    }
+
+    async fn mark_email_verified(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        email_normalized: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        crate::passwords::mark_email_verified(
+            self.writer(),
+            tenant_id,
+            user_id,
+            email_normalized,
+            now,
+        )
+        .await
+    }
 }
 
 pub(crate) async fn insert(pool: &AnyPool, u: &User) -> Result<(), StoreError> {
@@ -321,4 +283,25 @@ pub(crate) fn bind_profile<'q>(
         .bind(to_json(&u.user_metadata))
         .bind(to_json(&u.app_metadata))
         .bind(i64::from(u.blocked))
+}
+
+/// A user and their access, read on one connection (`None` when the user is gone).
+pub(crate) async fn read_user_with_access(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<Option<UserAccess>, StoreError> {
+    let Some(user) = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND user_id = $2")
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend_err)?
+        .map(|r| rows::user(&r))
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    let (roles, direct) = read_user_access(&mut *conn, tenant_id, user_id).await?;
+    Ok(Some((user, roles, direct)))
 }

@@ -3,7 +3,7 @@
 //! event.
 
 use crate::harness::*;
-use portcullis_core::store::Store;
+use portcullis_core::store::prelude::*;
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
