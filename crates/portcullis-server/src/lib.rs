@@ -65,11 +65,7 @@ pub async fn open_core(
 }
 
 fn backend_name(url: &str) -> &'static str {
-    if url.starts_with("sqlite:") {
-        "SQLite"
-    } else {
-        "PostgreSQL"
-    }
+    portcullis_store::Backend::of_url(url).map_or("configured", portcullis_store::Backend::product)
 }
 
 /// Settings of the HTTP layer.

@@ -1,11 +1,12 @@
 //! Applications, APIs and client grants, and tenant files applied whole.
 
 use crate::apply::apply_one;
-use crate::rows::{self, backend_err};
+use crate::rows::{self, b, backend_err, to_json};
 use crate::sql::SqlStore;
 use async_trait::async_trait;
 use portcullis_core::model::{Client, ClientGrant, ResourceServer, Timestamp};
 use portcullis_core::store::{Change, ClientStore, StoreError};
+use sqlx::AnyConnection;
 
 #[async_trait]
 impl ClientStore for SqlStore {
@@ -77,7 +78,7 @@ impl ClientStore for SqlStore {
 
     async fn delete_resource_server(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
         crate::cascade::delete_cascade(
-            self.writer(),
+            self,
             tenant_id,
             id,
             &[
@@ -99,7 +100,7 @@ impl ClientStore for SqlStore {
         client_id: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut tx = crate::rows::begin_write(self.writer()).await?;
+        let mut tx = self.begin_write().await?;
         // Its grants stay, revoked, so access tokens it was issued stop at /userinfo too.
         sqlx::query(
             "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND client_id = $2 \
@@ -132,7 +133,7 @@ impl ClientStore for SqlStore {
 
     async fn delete_client_grant(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
         crate::cascade::delete_cascade(
-            self.writer(),
+            self,
             tenant_id,
             id,
             &["DELETE FROM client_grants WHERE tenant_id = $1 AND id = $2"],
@@ -146,12 +147,110 @@ impl ClientStore for SqlStore {
         changes: &[Change],
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = crate::rows::begin_write(self.writer()).await?;
+        let mut tx = self.begin_write().await?;
         for change in changes {
-            apply_one(&mut tx, tenant_id, change, now)
-                .await
-                .map_err(backend_err)?;
+            apply_one(&mut tx, tenant_id, change, now).await?;
         }
         tx.commit().await.map_err(backend_err)
     }
+}
+
+/// Creates or replaces an application.
+pub(crate) async fn upsert_client(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    c: &Client,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO clients (tenant_id, client_id, name, app_type, secret_sealed, \
+             token_endpoint_auth_method, callbacks, allowed_logout_urls, web_origins, \
+             grant_types, refresh_token, is_first_party, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
+             ON CONFLICT (tenant_id, client_id) DO UPDATE SET name = excluded.name, \
+             app_type = excluded.app_type, secret_sealed = excluded.secret_sealed, \
+             token_endpoint_auth_method = excluded.token_endpoint_auth_method, \
+             callbacks = excluded.callbacks, allowed_logout_urls = excluded.allowed_logout_urls, \
+             web_origins = excluded.web_origins, grant_types = excluded.grant_types, \
+             refresh_token = excluded.refresh_token, is_first_party = excluded.is_first_party, \
+             updated_at = excluded.updated_at",
+    )
+    .bind(tenant_id)
+    .bind(&c.client_id)
+    .bind(&c.name)
+    .bind(c.app_type.as_str())
+    .bind(c.secret_sealed.as_deref())
+    .bind(c.token_endpoint_auth_method.as_str())
+    .bind(to_json(&c.callbacks))
+    .bind(to_json(&c.allowed_logout_urls))
+    .bind(to_json(&c.web_origins))
+    .bind(to_json(&c.grant_types))
+    .bind(to_json(&c.refresh_token))
+    .bind(b(c.is_first_party))
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend_err)?;
+    Ok(())
+}
+
+/// Creates or replaces an API.
+pub(crate) async fn upsert_resource_server(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    r: &ResourceServer,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO resource_servers (tenant_id, id, identifier, name, scopes, \
+             enforce_policies, token_dialect, token_lifetime, signing_alg, \
+             allow_offline_access, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+             ON CONFLICT (tenant_id, id) DO UPDATE SET identifier = excluded.identifier, \
+             name = excluded.name, scopes = excluded.scopes, \
+             enforce_policies = excluded.enforce_policies, \
+             token_dialect = excluded.token_dialect, token_lifetime = excluded.token_lifetime, \
+             signing_alg = excluded.signing_alg, \
+             allow_offline_access = excluded.allow_offline_access, \
+             updated_at = excluded.updated_at",
+    )
+    .bind(tenant_id)
+    .bind(&r.id)
+    .bind(&r.identifier)
+    .bind(&r.name)
+    .bind(to_json(&r.scopes))
+    .bind(b(r.enforce_policies))
+    .bind(&r.token_dialect)
+    .bind(r.token_lifetime)
+    .bind(r.signing_alg.as_str())
+    .bind(b(r.allow_offline_access))
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend_err)?;
+    Ok(())
+}
+
+/// Creates a client grant or replaces its scopes.
+pub(crate) async fn upsert_client_grant(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    g: &ClientGrant,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO client_grants (tenant_id, id, client_id, audience, scope, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (tenant_id, id) DO UPDATE SET scope = excluded.scope",
+    )
+    .bind(tenant_id)
+    .bind(&g.id)
+    .bind(&g.client_id)
+    .bind(&g.audience)
+    .bind(to_json(&g.scope))
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend_err)?;
+    Ok(())
 }

@@ -46,7 +46,7 @@ impl GrantStore for SqlStore {
         id: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = crate::rows::begin_write(self.writer()).await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 \
              AND revoked_at IS NULL",

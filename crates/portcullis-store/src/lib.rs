@@ -28,7 +28,7 @@ mod tickets;
 mod user_search;
 mod users;
 
-pub use sql::SqlStore;
+pub use sql::{Backend, SqlStore};
 
 #[cfg(test)]
 mod tests {

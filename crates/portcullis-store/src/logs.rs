@@ -5,7 +5,7 @@ use crate::sql::SqlStore;
 use async_trait::async_trait;
 use portcullis_core::audit::{LogEvent, LogFilter};
 use portcullis_core::model::Timestamp;
-use portcullis_core::store::{AuditStore, StoreError};
+use portcullis_core::store::{AuditStore, Page, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
@@ -15,14 +15,14 @@ impl AuditStore for SqlStore {
         &self,
         event: &portcullis_core::audit::LogEvent,
     ) -> Result<(), StoreError> {
-        crate::logs::insert(self.writer(), event).await
+        crate::logs::insert(self, event).await
     }
 
     async fn insert_log_events(
         &self,
         events: &[portcullis_core::audit::LogEvent],
     ) -> Result<(), StoreError> {
-        crate::logs::insert_many(self.writer(), events).await
+        crate::logs::insert_many(self, events).await
     }
 
     async fn find_log_event(
@@ -37,7 +37,7 @@ impl AuditStore for SqlStore {
         &self,
         tenant_id: &str,
         filter: &portcullis_core::audit::LogFilter,
-    ) -> Result<(Vec<portcullis_core::audit::LogEvent>, i64), StoreError> {
+    ) -> Result<Page<LogEvent>, StoreError> {
         crate::logs::search(&self.pool, tenant_id, filter).await
     }
 
@@ -96,8 +96,8 @@ fn event(row: &AnyRow) -> Result<LogEvent, StoreError> {
     })
 }
 
-pub(crate) async fn insert(pool: &AnyPool, e: &LogEvent) -> Result<(), StoreError> {
-    insert_rows(pool, std::slice::from_ref(e), crate::rows::is_sqlite(pool)).await
+pub(crate) async fn insert(store: &SqlStore, e: &LogEvent) -> Result<(), StoreError> {
+    insert_rows(store.writer(), std::slice::from_ref(e), store.is_sqlite()).await
 }
 
 /// Rows per `INSERT` statement of a batch (12 parameters each, well under both backends'
@@ -105,9 +105,9 @@ pub(crate) async fn insert(pool: &AnyPool, e: &LogEvent) -> Result<(), StoreErro
 const ROWS_PER_INSERT: usize = 64;
 
 /// Writes a batch in one transaction, many rows per statement.
-pub(crate) async fn insert_many(pool: &AnyPool, events: &[LogEvent]) -> Result<(), StoreError> {
-    let sqlite = crate::rows::is_sqlite(pool);
-    let mut tx = crate::rows::begin_write(pool).await?;
+pub(crate) async fn insert_many(store: &SqlStore, events: &[LogEvent]) -> Result<(), StoreError> {
+    let sqlite = store.is_sqlite();
+    let mut tx = store.begin_write().await?;
     for chunk in events.chunks(ROWS_PER_INSERT) {
         insert_rows(&mut *tx, chunk, sqlite).await?;
     }
@@ -166,7 +166,7 @@ pub(crate) async fn search(
     pool: &AnyPool,
     tenant_id: &str,
     f: &LogFilter,
-) -> Result<(Vec<LogEvent>, i64), StoreError> {
+) -> Result<Page<LogEvent>, StoreError> {
     // Each optional filter is written so NULL disables it; every value is bound.
     let filter = "tenant_id = $1 AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR user_id = $3) \
                   AND ($4 IS NULL OR client_id = $4)";
@@ -196,7 +196,10 @@ pub(crate) async fn search(
     .map_err(backend_err)?
     .try_get("n")
     .map_err(backend_err)?;
-    Ok((events, total))
+    Ok(Page {
+        items: events,
+        total,
+    })
 }
 
 pub(crate) async fn purge(

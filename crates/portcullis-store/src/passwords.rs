@@ -1,6 +1,7 @@
 //! Password history and password changes, and email verification.
 
 use crate::rows::backend_err;
+use crate::sql::SqlStore;
 use portcullis_core::model::Timestamp;
 use portcullis_core::store::StoreError;
 use sqlx::{AnyPool, Row};
@@ -30,7 +31,7 @@ pub(crate) async fn password_history(
 }
 
 pub(crate) async fn change_password(
-    pool: &AnyPool,
+    store: &SqlStore,
     tenant_id: &str,
     user_id: &str,
     new_hash: &str,
@@ -38,7 +39,7 @@ pub(crate) async fn change_password(
     verify_email: bool,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let mut tx = crate::rows::begin_write(pool).await?;
+    let mut tx = store.begin_write().await?;
     let old: Option<Option<String>> =
         sqlx::query("SELECT password_hash FROM users WHERE tenant_id = $1 AND user_id = $2")
             .bind(tenant_id)

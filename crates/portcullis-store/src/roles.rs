@@ -4,9 +4,9 @@ use crate::rows::{self, backend_err};
 use crate::sql::SqlStore;
 use async_trait::async_trait;
 use portcullis_core::model::{Permission, Role, Timestamp, User};
-use portcullis_core::store::{RoleStore, StoreError};
+use portcullis_core::store::{Edit, Page, RoleStore, StoreError};
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 use std::collections::BTreeMap;
 
 #[async_trait]
@@ -36,7 +36,7 @@ impl RoleStore for SqlStore {
     }
 
     async fn insert_role(&self, role: &Role, now: Timestamp) -> Result<(), StoreError> {
-        crate::roles::insert(self.writer(), role, now).await
+        crate::roles::insert(self, role, now).await
     }
 
     async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
@@ -44,7 +44,7 @@ impl RoleStore for SqlStore {
     }
 
     async fn delete_role(&self, tenant_id: &str, role_id: &str) -> Result<bool, StoreError> {
-        crate::roles::delete(self.writer(), tenant_id, role_id).await
+        crate::roles::delete(self, tenant_id, role_id).await
     }
 
     async fn change_role_permissions(
@@ -52,9 +52,9 @@ impl RoleStore for SqlStore {
         tenant_id: &str,
         role_id: &str,
         permissions: &[Permission],
-        add: bool,
+        edit: Edit,
     ) -> Result<(), StoreError> {
-        crate::roles::change_permissions(self.writer(), tenant_id, role_id, permissions, add).await
+        crate::roles::change_permissions(self, tenant_id, role_id, permissions, edit).await
     }
 
     async fn change_user_roles(
@@ -62,9 +62,9 @@ impl RoleStore for SqlStore {
         tenant_id: &str,
         user_id: &str,
         role_ids: &[String],
-        add: bool,
+        edit: Edit,
     ) -> Result<(), StoreError> {
-        crate::roles::change_user_roles(self.writer(), tenant_id, user_id, role_ids, add).await
+        crate::roles::change_user_roles(self, tenant_id, user_id, role_ids, edit).await
     }
 
     async fn list_user_permissions(
@@ -80,10 +80,9 @@ impl RoleStore for SqlStore {
         tenant_id: &str,
         user_id: &str,
         permissions: &[Permission],
-        add: bool,
+        edit: Edit,
     ) -> Result<(), StoreError> {
-        crate::roles::change_user_permissions(self.writer(), tenant_id, user_id, permissions, add)
-            .await
+        crate::roles::change_user_permissions(self, tenant_id, user_id, permissions, edit).await
     }
 
     async fn list_role_users(
@@ -92,7 +91,7 @@ impl RoleStore for SqlStore {
         role_id: &str,
         offset: i64,
         limit: i64,
-    ) -> Result<(Vec<User>, i64), StoreError> {
+    ) -> Result<Page<User>, StoreError> {
         crate::roles::users(&self.pool, tenant_id, role_id, offset, limit).await
     }
 
@@ -105,20 +104,14 @@ impl RoleStore for SqlStore {
     }
 }
 
-pub(crate) async fn insert(pool: &AnyPool, role: &Role, now: Timestamp) -> Result<(), StoreError> {
-    let mut tx = crate::rows::begin_write(pool).await?;
-    sqlx::query("INSERT INTO roles (tenant_id, id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&role.tenant_id)
-        .bind(&role.id)
-        .bind(&role.name)
-        .bind(&role.description)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?;
-    for p in &role.permissions {
-        add_permission(&mut tx, &role.tenant_id, &role.id, p).await?;
-    }
+pub(crate) async fn insert(
+    store: &SqlStore,
+    role: &Role,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin_write().await?;
+    upsert(&mut tx, &role.tenant_id, role, now).await?;
+    replace_permissions(&mut tx, &role.tenant_id, role).await?;
     tx.commit().await.map_err(backend_err)
 }
 
@@ -155,12 +148,12 @@ pub(crate) async fn update(pool: &AnyPool, role: &Role) -> Result<(), StoreError
 }
 
 pub(crate) async fn delete(
-    pool: &AnyPool,
+    store: &SqlStore,
     tenant_id: &str,
     role_id: &str,
 ) -> Result<bool, StoreError> {
     crate::cascade::delete_cascade(
-        pool,
+        store,
         tenant_id,
         role_id,
         &[
@@ -173,15 +166,15 @@ pub(crate) async fn delete(
 }
 
 pub(crate) async fn change_permissions(
-    pool: &AnyPool,
+    store: &SqlStore,
     tenant_id: &str,
     role_id: &str,
     permissions: &[Permission],
-    add: bool,
+    edit: Edit,
 ) -> Result<(), StoreError> {
-    let mut tx = crate::rows::begin_write(pool).await?;
+    let mut tx = store.begin_write().await?;
     for p in permissions {
-        if add {
+        if edit == Edit::Add {
             add_permission(&mut tx, tenant_id, role_id, p).await?;
         } else {
             sqlx::query(
@@ -200,18 +193,22 @@ pub(crate) async fn change_permissions(
     tx.commit().await.map_err(backend_err)
 }
 
+/// Gives a user a role (nothing if they have it).
+const ADD_USER_ROLE: &str = "INSERT INTO user_roles (tenant_id, user_id, role_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+
 pub(crate) async fn change_user_roles(
-    pool: &AnyPool,
+    store: &SqlStore,
     tenant_id: &str,
     user_id: &str,
     role_ids: &[String],
-    add: bool,
+    edit: Edit,
 ) -> Result<(), StoreError> {
-    let mut tx = crate::rows::begin_write(pool).await?;
-    let statement = if add {
-        "INSERT INTO user_roles (tenant_id, user_id, role_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
-    } else {
-        "DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2 AND role_id = $3"
+    let mut tx = store.begin_write().await?;
+    let statement = match edit {
+        Edit::Add => ADD_USER_ROLE,
+        Edit::Remove => {
+            "DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2 AND role_id = $3"
+        }
     };
     for role_id in role_ids {
         sqlx::query(statement)
@@ -231,7 +228,7 @@ pub(crate) async fn users(
     role_id: &str,
     offset: i64,
     limit: i64,
-) -> Result<(Vec<User>, i64), StoreError> {
+) -> Result<Page<User>, StoreError> {
     let users = sqlx::query(
         "SELECT u.* FROM users u JOIN user_roles ur ON ur.tenant_id = u.tenant_id \
          AND ur.user_id = u.user_id WHERE ur.tenant_id = $1 AND ur.role_id = $2 \
@@ -256,7 +253,10 @@ pub(crate) async fn users(
             .map_err(backend_err)?
             .try_get("n")
             .map_err(backend_err)?;
-    Ok((users, total))
+    Ok(Page {
+        items: users,
+        total,
+    })
 }
 
 pub(crate) async fn user_permissions(
@@ -284,20 +284,20 @@ pub(crate) async fn user_permissions(
 }
 
 pub(crate) async fn change_user_permissions(
-    pool: &AnyPool,
+    store: &SqlStore,
     tenant_id: &str,
     user_id: &str,
     permissions: &[Permission],
-    add: bool,
+    edit: Edit,
 ) -> Result<(), StoreError> {
-    let statement = if add {
+    let statement = if edit == Edit::Add {
         "INSERT INTO user_permissions (tenant_id, user_id, resource_server_identifier, permission_name) \
          VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
     } else {
         "DELETE FROM user_permissions WHERE tenant_id = $1 AND user_id = $2 \
          AND resource_server_identifier = $3 AND permission_name = $4"
     };
-    let mut tx = crate::rows::begin_write(pool).await?;
+    let mut tx = store.begin_write().await?;
     for p in permissions {
         sqlx::query(statement)
             .bind(tenant_id)
@@ -420,4 +420,71 @@ impl SqlStore {
             })
             .collect()
     }
+}
+
+/// Creates a role or replaces its name and description.
+pub(crate) async fn upsert(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    r: &Role,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO roles (tenant_id, id, name, description, created_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.name, \
+             description = excluded.description",
+    )
+    .bind(tenant_id)
+    .bind(&r.id)
+    .bind(&r.name)
+    .bind(&r.description)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend_err)?;
+    Ok(())
+}
+
+/// Replaces the whole permission set of a role with `r.permissions`.
+pub(crate) async fn replace_permissions(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    r: &Role,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM role_permissions WHERE tenant_id = $1 AND role_id = $2")
+        .bind(tenant_id)
+        .bind(&r.id)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend_err)?;
+    for p in &r.permissions {
+        add_permission(conn, tenant_id, &r.id, p).await?;
+    }
+    Ok(())
+}
+
+/// Replaces the whole role set of a user.
+pub(crate) async fn replace_user_roles(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    u: &User,
+    role_ids: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2")
+        .bind(tenant_id)
+        .bind(&u.user_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend_err)?;
+    for role_id in role_ids {
+        sqlx::query(ADD_USER_ROLE)
+            .bind(tenant_id)
+            .bind(&u.user_id)
+            .bind(role_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend_err)?;
+    }
+    Ok(())
 }

@@ -219,29 +219,6 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
 /// A statement being given its values.
 pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
-/// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
-/// IMMEDIATE`): a transaction that reads before it writes then waits out a concurrent writer
-/// (the busy timeout) instead of failing when it upgrades its lock mid-way.
-pub(crate) async fn begin_write(
-    pool: &sqlx::AnyPool,
-) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-    pool.begin_with(if is_sqlite(pool) {
-        "BEGIN IMMEDIATE"
-    } else {
-        "BEGIN"
-    })
-    .await
-    .map_err(backend_err)
-}
-
-/// Whether `pool` speaks to SQLite.
-pub(crate) fn is_sqlite(pool: &sqlx::AnyPool) -> bool {
-    pool.connect_options()
-        .database_url
-        .scheme()
-        .starts_with("sqlite")
-}
-
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` values: the `VALUES` list of a
 /// many-row `INSERT` (only placeholders; every value is bound in order). SQLite gets
 /// anonymous `?` placeholders: sqlx binds a named one by looking its name up, and SQLite

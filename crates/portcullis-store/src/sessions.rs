@@ -115,6 +115,6 @@ impl SessionStore for SqlStore {
         user_id: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        crate::users::end_sessions(self.writer(), tenant_id, user_id, now).await
+        crate::users::end_sessions(self, tenant_id, user_id, now).await
     }
 }

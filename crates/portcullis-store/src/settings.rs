@@ -5,7 +5,7 @@ use crate::sql::SqlStore;
 use async_trait::async_trait;
 use portcullis_core::model::{SigningKeyRecord, Tenant, Timestamp};
 use portcullis_core::store::{SettingsStore, StoreError};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 pub(crate) async fn find_setting(
     pool: &AnyPool,
@@ -98,7 +98,7 @@ impl SettingsStore for SqlStore {
         key: &SigningKeyRecord,
         old_keys_expire_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = crate::rows::begin_write(self.writer()).await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE signing_keys SET retired_at = $3, expires_at = $4 \
              WHERE tenant_id = $1 AND alg = $2 AND retired_at IS NULL",
@@ -143,4 +143,29 @@ impl SettingsStore for SqlStore {
     ) -> Result<(), StoreError> {
         crate::settings::save_setting(self.writer(), tenant_id, name, value, now).await
     }
+}
+
+/// Replaces the tenant's settings from a tenant file.
+pub(crate) async fn update_tenant(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    t: &Tenant,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tenants SET friendly_name = $2, session_lifetime_hours = $3, \
+             idle_session_lifetime_hours = $4, roles_claim = $5, updated_at = $6, \
+             log_retention_days = $7 WHERE id = $1",
+    )
+    .bind(tenant_id)
+    .bind(&t.friendly_name)
+    .bind(t.session_lifetime_hours)
+    .bind(t.idle_session_lifetime_hours)
+    .bind(t.roles_claim.as_deref())
+    .bind(now)
+    .bind(t.log_retention_days)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend_err)?;
+    Ok(())
 }

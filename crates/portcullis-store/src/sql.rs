@@ -1,4 +1,6 @@
-//! The store's statements. Every one is tenant-scoped.
+//! Connecting: the backend named by the URL, the pools and the migrations. The statements
+//! live beside the capability they serve; every one is tenant-scoped.
+
 use crate::rows::backend_err;
 use async_trait::async_trait;
 use portcullis_core::model::Timestamp;
@@ -6,10 +8,43 @@ use portcullis_core::store::{Store, StoreError};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool};
 
+/// The database a URL names. The URL's scheme is the only place the backend is read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Backend {
+pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+impl Backend {
+    /// The backend of `url` (`sqlite:…`, `postgres://…` or `postgresql://…`).
+    #[must_use]
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// `sqlite` or `postgres`, for logs and metrics.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    /// The product's name, for messages.
+    #[must_use]
+    pub fn product(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
 }
 
 /// A connection pool to SQLite or PostgreSQL, migrated on connect.
@@ -65,21 +100,17 @@ impl SqlStore {
     /// file, and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let (backend, url) = if url.starts_with("sqlite:") {
-            let url = if url.contains("mode=") {
-                url.to_owned()
-            } else if url.contains('?') {
-                format!("{url}&mode=rwc")
-            } else {
-                format!("{url}?mode=rwc")
-            };
-            (Backend::Sqlite, url)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_owned())
-        } else {
-            return Err(StoreError::Backend(
+        let backend = Backend::of_url(url).ok_or_else(|| {
+            StoreError::Backend(
                 "the database URL must start with sqlite: or postgres://".to_owned(),
-            ));
+            )
+        })?;
+        let url = if backend == Backend::Postgres || url.contains("mode=") {
+            url.to_owned()
+        } else if url.contains('?') {
+            format!("{url}&mode=rwc")
+        } else {
+            format!("{url}?mode=rwc")
         };
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         // SQLite takes one writer at a time. Writers queued on one connection wait their
@@ -123,6 +154,27 @@ impl SqlStore {
         &self.writer
     }
 
+    /// Whether this is SQLite.
+    pub(crate) fn is_sqlite(&self) -> bool {
+        self.backend == Backend::Sqlite
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a transaction that reads before it writes then waits out a concurrent
+    /// writer (the busy timeout) instead of failing when it upgrades its lock mid-way.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        self.writer
+            .begin_with(if self.is_sqlite() {
+                "BEGIN IMMEDIATE"
+            } else {
+                "BEGIN"
+            })
+            .await
+            .map_err(backend_err)
+    }
+
     /// Closes the pools, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -133,10 +185,7 @@ impl SqlStore {
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
+        self.backend.as_str()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

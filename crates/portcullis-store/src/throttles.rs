@@ -4,7 +4,7 @@ use crate::rows::backend_err;
 use crate::sql::SqlStore;
 use async_trait::async_trait;
 use portcullis_core::model::{LoginBlock, LoginFailures, Timestamp};
-use portcullis_core::store::{StoreError, ThrottleStore};
+use portcullis_core::store::{StoreError, ThrottleHit, ThrottleStore};
 use sqlx::{AnyPool, Row};
 
 pub(crate) async fn throttle_hit(
@@ -14,7 +14,7 @@ pub(crate) async fn throttle_hit(
     now_ms: i64,
     interval_ms: i64,
     window_ms: i64,
-) -> Result<(bool, i64), StoreError> {
+) -> Result<ThrottleHit, StoreError> {
     let row = sqlx::query(
         "INSERT INTO throttles (tenant_id, bucket, tat_ms) VALUES ($1, $2, $3 + $4) \
          ON CONFLICT (tenant_id, bucket) DO UPDATE SET tat_ms = \
@@ -31,12 +31,18 @@ pub(crate) async fn throttle_hit(
     .await
     .map_err(backend_err)?;
     if let Some(row) = row {
-        return Ok((true, row.try_get("tat_ms").map_err(backend_err)?));
+        return Ok(ThrottleHit {
+            fitted: true,
+            tat_ms: row.try_get("tat_ms").map_err(backend_err)?,
+        });
     }
     let tat = throttle_peek(pool, tenant_id, bucket)
         .await?
         .unwrap_or(now_ms);
-    Ok((false, tat))
+    Ok(ThrottleHit {
+        fitted: false,
+        tat_ms: tat,
+    })
 }
 
 pub(crate) async fn throttle_peek(
@@ -231,7 +237,7 @@ impl ThrottleStore for SqlStore {
         now_ms: i64,
         interval_ms: i64,
         window_ms: i64,
-    ) -> Result<(bool, i64), StoreError> {
+    ) -> Result<ThrottleHit, StoreError> {
         crate::throttles::throttle_hit(
             self.writer(),
             tenant_id,

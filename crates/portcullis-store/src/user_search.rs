@@ -3,9 +3,8 @@
 
 use crate::rows::{self, backend_err};
 use portcullis_core::management::query::{Field, Match, SortField, Term, UserSearch};
-use portcullis_core::model::User;
-use portcullis_core::model::normalize_email;
-use portcullis_core::store::StoreError;
+use portcullis_core::model::{User, normalize_email};
+use portcullis_core::store::{Page, StoreError};
 use sqlx::{AnyPool, Row};
 
 /// How the two backends read a path inside a JSON document kept as TEXT.
@@ -134,7 +133,7 @@ pub(crate) async fn search(
     dialect: Dialect,
     tenant_id: &str,
     search: &UserSearch,
-) -> Result<(Vec<User>, i64), StoreError> {
+) -> Result<Page<User>, StoreError> {
     let mut sql = Sql {
         text: String::new(),
         binds: Vec::new(),
@@ -183,5 +182,8 @@ pub(crate) async fn search(
         .map_err(backend_err)?
         .try_get("n")
         .map_err(backend_err)?;
-    Ok((users, total))
+    Ok(Page {
+        items: users,
+        total,
+    })
 }

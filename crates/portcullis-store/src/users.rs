@@ -2,12 +2,10 @@
 
 use crate::roles::read_user_access;
 use crate::rows::{self, backend_err, to_json};
-use crate::sql::Backend;
-use crate::sql::SqlStore;
+use crate::sql::{Backend, SqlStore};
 use async_trait::async_trait;
-use portcullis_core::model::normalize_email;
-use portcullis_core::model::{Timestamp, User};
-use portcullis_core::store::{StoreError, UserAccess, UserStore};
+use portcullis_core::model::{Timestamp, User, normalize_email};
+use portcullis_core::store::{Page, StoreError, UserAccess, UserStore};
 use sqlx::{AnyConnection, AnyPool};
 
 #[async_trait]
@@ -53,11 +51,11 @@ impl UserStore for SqlStore {
     }
 
     async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
-        crate::users::insert(self.writer(), user).await
+        crate::users::insert(self, user).await
     }
 
     async fn insert_users(&self, users: &[User]) -> Result<(), StoreError> {
-        crate::users::insert_many(self.writer(), users).await
+        crate::users::insert_many(self, users).await
     }
 
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
@@ -65,14 +63,14 @@ impl UserStore for SqlStore {
     }
 
     async fn delete_user(&self, tenant_id: &str, user_id: &str) -> Result<bool, StoreError> {
-        crate::users::delete(self.writer(), tenant_id, user_id).await
+        crate::users::delete(self, tenant_id, user_id).await
     }
 
     async fn search_users(
         &self,
         tenant_id: &str,
         search: &portcullis_core::management::query::UserSearch,
-    ) -> Result<(Vec<User>, i64), StoreError> {
+    ) -> Result<Page<User>, StoreError> {
         let dialect = match self.backend {
             Backend::Sqlite => crate::user_search::Dialect::Sqlite,
             Backend::Postgres => crate::user_search::Dialect::Postgres,
@@ -118,7 +116,7 @@ impl UserStore for SqlStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         crate::passwords::change_password(
-            self.writer(),
+            self,
             tenant_id,
             user_id,
             new_hash,
@@ -147,16 +145,16 @@ impl UserStore for SqlStore {
     }
 }
 
-pub(crate) async fn insert(pool: &AnyPool, u: &User) -> Result<(), StoreError> {
-    insert_rows(pool, std::slice::from_ref(u), crate::rows::is_sqlite(pool)).await
+pub(crate) async fn insert(store: &SqlStore, u: &User) -> Result<(), StoreError> {
+    insert_rows(store.writer(), std::slice::from_ref(u), store.is_sqlite()).await
 }
 
 /// Rows per `INSERT` of a bulk import (17 parameters each, under both backends' limits).
 const ROWS_PER_INSERT: usize = 64;
 
-pub(crate) async fn insert_many(pool: &AnyPool, users: &[User]) -> Result<(), StoreError> {
-    let sqlite = crate::rows::is_sqlite(pool);
-    let mut tx = crate::rows::begin_write(pool).await?;
+pub(crate) async fn insert_many(store: &SqlStore, users: &[User]) -> Result<(), StoreError> {
+    let sqlite = store.is_sqlite();
+    let mut tx = store.begin_write().await?;
     for chunk in users.chunks(ROWS_PER_INSERT) {
         insert_rows(&mut *tx, chunk, sqlite).await?;
     }
@@ -211,12 +209,12 @@ pub(crate) async fn update(pool: &AnyPool, u: &User) -> Result<(), StoreError> {
 }
 
 pub(crate) async fn delete(
-    pool: &AnyPool,
+    store: &SqlStore,
     tenant_id: &str,
     user_id: &str,
 ) -> Result<bool, StoreError> {
     crate::cascade::delete_cascade(
-        pool,
+        store,
         tenant_id,
         user_id,
         &[
@@ -242,12 +240,12 @@ pub(crate) async fn delete(
 }
 
 pub(crate) async fn end_sessions(
-    pool: &AnyPool,
+    store: &SqlStore,
     tenant_id: &str,
     user_id: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let mut tx = crate::rows::begin_write(pool).await?;
+    let mut tx = store.begin_write().await?;
     for statement in [
         "UPDATE sessions SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
         "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
@@ -304,4 +302,35 @@ pub(crate) async fn read_user_with_access(
     };
     let (roles, direct) = read_user_access(&mut *conn, tenant_id, user_id).await?;
     Ok(Some((user, roles, direct)))
+}
+
+/// Creates a user or replaces their profile (a tenant file's users).
+pub(crate) async fn upsert(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    u: &User,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let query = sqlx::query(
+        "INSERT INTO users (tenant_id, user_id, connection, email, email_normalized, \
+             email_verified, name, nickname, picture, password_hash, user_metadata, \
+             app_metadata, blocked, created_at, updated_at, last_login, logins_count) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, NULL, 0) \
+             ON CONFLICT (tenant_id, user_id) DO UPDATE SET email = excluded.email, \
+             email_normalized = excluded.email_normalized, \
+             email_verified = excluded.email_verified, name = excluded.name, \
+             nickname = excluded.nickname, picture = excluded.picture, \
+             password_hash = excluded.password_hash, user_metadata = excluded.user_metadata, \
+             app_metadata = excluded.app_metadata, blocked = excluded.blocked, \
+             updated_at = excluded.updated_at",
+    );
+    crate::users::bind_profile(
+        query.bind(tenant_id).bind(&u.user_id).bind(&u.connection),
+        u,
+    )
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend_err)?;
+    Ok(())
 }

@@ -4,6 +4,7 @@ use super::roles::PageParams;
 use super::{Granted, ManagementError, ReadLogs};
 use crate::audit::LogFilter;
 use crate::service::Portcullis;
+use crate::store::Page;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -81,7 +82,10 @@ impl Portcullis {
         filters(params.q.as_deref().unwrap_or_default(), &mut filter)?;
         // Events of this process still queued for the writer are read too.
         self.flush_audit().await;
-        let (events, total) = self
+        let Page {
+            items: events,
+            total,
+        } = self
             .store
             .search_log_events(self.tenant_id(), &filter)
             .await?;

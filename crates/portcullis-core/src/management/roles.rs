@@ -6,6 +6,7 @@ use super::{
 };
 use crate::model::{Permission, Role};
 use crate::service::Portcullis;
+use crate::store::{Edit, Page};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -299,7 +300,7 @@ impl Portcullis {
         _: Granted<UpdateRoles>,
         role_id: &str,
         input: PermissionsInput,
-        add: bool,
+        edit: Edit,
     ) -> Result<(), ManagementError> {
         self.role_or_404(role_id).await?;
         if input.permissions.is_empty() {
@@ -307,11 +308,11 @@ impl Portcullis {
                 "Payload validation error: permissions must not be empty",
             ));
         }
-        if add {
+        if edit == Edit::Add {
             self.check_permissions_exist(&input.permissions).await?;
         }
         self.store
-            .change_role_permissions(self.tenant_id(), role_id, &input.permissions, add)
+            .change_role_permissions(self.tenant_id(), role_id, &input.permissions, edit)
             .await?;
         Ok(())
     }
@@ -325,7 +326,10 @@ impl Portcullis {
     ) -> Result<Value, ManagementError> {
         self.role_or_404(role_id).await?;
         let (start, limit) = params.window()?;
-        let (users, total) = self
+        let Page {
+            items: users,
+            total,
+        } = self
             .store
             .list_role_users(self.tenant_id(), role_id, start, limit)
             .await?;
@@ -356,7 +360,7 @@ impl Portcullis {
         }
         for user_id in &input.users {
             self.store
-                .change_user_roles(self.tenant_id(), user_id, &[role_id.to_owned()], true)
+                .change_user_roles(self.tenant_id(), user_id, &[role_id.to_owned()], Edit::Add)
                 .await?;
         }
         Ok(())
@@ -418,7 +422,7 @@ impl Portcullis {
     ) -> Result<(), ManagementError> {
         self.check_user_and_roles(user_id, &input.roles).await?;
         self.store
-            .change_user_roles(self.tenant_id(), user_id, &input.roles, true)
+            .change_user_roles(self.tenant_id(), user_id, &input.roles, Edit::Add)
             .await?;
         Ok(())
     }
@@ -432,7 +436,7 @@ impl Portcullis {
     ) -> Result<(), ManagementError> {
         self.check_user_and_roles(user_id, &input.roles).await?;
         self.store
-            .change_user_roles(self.tenant_id(), user_id, &input.roles, false)
+            .change_user_roles(self.tenant_id(), user_id, &input.roles, Edit::Remove)
             .await?;
         Ok(())
     }
@@ -504,7 +508,7 @@ impl Portcullis {
         _: Granted<super::UpdateUsers>,
         user_id: &str,
         input: PermissionsInput,
-        add: bool,
+        edit: Edit,
     ) -> Result<(), ManagementError> {
         self.store
             .find_user(self.tenant_id(), user_id)
@@ -515,11 +519,11 @@ impl Portcullis {
                 "Payload validation error: permissions must not be empty",
             ));
         }
-        if add {
+        if edit == Edit::Add {
             self.check_permissions_exist(&input.permissions).await?;
         }
         self.store
-            .change_user_permissions(self.tenant_id(), user_id, &input.permissions, add)
+            .change_user_permissions(self.tenant_id(), user_id, &input.permissions, edit)
             .await?;
         Ok(())
     }

@@ -5,6 +5,7 @@ use super::query::{self, UserSearch};
 use super::{CreateUsers, DeleteUsers, Granted, ManagementError, ReadUsers, UpdateUsers};
 use crate::model::{DATABASE_CONNECTION, Timestamp, User, normalize_email};
 use crate::service::Portcullis;
+use crate::store::Page;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -231,7 +232,10 @@ impl Portcullis {
             offset: page * per_page,
             limit: per_page,
         };
-        let (users, total) = self.store.search_users(self.tenant_id(), &search).await?;
+        let Page {
+            items: users,
+            total,
+        } = self.store.search_users(self.tenant_id(), &search).await?;
         let include = params.include_fields.unwrap_or(true);
         let users: Vec<Value> = users
             .iter()

@@ -4,7 +4,7 @@
 //! more every `interval_ms`; a refused request is not counted.
 
 use crate::service::Portcullis;
-use crate::store::StoreError;
+use crate::store::{StoreError, ThrottleHit};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -266,7 +266,10 @@ impl Portcullis {
         let tenant = self.tenant_id();
         let window = limit.window_ms();
         let mut granted = size;
-        let (mut allowed, mut tat) = self
+        let ThrottleHit {
+            fitted: mut allowed,
+            tat_ms: mut tat,
+        } = self
             .store
             .throttle_hit(
                 tenant,
@@ -279,7 +282,10 @@ impl Portcullis {
         if !allowed && size > 1 {
             // Nearly empty: the last requests go one at a time.
             granted = 1;
-            (allowed, tat) = self
+            ThrottleHit {
+                fitted: allowed,
+                tat_ms: tat,
+            } = self
                 .store
                 .throttle_hit(tenant, bucket, now_ms, limit.interval_ms, window)
                 .await?;
@@ -297,7 +303,10 @@ impl Portcullis {
     /// Counts one request against `bucket`; a refused request is not counted.
     pub async fn throttle(&self, bucket: &str, limit: Limit) -> Result<Decision, StoreError> {
         let now_ms = self.clock.now_ms();
-        let (allowed, tat) = self
+        let ThrottleHit {
+            fitted: allowed,
+            tat_ms: tat,
+        } = self
             .store
             .throttle_hit(
                 self.tenant_id(),

@@ -1,6 +1,6 @@
 //! The audit trail and the checkpoints of the log streams reading it.
 
-use super::StoreError;
+use super::{Page, StoreError};
 use crate::model::Timestamp;
 use async_trait::async_trait;
 
@@ -23,7 +23,7 @@ pub trait AuditStore: Send + Sync {
         &self,
         tenant_id: &str,
         filter: &crate::audit::LogFilter,
-    ) -> Result<(Vec<crate::audit::LogEvent>, i64), StoreError>;
+    ) -> Result<Page<crate::audit::LogEvent>, StoreError>;
 
     /// Deletes events dated before `before_ms` (unix milliseconds).
     async fn purge_log_events(&self, tenant_id: &str, before_ms: i64) -> Result<u64, StoreError>;

@@ -48,6 +48,29 @@ pub struct AccessRecord {
     pub expires_at: Timestamp,
 }
 
+/// Whether a membership edit adds to a set or removes from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edit {
+    Add,
+    Remove,
+}
+
+/// One page of a listing, and how many items match in all.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}
+
+/// What counting one request against a rate-limit bucket found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrottleHit {
+    /// Whether the request fitted (and was counted).
+    pub fitted: bool,
+    /// The bucket's theoretical arrival time afterwards, in unix milliseconds.
+    pub tat_ms: i64,
+}
+
 /// One change computed by `portcullis apply`, applied with the others in one transaction.
 #[derive(Clone, Debug)]
 pub enum Change {

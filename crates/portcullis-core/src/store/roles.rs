@@ -1,6 +1,6 @@
 //! Roles, their permissions, and the roles and permissions of users.
 
-use super::StoreError;
+use super::{Edit, Page, StoreError};
 use crate::model::{Permission, Role, Timestamp, User};
 use async_trait::async_trait;
 
@@ -26,7 +26,7 @@ pub trait RoleStore: Send + Sync {
         tenant_id: &str,
         role_id: &str,
         permissions: &[Permission],
-        add: bool,
+        edit: Edit,
     ) -> Result<(), StoreError>;
 
     /// Assigns (`add = true`) or unassigns roles of a user, in one transaction.
@@ -35,7 +35,7 @@ pub trait RoleStore: Send + Sync {
         tenant_id: &str,
         user_id: &str,
         role_ids: &[String],
-        add: bool,
+        edit: Edit,
     ) -> Result<(), StoreError>;
 
     /// Permissions given to a user directly (not through roles).
@@ -51,7 +51,7 @@ pub trait RoleStore: Send + Sync {
         tenant_id: &str,
         user_id: &str,
         permissions: &[Permission],
-        add: bool,
+        edit: Edit,
     ) -> Result<(), StoreError>;
 
     /// A page of the users holding a role, and how many hold it.
@@ -61,7 +61,7 @@ pub trait RoleStore: Send + Sync {
         role_id: &str,
         offset: i64,
         limit: i64,
-    ) -> Result<(Vec<User>, i64), StoreError>;
+    ) -> Result<Page<User>, StoreError>;
 
     /// Role names and ids of a user.
     async fn list_user_roles(

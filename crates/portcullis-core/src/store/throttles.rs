@@ -1,6 +1,6 @@
 //! Rate-limit buckets (GCRA, in unix milliseconds) and brute-force counters.
 
-use super::StoreError;
+use super::{StoreError, ThrottleHit};
 use crate::model::{LoginBlock, LoginFailures, Timestamp};
 use async_trait::async_trait;
 
@@ -17,7 +17,7 @@ pub trait ThrottleStore: Send + Sync {
         now_ms: i64,
         interval_ms: i64,
         window_ms: i64,
-    ) -> Result<(bool, i64), StoreError>;
+    ) -> Result<ThrottleHit, StoreError>;
 
     /// The bucket's TAT, if it has one.
     async fn throttle_peek(&self, tenant_id: &str, bucket: &str)

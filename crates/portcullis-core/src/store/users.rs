@@ -1,6 +1,6 @@
 //! Users of the database connection: profiles, searches, passwords.
 
-use super::{StoreError, UserAccess};
+use super::{Page, StoreError, UserAccess};
 use crate::model::{Timestamp, User};
 use async_trait::async_trait;
 
@@ -44,7 +44,7 @@ pub trait UserStore: Send + Sync {
         &self,
         tenant_id: &str,
         search: &crate::management::query::UserSearch,
-    ) -> Result<(Vec<User>, i64), StoreError>;
+    ) -> Result<Page<User>, StoreError>;
 
     async fn record_login(
         &self,

@@ -23,6 +23,7 @@ use portcullis_core::management::{
     ReadRoleMembers, ReadRoles, ReadUsers, UpdateAttackProtection, UpdateClientGrants,
     UpdateClientKeys, UpdateClients, UpdateResourceServers, UpdateRoles, UpdateUsers,
 };
+use portcullis_core::store::Edit;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -247,7 +248,7 @@ pub async fn add_user_permissions(
     let granted = caller.require::<UpdateUsers>()?;
     state
         .core
-        .change_user_permissions_api(granted, &id, body::<PermissionsInput>(&bytes)?, true)
+        .change_user_permissions_api(granted, &id, body::<PermissionsInput>(&bytes)?, Edit::Add)
         .await?;
     Ok(StatusCode::CREATED)
 }
@@ -262,7 +263,12 @@ pub async fn remove_user_permissions(
     let granted = caller.require::<UpdateUsers>()?;
     state
         .core
-        .change_user_permissions_api(granted, &id, body::<PermissionsInput>(&bytes)?, false)
+        .change_user_permissions_api(
+            granted,
+            &id,
+            body::<PermissionsInput>(&bytes)?,
+            Edit::Remove,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -354,7 +360,7 @@ pub async fn add_role_permissions(
     let granted = caller.require::<UpdateRoles>()?;
     state
         .core
-        .change_role_permissions_api(granted, &id, body::<PermissionsInput>(&bytes)?, true)
+        .change_role_permissions_api(granted, &id, body::<PermissionsInput>(&bytes)?, Edit::Add)
         .await?;
     Ok(StatusCode::CREATED)
 }
@@ -369,7 +375,12 @@ pub async fn remove_role_permissions(
     let granted = caller.require::<UpdateRoles>()?;
     state
         .core
-        .change_role_permissions_api(granted, &id, body::<PermissionsInput>(&bytes)?, false)
+        .change_role_permissions_api(
+            granted,
+            &id,
+            body::<PermissionsInput>(&bytes)?,
+            Edit::Remove,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -150,7 +150,7 @@ async fn kill_during_load(backend: Backend) {
     let store = portcullis_store::SqlStore::connect(&database)
         .await
         .unwrap();
-    let (events, _) = store
+    let events = store
         .search_log_events(
             "default",
             &portcullis_core::audit::LogFilter {
@@ -160,7 +160,8 @@ async fn kill_during_load(backend: Backend) {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     let logged: HashSet<String> = events
         .iter()
         .filter_map(|e| e.details["request"]["path"].as_str().map(str::to_owned))

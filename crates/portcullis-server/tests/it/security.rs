@@ -530,7 +530,7 @@ async fn rate_limit_case(backend: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!(logs.1, 1, "one api_limit event for a burst of refusals");
+    assert_eq!(logs.total, 1, "one api_limit event for a burst of refusals");
     // Another IP has its own bucket.
     let other = app.send_from(token_request(&form), "203.0.113.5").await;
     assert_eq!(other.status, StatusCode::OK, "{}", other.text);
