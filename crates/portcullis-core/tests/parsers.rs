@@ -239,7 +239,7 @@ proptest! {
     /// A login page's `state` names its CSRF cookie only by letters and digits.
     #[test]
     fn transaction_references_name_cookies_safely(reference in any::<String>()) {
-        if let Some(id) = portcullis_core::oauth::transaction::transaction_id(&reference) {
+        if let Some(id) = portcullis_core::oauth::login::transaction_id(&reference) {
             prop_assert!(!id.is_empty() && id.len() <= 64);
             prop_assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()));
             prop_assert!(reference.starts_with(id));

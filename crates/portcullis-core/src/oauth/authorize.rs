@@ -4,14 +4,11 @@
 //! Until the client and its redirect URI are known to be valid, errors are shown on a page
 //! and never redirected (RFC 6749 §4.1.2.1).
 
+use super::login::{LoginPage, Step};
 use super::{AuthResponse, split_scope};
-use crate::error::{OAuthError, OAuthErrorCode};
-use crate::model::{
-    AuthorizeRequest, Client, CodeGrant, DATABASE_CONNECTION, Grant, LoginTransaction, Prompts,
-    ResponseMode, Session,
-};
+use crate::error::OAuthErrorCode;
+use crate::model::{AuthorizeRequest, Client, DATABASE_CONNECTION, Prompts, ResponseMode};
 use crate::service::Portcullis;
-use portcullis_crypto::token::OpaqueToken;
 /// The raw query of `/authorize` (or the form of a POST to it).
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct AuthorizeParams {
@@ -67,27 +64,6 @@ pub enum AuthorizeStep {
     Respond(AuthResponse),
 }
 
-#[derive(Clone)]
-pub struct LoginPage {
-    pub transaction_id: String,
-    /// Where the browser goes after login (the page's form-action policy must allow it).
-    pub redirect_uri: String,
-    pub csrf: String,
-    pub client_name: String,
-    pub login_hint: Option<String>,
-    pub error: Option<String>,
-}
-
-impl std::fmt::Debug for LoginPage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginPage")
-            .field("transaction_id", &self.transaction_id)
-            .field("client_name", &self.client_name)
-            .field("error", &self.error)
-            .finish_non_exhaustive()
-    }
-}
-
 fn page(title: &str, detail: impl Into<String>) -> AuthorizeError {
     AuthorizeError::Page {
         title: title.to_owned(),
@@ -104,7 +80,7 @@ fn redirect_error(
     code: OAuthErrorCode,
     description: &str,
 ) -> AuthorizeError {
-    AuthorizeError::Redirect(error_response(
+    AuthorizeError::Redirect(super::error_response(
         issuer,
         redirect_uri,
         mode,
@@ -112,29 +88,6 @@ fn redirect_error(
         code,
         description,
     ))
-}
-
-pub(crate) fn error_response(
-    issuer: &str,
-    redirect_uri: &str,
-    mode: ResponseMode,
-    state: Option<&str>,
-    code: OAuthErrorCode,
-    description: &str,
-) -> AuthResponse {
-    let mut params = vec![
-        ("error".to_owned(), code.as_str().to_owned()),
-        ("error_description".to_owned(), description.to_owned()),
-    ];
-    if let Some(state) = state {
-        params.push(("state".to_owned(), state.to_owned()));
-    }
-    params.push(("iss".to_owned(), issuer.to_owned()));
-    AuthResponse {
-        redirect_uri: redirect_uri.to_owned(),
-        response_mode: mode,
-        params,
-    }
 }
 
 /// The longest `state` accepted (bytes).
@@ -319,7 +272,7 @@ pub fn validate(
         },
     };
     // What a transaction may hold is capped; the sealed login page reference is bounded
-    // again once made (`transaction::MAX_REFERENCE_LEN`), as escaping can grow a value.
+    // again once made (`login::MAX_REFERENCE_LEN`), as escaping can grow a value.
     let raw_scope = params.scope.as_deref().unwrap_or("openid");
     let scope = split_scope(raw_scope);
     if raw_scope.len() > MAX_SCOPE_LEN || scope.len() > 100 {
@@ -401,9 +354,9 @@ impl Portcullis {
                         (now + idle).min(session.expires_at),
                     )
                     .await?;
-                if self
-                    .needs_consent(&client, &request, &session.user_id)
-                    .await?
+                // The first factor is the session's; the login goes on from the next step.
+                if let Some(Step::Consent) =
+                    self.next_step(&client, &request, &session.user_id).await?
                 {
                     if request.prompt.none {
                         return Err(redirect_error(
@@ -415,7 +368,7 @@ impl Portcullis {
                             "Consent required",
                         ));
                     }
-                    let (transaction, csrf) = self.new_transaction(&request, now);
+                    let (transaction, csrf) = self.begin_login(&request, now);
                     let paused = transaction.paused_by(&session.user_id, &session.id);
                     if !self.pause_transaction(&paused).await? {
                         return Err(AuthorizeError::Internal(
@@ -445,10 +398,10 @@ impl Portcullis {
             ));
         }
         // Nothing is stored for a login in progress: the transaction travels sealed in the
-        // login page's `state` (see `oauth::transaction`).
-        let (transaction, csrf) = self.new_transaction(&request, now);
+        // login page's `state` (see `oauth::login`).
+        let (transaction, csrf) = self.begin_login(&request, now);
         let reference = self.seal_transaction(&transaction);
-        if reference.len() > super::transaction::MAX_REFERENCE_LEN {
+        if reference.len() > super::login::MAX_REFERENCE_LEN {
             // Within the caps, but escaped characters grew it past what a URL carries.
             return Err(redirect_error(
                 &self.settings.issuer,
@@ -467,70 +420,5 @@ impl Portcullis {
             login_hint: request.login_hint,
             error: None,
         }))
-    }
-
-    /// A new login transaction for `request`, with its CSRF token (nothing is stored).
-    fn new_transaction(
-        &self,
-        request: &AuthorizeRequest,
-        now: crate::model::Timestamp,
-    ) -> (LoginTransaction, OpaqueToken) {
-        let csrf = OpaqueToken::generate("csrf");
-        let transaction = LoginTransaction {
-            tenant_id: self.tenant_id().to_owned(),
-            id: portcullis_crypto::token::random_alphanumeric(32),
-            csrf_hash: csrf.hash(),
-            request: request.clone(),
-            authenticated: None,
-            created_at: now,
-            expires_at: now + self.settings.login_lifetime,
-        };
-        (transaction, csrf)
-    }
-
-    /// Mints an authorization code for `request` in `session` and builds the answer.
-    pub(crate) async fn issue_code(
-        &self,
-        request: &AuthorizeRequest,
-        session: &Session,
-    ) -> Result<AuthResponse, OAuthError> {
-        let now = self.now();
-        let grant = Grant {
-            tenant_id: self.tenant_id().to_owned(),
-            id: portcullis_crypto::token::random_alphanumeric(24),
-            client_id: request.client_id.clone(),
-            user_id: session.user_id.clone(),
-            session_id: Some(session.id.clone()),
-            created_at: now,
-            revoked_at: None,
-        };
-        self.store.create_grant(&grant).await?;
-        let code = OpaqueToken::generate("ac");
-        let code_grant = CodeGrant {
-            request: request.clone(),
-            user_id: session.user_id.clone(),
-            session_id: session.id.clone(),
-            auth_time: session.auth_time,
-        };
-        self.store
-            .create_authorization_code(
-                self.tenant_id(),
-                &code.hash(),
-                &grant.id,
-                &code_grant,
-                now,
-                now + self.settings.code_lifetime,
-            )
-            .await?;
-        let mut params = vec![("code".to_owned(), code.expose().to_owned())];
-        if let Some(state) = &request.state {
-            params.push(("state".to_owned(), state.clone()));
-        }
-        params.push(("iss".to_owned(), self.settings.issuer.clone()));
-        Ok(AuthResponse {
-            redirect_uri: request.redirect_uri.clone(),
-            response_mode: request.response_mode,
-            params,
-        })
     }
 }

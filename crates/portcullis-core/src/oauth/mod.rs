@@ -3,11 +3,9 @@
 
 pub mod authorize;
 pub mod claims;
-pub mod consent;
 pub mod login;
 pub mod resource;
 pub mod token;
-pub mod transaction;
 
 use crate::model::ResponseMode;
 
@@ -63,4 +61,28 @@ pub fn split_scope(scope: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// An error answer to a validated redirect URI (RFC 6749 §4.1.2.1, with RFC 9207's `iss`).
+pub(crate) fn error_response(
+    issuer: &str,
+    redirect_uri: &str,
+    mode: ResponseMode,
+    state: Option<&str>,
+    code: crate::error::OAuthErrorCode,
+    description: &str,
+) -> AuthResponse {
+    let mut params = vec![
+        ("error".to_owned(), code.as_str().to_owned()),
+        ("error_description".to_owned(), description.to_owned()),
+    ];
+    if let Some(state) = state {
+        params.push(("state".to_owned(), state.to_owned()));
+    }
+    params.push(("iss".to_owned(), issuer.to_owned()));
+    AuthResponse {
+        redirect_uri: redirect_uri.to_owned(),
+        response_mode: mode,
+        params,
+    }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 /// Login transactions that were answered (spent or paused) and consents to applications.
 ///
 /// A transaction in progress is not stored: it travels sealed in the login page
-/// (`oauth::transaction`). A row is written once the page is answered: when the
+/// (`oauth::login`). A row is written once the page is answered: when the
 /// transaction is spent, or when it pauses for another step.
 #[async_trait]
 pub trait LoginStore: Send + Sync {

@@ -15,16 +15,14 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::Cookie;
 use portcullis_core::model::ResponseMode;
 use portcullis_core::oauth::AuthResponse;
-use portcullis_core::oauth::authorize::{
-    AuthorizeError, AuthorizeParams, AuthorizeStep, LoginPage,
-};
-use portcullis_core::oauth::login::{LoginError, LoginForm, LoginOutcome};
+use portcullis_core::oauth::authorize::{AuthorizeError, AuthorizeParams, AuthorizeStep};
+use portcullis_core::oauth::login::{LoginError, LoginForm, LoginOutcome, LoginPage};
 use portcullis_crypto::token::OpaqueToken;
 
 /// The CSRF cookie of the transaction a page's `state` refers to: named by the reference's
 /// id part (a sealed transaction in progress and the same transaction paused share it).
 pub(crate) fn csrf_cookie_name(reference: &str) -> String {
-    let id = portcullis_core::oauth::transaction::transaction_id(reference).unwrap_or_default();
+    let id = portcullis_core::oauth::login::transaction_id(reference).unwrap_or_default();
     format!("pc_csrf_{id}")
 }
 

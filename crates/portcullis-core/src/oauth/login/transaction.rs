@@ -18,6 +18,7 @@
 use crate::model::{LoginTransaction, Timestamp};
 use crate::service::Portcullis;
 use crate::store::StoreError;
+use portcullis_crypto::token::hash_token;
 use serde::{Deserialize, Serialize};
 
 /// What the sealed part carries.
@@ -136,6 +137,18 @@ impl Portcullis {
     ) -> Result<bool, StoreError> {
         self.store.insert_login_transaction(tx, None).await
     }
+}
+
+/// Whether `csrf` is the token whose hash the transaction holds.
+pub(crate) fn csrf_matches(tx: &LoginTransaction, csrf: &str) -> bool {
+    portcullis_crypto::ct_eq(hash_token(csrf).as_bytes(), tx.csrf_hash.as_bytes())
+}
+
+/// Whether the form's token matches the cookie's and the transaction's hash.
+pub(crate) fn csrf_ok(tx: &LoginTransaction, field: &str, cookie: Option<&str>) -> bool {
+    let cookie_matches =
+        cookie.is_some_and(|c| portcullis_crypto::ct_eq(c.as_bytes(), field.as_bytes()));
+    csrf_matches(tx, field) && cookie_matches
 }
 
 #[cfg(test)]

@@ -1,71 +1,13 @@
-//! The login transaction: the form post of the Universal Login page. A transaction can
-//! later pause for a second factor or an upstream provider before it is consumed.
+//! The password as first factor: the login and signup form posts of the Universal Login
+//! page, behind brute-force protection, suspicious-IP throttling and the breached-password
+//! check.
 
-use super::AuthResponse;
-use super::authorize::LoginPage;
-use crate::model::{DATABASE_CONNECTION, LoginTransaction, Session};
+use super::{LoginError, LoginForm, LoginOutcome, LoginPage};
+use crate::model::{DATABASE_CONNECTION, LoginTransaction};
 use crate::protection::throttle::Limit;
 use crate::protection::{self, Shield};
 use crate::service::Portcullis;
-use portcullis_crypto::token::{OpaqueToken, hash_token};
-
-/// The posted login form, with the CSRF cookie the browser sent. `Debug` shows no secret.
-pub struct LoginForm {
-    pub transaction_id: String,
-    pub csrf_field: String,
-    pub csrf_cookie: Option<String>,
-    pub email: String,
-    pub password: String,
-    /// The SSO cookie already held, revoked when a new session replaces it.
-    pub previous_session: Option<String>,
-    /// The client's IP (brute-force protection and suspicious-IP throttling).
-    pub ip: String,
-}
-
-impl std::fmt::Debug for LoginForm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginForm")
-            .field("transaction_id", &self.transaction_id)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug)]
-pub enum LoginOutcome {
-    /// Logged in: set the new session cookie, then answer the client.
-    Success {
-        response: AuthResponse,
-        session_secret: OpaqueToken,
-        session_max_age: i64,
-    },
-    /// Logged in, but the application is third-party and needs the user's consent: set the
-    /// session cookie, then show the consent page of this transaction.
-    Consent {
-        transaction_id: String,
-        session_secret: OpaqueToken,
-        session_max_age: i64,
-    },
-    /// Show the form again with an error.
-    Retry(LoginPage),
-    /// The login is refused for this application: send the browser back with an error.
-    Denied(AuthResponse),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoginError {
-    #[error("the login page has expired or was already used")]
-    Expired,
-    #[error("the form's CSRF token does not match")]
-    Csrf,
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl From<crate::store::StoreError> for LoginError {
-    fn from(e: crate::store::StoreError) -> Self {
-        Self::Internal(e.to_string())
-    }
-}
+use portcullis_crypto::token::hash_token;
 
 /// The one message for an unknown email and a wrong password.
 pub const WRONG_CREDENTIALS: &str = "Wrong email or password.";
@@ -119,44 +61,6 @@ pub const VERIFY_FIRST: &str =
     "Please verify your email before logging in. Check your inbox for the verification email.";
 
 impl Portcullis {
-    /// The login page for a transaction still in progress (a reload of the page).
-    pub async fn login_page(&self, reference: &str, csrf: &str) -> Result<LoginPage, LoginError> {
-        let tx = self
-            .find_transaction(reference)
-            .await?
-            .filter(|tx| tx.authenticated.is_none())
-            .ok_or(LoginError::Expired)?;
-        if !super::consent::csrf_matches(&tx, csrf) {
-            return Err(LoginError::Csrf);
-        }
-        let client = self.cached_client(&tx.request.client_id).await?;
-        Ok(LoginPage {
-            transaction_id: reference.to_owned(),
-            redirect_uri: tx.request.redirect_uri,
-            csrf: csrf.to_owned(),
-            client_name: client.map(|c| c.name).unwrap_or_default(),
-            login_hint: tx.request.login_hint,
-            error: None,
-        })
-    }
-
-    /// The transaction a login or signup form post is for: live, still at the password
-    /// step, and posted with its CSRF token in both the field and the cookie.
-    async fn form_transaction(&self, form: &LoginForm) -> Result<LoginTransaction, LoginError> {
-        let tx = self
-            .find_transaction(&form.transaction_id)
-            .await?
-            .ok_or(LoginError::Expired)?;
-        if !super::consent::csrf_ok(&tx, &form.csrf_field, form.csrf_cookie.as_deref()) {
-            return Err(LoginError::Csrf);
-        }
-        if tx.authenticated.is_some() {
-            // Already past the password step (waiting for consent): a re-post is stale.
-            return Err(LoginError::Expired);
-        }
-        Ok(tx)
-    }
-
     /// Checks the credentials of a login form post.
     pub async fn login(&self, form: LoginForm) -> Result<LoginOutcome, LoginError> {
         let tenant = self.tenant_id();
@@ -287,17 +191,7 @@ impl Portcullis {
                 crate::accounts::VERIFY_TTL,
             )
             .await?;
-            if !self.spend_transaction(&tx).await? {
-                return Err(LoginError::Expired);
-            }
-            return Ok(LoginOutcome::Denied(super::authorize::error_response(
-                &self.settings.issuer,
-                &tx.request.redirect_uri,
-                tx.request.response_mode,
-                tx.request.state.as_deref(),
-                crate::error::OAuthErrorCode::AccessDenied,
-                VERIFY_FIRST,
-            )));
+            return self.deny_login(&tx, VERIFY_FIRST).await;
         }
         self.finish_login(
             &tx,
@@ -419,82 +313,6 @@ impl Portcullis {
         }
         Ok(())
     }
-
-    /// Opens the session of a user who has just proved who they are, then answers the
-    /// client (or pauses for consent).
-    pub(crate) async fn finish_login(
-        &self,
-        tx: &LoginTransaction,
-        client: Option<&crate::model::Client>,
-        user: &crate::model::User,
-        previous_session: Option<&str>,
-    ) -> Result<LoginOutcome, LoginError> {
-        let tenant = self.tenant_id();
-        let now = self.now();
-        let user_fields = || crate::audit::EventFields {
-            user_id: Some(&user.user_id),
-            user_name: Some(&user.email),
-            client_id: client.map(|c| c.client_id.as_str()),
-            client_name: client.map(|c| c.name.as_str()),
-            ..Default::default()
-        };
-        let client_ref = client.ok_or(LoginError::Expired)?;
-        let needs_consent = self
-            .needs_consent(client_ref, &tx.request, &user.user_id)
-            .await?;
-        if !needs_consent && !self.spend_transaction(tx).await? {
-            return Err(LoginError::Expired);
-        }
-        if let Some(previous) = previous_session
-            && let Some(old) = self
-                .store
-                .find_session_by_secret(tenant, &hash_token(previous), now)
-                .await?
-        {
-            self.store.revoke_session(tenant, &old.id, now).await?;
-        }
-        let settings = self.tenant().await?;
-        let lifetime = settings.session_lifetime_hours * 3600;
-        let idle = settings.idle_session_lifetime_hours * 3600;
-        let secret = OpaqueToken::generate("ses");
-        let session = Session {
-            tenant_id: tenant.to_owned(),
-            id: portcullis_crypto::token::random_alphanumeric(32),
-            user_id: user.user_id.clone(),
-            auth_time: now,
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now + lifetime,
-            idle_expires_at: now + idle.min(lifetime),
-        };
-        self.store.create_session(&session, &secret.hash()).await?;
-        self.store.record_login(tenant, &user.user_id, now).await?;
-        metrics::counter!("portcullis_logins_total", "outcome" => "success").increment(1);
-        self.audit("s", "Success Login", user_fields()).await;
-        tracing::info!(outcome = "success", user_id = %user.user_id, client_id = %tx.request.client_id, "login succeeded");
-        if needs_consent {
-            let paused = tx.clone().paused_by(&user.user_id, &session.id);
-            if !self.pause_transaction(&paused).await? {
-                // A concurrent post of the same form got there first.
-                self.store.revoke_session(tenant, &session.id, now).await?;
-                return Err(LoginError::Expired);
-            }
-            return Ok(LoginOutcome::Consent {
-                transaction_id: tx.id.clone(),
-                session_secret: secret,
-                session_max_age: lifetime,
-            });
-        }
-        let response = self
-            .issue_code(&tx.request, &session)
-            .await
-            .map_err(|e| LoginError::Internal(e.to_string()))?;
-        Ok(LoginOutcome::Success {
-            response,
-            session_secret: secret,
-            session_max_age: lifetime,
-        })
-    }
 }
 
 impl Portcullis {
@@ -536,17 +354,7 @@ impl Portcullis {
         };
         let options = self.connection_options().await?;
         if options.require_email_verification {
-            if !self.spend_transaction(&tx).await? {
-                return Err(LoginError::Expired);
-            }
-            return Ok(LoginOutcome::Denied(super::authorize::error_response(
-                &self.settings.issuer,
-                &tx.request.redirect_uri,
-                tx.request.response_mode,
-                tx.request.state.as_deref(),
-                crate::error::OAuthErrorCode::AccessDenied,
-                VERIFY_FIRST,
-            )));
+            return self.deny_login(&tx, VERIFY_FIRST).await;
         }
         self.finish_login(
             &tx,
@@ -555,16 +363,5 @@ impl Portcullis {
             form.previous_session.as_deref(),
         )
         .await
-    }
-}
-
-impl Portcullis {
-    /// The application a login transaction in progress belongs to.
-    pub async fn transaction_client(&self, reference: &str) -> Option<String> {
-        self.find_transaction(reference)
-            .await
-            .ok()
-            .flatten()
-            .map(|tx| tx.request.client_id)
     }
 }

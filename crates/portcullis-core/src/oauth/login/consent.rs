@@ -3,13 +3,13 @@
 //! applications skip it, as in Auth0. A decision is remembered per user, application and
 //! audience.
 
-use super::AuthResponse;
-use super::authorize::error_response;
-use super::login::LoginError;
+use super::LoginError;
+use super::transaction::{csrf_matches, csrf_ok};
 use crate::model::{AuthorizeRequest, Client, LoginTransaction};
+use crate::oauth::AuthResponse;
+use crate::oauth::error_response;
 use crate::service::Portcullis;
 use crate::store::StoreError;
-use portcullis_crypto::token::hash_token;
 
 /// A scope as shown on the consent page.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -26,18 +26,6 @@ pub struct ConsentPage {
     pub user_email: String,
     pub scopes: Vec<ScopeLine>,
     pub redirect_uri: String,
-}
-
-/// Whether `csrf` is the token whose hash the transaction holds.
-pub(crate) fn csrf_matches(tx: &LoginTransaction, csrf: &str) -> bool {
-    portcullis_crypto::ct_eq(hash_token(csrf).as_bytes(), tx.csrf_hash.as_bytes())
-}
-
-/// Whether the form's token matches the cookie's and the transaction's hash.
-pub(crate) fn csrf_ok(tx: &LoginTransaction, field: &str, cookie: Option<&str>) -> bool {
-    let cookie_matches =
-        cookie.is_some_and(|c| portcullis_crypto::ct_eq(c.as_bytes(), field.as_bytes()));
-    csrf_matches(tx, field) && cookie_matches
 }
 
 fn describe(value: &str, api_description: Option<&str>) -> String {
