@@ -139,7 +139,7 @@ PORTCULLIS_BIN="$TARGET_DIR/debug/portcullis"
 [[ -x "$PORTCULLIS_BIN" ]] || die "binary not found: $PORTCULLIS_BIN"
 
 log "interop tests against $PORTCULLIS_BIN"
-"$VENV/bin/python" tests/interop/run_interop.py --portcullis "$PORTCULLIS_BIN"
+"$VENV/bin/python" -m pytest tests/interop -p no:cacheprovider --portcullis "$PORTCULLIS_BIN"
 
 # --------------------------------------------------------------------------
 # End-to-end tests in a real browser: Debian's Chromium, driven by playwright-core
