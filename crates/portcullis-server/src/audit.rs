@@ -1,6 +1,7 @@
 //! Middleware feeding the audit trail: the request's IP and user agent for every event,
 //! and a `sapi`/`fapi` event for every Management API change.
 
+use crate::identity::ClientIdentity;
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
@@ -47,15 +48,11 @@ pub async fn management_calls(
     if !changes {
         return next.run(request).await;
     }
+    // The acting application: the `azp` of the verified bearer token, whatever its audience.
     let client_id = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .and_then(|token| state.core.verify_jwt(token.trim(), 0))
+        .extensions()
+        .get::<ClientIdentity>()
+        .and_then(|identity| identity.claims(&state.core))
         .and_then(|claims| {
             claims
                 .get("azp")

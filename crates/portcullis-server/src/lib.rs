@@ -8,6 +8,7 @@ pub mod cors;
 pub mod errors;
 pub mod handlers;
 pub mod headers;
+pub mod identity;
 pub mod log_stream;
 pub mod mailer;
 pub mod management_api;

@@ -6,6 +6,7 @@
 //! headers; a refusal is a 429 with `Retry-After`.
 
 use crate::client_ip::ClientIp;
+use crate::identity::ClientIdentity;
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -121,20 +122,6 @@ fn family(method: &Method, path: &str) -> Option<Family> {
         p if p.starts_with("/passwordless/") => Some(Family::Passwordless),
         _ => None,
     }
-}
-
-/// The Management API caller's application: the `azp` of a verified client-credentials
-/// token for the Management API. Any other token names no application.
-fn management_client(state: &AppState, headers: &axum::http::HeaderMap) -> Option<String> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let token = auth
-        .strip_prefix("Bearer ")
-        .or_else(|| auth.strip_prefix("bearer "))?;
-    let claims = state.core.verify_jwt(token.trim(), 0)?;
-    portcullis_core::management::token_client(&claims, &state.core.settings.management_audience())
 }
 
 /// The tighter of an IP's and an application's decision, which the headers report.
@@ -277,7 +264,12 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     // The Management API's caller is known from its verified token here; the applications
     // of the other families are charged by their handlers (see `ClientBudget`).
     let client = (family == Family::Management)
-        .then(|| management_client(&state, request.headers()))
+        .then(|| {
+            request
+                .extensions()
+                .get::<ClientIdentity>()
+                .and_then(|identity| identity.management_client(&state.core))
+        })
         .flatten();
     if let Some(client) = client.as_deref()
         && decisions.iter().all(|d| d.allowed)

@@ -89,6 +89,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::ratelimit::limit,
         ))
+        // Credentials read once, for the rate limiter, the audit and the handlers.
+        .layer(axum::middleware::from_fn(crate::identity::identify))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::audit::request_info,

@@ -11,6 +11,7 @@ pub mod roles;
 pub mod security;
 pub mod users;
 
+use crate::oauth::resource::Bearer;
 use std::marker::PhantomData;
 
 /// A Management API scope, as a type.
@@ -115,12 +116,17 @@ pub fn token_client(claims: &serde_json::Value, audience: &str) -> Option<String
 impl crate::service::Portcullis {
     /// Authenticates a Management API call from its bearer token: one of our access tokens
     /// for `{issuer}api/v2/` from the client-credentials grant.
-    pub async fn management_caller(&self, bearer: Option<&str>) -> Result<Caller, ManagementError> {
-        let token =
-            bearer.ok_or_else(|| ManagementError::unauthorized("Missing authentication"))?;
+    pub async fn management_caller(&self, bearer: Bearer) -> Result<Caller, ManagementError> {
         let invalid = || ManagementError::unauthorized("Invalid token");
+        let claims = match bearer {
+            Bearer::Missing => {
+                return Err(ManagementError::unauthorized("Missing authentication"));
+            }
+            Bearer::Invalid => return Err(invalid()),
+            Bearer::Verified(claims) => claims,
+        };
         let at = self
-            .verify_access_token(token)
+            .accept_access_token(claims)
             .await
             .map_err(ManagementError::internal)?
             .ok_or_else(invalid)?;

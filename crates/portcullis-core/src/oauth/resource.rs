@@ -38,6 +38,17 @@ pub fn audiences(claims: &Value) -> Vec<&str> {
     }
 }
 
+/// The bearer token of a request, verified once by the edge that read it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bearer {
+    /// No bearer token came.
+    Missing,
+    /// One came, but it is not ours, not signed by us, or expired.
+    Invalid,
+    /// Its claims, signed by us and unexpired (see [`Portcullis::verify_jwt`]).
+    Verified(Value),
+}
+
 /// Where to send the browser after logout, if anywhere.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LogoutOutcome {
@@ -63,9 +74,18 @@ impl Portcullis {
         &self,
         token: &str,
     ) -> Result<Option<VerifiedAccessToken>, OAuthError> {
-        let Some(claims) = self.verify_jwt(token, 0) else {
-            return Ok(None);
-        };
+        match self.verify_jwt(token, 0) {
+            Some(claims) => self.accept_access_token(claims).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Takes verified JWT claims as an access token if they are one (not an ID token) and
+    /// their grant has not been revoked.
+    pub async fn accept_access_token(
+        &self,
+        claims: Value,
+    ) -> Result<Option<VerifiedAccessToken>, OAuthError> {
         // ID tokens carry no scope or jti; they are not access tokens.
         let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
             return Ok(None);
@@ -85,8 +105,11 @@ impl Portcullis {
 
     /// `/userinfo`: the user's claims for the scopes of an access token whose audience
     /// includes `{issuer}userinfo`. `None` means the token is not acceptable.
-    pub async fn userinfo(&self, token: &str) -> Result<Option<Value>, OAuthError> {
-        let Some(at) = self.verify_access_token(token).await? else {
+    pub async fn userinfo(&self, bearer: Bearer) -> Result<Option<Value>, OAuthError> {
+        let Bearer::Verified(claims) = bearer else {
+            return Ok(None);
+        };
+        let Some(at) = self.accept_access_token(claims).await? else {
             return Ok(None);
         };
         let userinfo = self.settings.userinfo_audience();

@@ -239,93 +239,120 @@ pub async fn reset_form(
         return expired(&state, &headers).await;
     }
     let csrf = form.csrf.unwrap_or_default();
-    if let Some(ticket) = form.ticket {
-        let password = form.password.unwrap_or_default();
-        return match state.core.reset_password(&ticket, password).await {
-            Ok(done) => match done.result_url {
-                Some(url) => no_store(Redirect::to(&with_result(&url, "Your password has been changed.")).into_response()),
-                None => {
-                    message(
-                        &state,
-                        &headers,
-                        StatusCode::OK,
-                        "Password changed",
-                        "Your password has been changed, and you have been logged out everywhere. Go back to the application and log in with the new password.",
-                        None,
-                    )
-                    .await
-                }
-            },
-            Err(AccountError::Password(rejection)) => {
-                let rules = state
-                    .core
-                    .connection_options()
-                    .await
-                    .map(|o| o.describe())
-                    .unwrap_or_default();
-                let email = state
-                    .core
-                    .reset_form(&ticket)
-                    .await
-                    .map(|f| f.email)
-                    .unwrap_or_default();
-                page(
-                    &state,
-                    &headers,
-                    StatusCode::BAD_REQUEST,
-                    "reset_change.html",
-                    minijinja::context! {
-                        email => email,
-                        rules => rules,
-                        ticket => ticket,
-                        csrf => csrf,
-                        error => rejection.message(),
-                    },
+    match form.ticket {
+        Some(ticket) => {
+            let password = form.password.unwrap_or_default();
+            change_password_form(&state, &headers, ticket, password, csrf).await
+        }
+        None => {
+            let email = form.email.unwrap_or_default();
+            request_reset_form(&state, &headers, &ip, form.state, &email, csrf).await
+        }
+    }
+}
+
+/// The reset page's second form: the new password, for the emailed ticket.
+async fn change_password_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    ticket: String,
+    password: String,
+    csrf: String,
+) -> Response {
+    match state.core.reset_password(&ticket, password).await {
+        Ok(done) => match done.result_url {
+            Some(url) => no_store(Redirect::to(&with_result(&url, "Your password has been changed.")).into_response()),
+            None => {
+                message(
+                    state,
+                    headers,
+                    StatusCode::OK,
+                    "Password changed",
+                    "Your password has been changed, and you have been logged out everywhere. Go back to the application and log in with the new password.",
+                    None,
                 )
                 .await
             }
-            Err(AccountError::Invalid(m)) => bad_form(&state, &headers, &m).await,
-            Err(AccountError::Internal(e)) => {
-                error_page(&state, &headers, PageError::internal(e)).await
-            }
-            Err(_) => bad_link(&state, &headers).await,
-        };
+        },
+        Err(AccountError::Password(rejection)) => {
+            let rules = state
+                .core
+                .connection_options()
+                .await
+                .map(|o| o.describe())
+                .unwrap_or_default();
+            let email = state
+                .core
+                .reset_form(&ticket)
+                .await
+                .map(|f| f.email)
+                .unwrap_or_default();
+            page(
+                state,
+                headers,
+                StatusCode::BAD_REQUEST,
+                "reset_change.html",
+                minijinja::context! {
+                    email => email,
+                    rules => rules,
+                    ticket => ticket,
+                    csrf => csrf,
+                    error => rejection.message(),
+                },
+            )
+            .await
+        }
+        Err(AccountError::Invalid(m)) => bad_form(state, headers, &m).await,
+        Err(AccountError::Internal(e)) => {
+            error_page(state, headers, PageError::internal(e)).await
+        }
+        Err(_) => bad_link(state, headers).await,
     }
-    // A reset asked from a login page returns to that application's login.
-    let client_id = match form.state.as_deref().filter(|s| !s.is_empty()) {
+}
+
+/// The reset page's first form: the email to send a reset link to. A reset asked from a
+/// login page (`transaction`) returns to that application's login.
+async fn request_reset_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: &ClientIp,
+    transaction: Option<String>,
+    email: &str,
+    csrf: String,
+) -> Response {
+    let client_id = match transaction.as_deref().filter(|s| !s.is_empty()) {
         Some(tx) => state.core.transaction_client(tx).await,
         None => None,
     };
-    let email = form.email.unwrap_or_default();
     match state
         .core
-        .request_password_reset(client_id, &email, &ip.0, &Unlimited)
+        .request_password_reset(client_id, email, &ip.0, &Unlimited)
         .await
     {
         Ok(()) => {
             page(
-                &state,
-                &headers,
+                state,
+                headers,
                 StatusCode::OK,
                 "reset_request.html",
-                minijinja::context! { sent => true, transaction_id => form.state, csrf => csrf },
+                minijinja::context! { sent => true, transaction_id => transaction, csrf => csrf },
             )
             .await
         }
         Err(AccountError::Invalid(m)) => {
             page(
-                &state,
-                &headers,
+                state,
+                headers,
                 StatusCode::BAD_REQUEST,
                 "reset_request.html",
-                minijinja::context! { sent => false, transaction_id => form.state, csrf => csrf, error => m },
+                minijinja::context! { sent => false, transaction_id => transaction, csrf => csrf, error => m },
             )
             .await
         }
         Err(AccountError::Throttled { retry_after }) => {
             let mut response = message(
-                &state,
-                &headers,
+                state,
+                headers,
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many requests",
                 "Too many reset emails were asked for this address. Wait a minute, then try again.",
@@ -337,8 +364,8 @@ pub async fn reset_form(
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
             response
         }
-        Err(AccountError::Internal(e)) => error_page(&state, &headers, PageError::internal(e)).await,
-        Err(_) => bad_form(&state, &headers, "The request could not be processed.").await,
+        Err(AccountError::Internal(e)) => error_page(state, headers, PageError::internal(e)).await,
+        Err(_) => bad_form(state, headers, "The request could not be processed.").await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The Management API (`/api/v2/`): thin handlers over `portcullis_core::management`.
 //! Errors use Auth0's shape: `{statusCode, error, message, errorCode}`.
 
+use crate::identity::ClientIdentity;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
@@ -60,21 +61,16 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
-/// The authenticated caller, extracted from the bearer token.
+/// The authenticated caller, from the request's verified bearer token.
 pub struct ApiCaller(pub Caller);
 
 impl FromRequestParts<AppState> for ApiCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_owned());
-        Ok(Self(state.core.management_caller(bearer.as_deref()).await?))
+        let Ok(identity) = ClientIdentity::from_request_parts(parts, state).await;
+        let bearer = identity.bearer(&state.core);
+        Ok(Self(state.core.management_caller(bearer).await?))
     }
 }
 

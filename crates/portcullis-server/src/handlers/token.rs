@@ -3,13 +3,13 @@
 use super::no_store;
 use crate::client_ip::ClientIp;
 use crate::errors::OAuthHttpError;
+use crate::identity::ClientIdentity;
 use crate::ratelimit::ClientBudget;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use base64::Engine;
 use portcullis_core::error::OAuthError;
 use portcullis_core::oauth::token::{ClientCredentials, TokenRequest};
 use std::collections::HashMap;
@@ -61,39 +61,12 @@ pub fn read_params(
     Ok(out)
 }
 
-/// HTTP Basic client credentials, form-url-decoded as RFC 6749 §2.3.1 says.
-pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value.to_str().map_err(|_| OAuthError::invalid_client())?;
-    let Some(encoded) = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))
-    else {
-        return Ok(None);
-    };
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| OAuthError::invalid_client())?;
-    let text = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
-    let (id, secret) = text
-        .split_once(':')
-        .ok_or_else(OAuthError::invalid_client)?;
-    let decode = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Ok(Some((decode(id), decode(secret))))
-}
-
 /// Runs a client-authenticated endpoint: reads the body, takes the client credentials out
 /// of it (Basic header or form), and maps the result to a `no-store` answer or an RFC 6749
 /// error.
 async fn with_client<T, Fut>(
     headers: &HeaderMap,
+    identity: &ClientIdentity,
     body: &[u8],
     answer: impl FnOnce(T) -> Response,
     run: impl FnOnce(ClientCredentials, HashMap<String, String>) -> Fut,
@@ -101,10 +74,10 @@ async fn with_client<T, Fut>(
 where
     Fut: std::future::Future<Output = Result<T, OAuthError>>,
 {
-    let basic_auth = headers.contains_key(header::AUTHORIZATION);
+    let basic_auth = identity.has_authorization();
     let result = async {
         let mut params = read_params(headers, body)?;
-        let creds = ClientCredentials::take(&mut params, basic_credentials(headers)?);
+        let creds = ClientCredentials::take(&mut params, identity.basic()?);
         run(creds, params).await
     }
     .await;
@@ -125,12 +98,14 @@ fn required_token(params: &mut HashMap<String, String>) -> Result<String, OAuthE
 pub async fn token(
     State(state): State<AppState>,
     Extension(ip): Extension<ClientIp>,
+    identity: ClientIdentity,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let budget = ClientBudget::token(&state, &ip);
     let response = with_client(
         &headers,
+        &identity,
         &body,
         |tokens: portcullis_core::oauth::token::TokenResponse| Json(tokens).into_response(),
         |creds, params| {
@@ -148,11 +123,13 @@ pub async fn token(
 /// `POST /oauth/revoke` (RFC 7009): 200 for any token, known or not.
 pub async fn revoke(
     State(state): State<AppState>,
+    identity: ClientIdentity,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     with_client(
         &headers,
+        &identity,
         &body,
         |()| StatusCode::OK.into_response(),
         |creds, mut params| async move {
@@ -166,11 +143,13 @@ pub async fn revoke(
 /// `POST /oauth/introspect` (RFC 7662).
 pub async fn introspect(
     State(state): State<AppState>,
+    identity: ClientIdentity,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     with_client(
         &headers,
+        &identity,
         &body,
         |value: serde_json::Value| Json(value).into_response(),
         |creds, mut params| async move {
@@ -227,28 +206,6 @@ mod tests {
                 let _ = ClientCredentials::take(&mut params, None);
                 if let Err(e) = TokenRequest::parse(params) {
                     prop_assert!(matches!(e.code().as_str(), "invalid_request" | "unsupported_grant_type"));
-                }
-            }
-        }
-
-        /// Basic credentials, form-url-encoded as RFC 6749 §2.3.1 says, come back exactly.
-        #[test]
-        fn basic_credentials_round_trip(id in any::<String>(), secret in any::<String>()) {
-            let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let value = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", encode(&id), encode(&secret)));
-            let mut h = HeaderMap::new();
-            h.insert(header::AUTHORIZATION, format!("Basic {value}").parse().unwrap());
-            prop_assert_eq!(basic_credentials(&h).unwrap(), Some((id, secret)));
-        }
-
-        /// Any Authorization header is read, ignored or refused as invalid_client.
-        #[test]
-        fn any_authorization_header_is_read_or_refused(value in "(Basic |basic |Bearer )?[ -~]{0,200}") {
-            let mut h = HeaderMap::new();
-            if let Ok(v) = value.parse() {
-                h.insert(header::AUTHORIZATION, v);
-                if let Err(e) = basic_credentials(&h) {
-                    prop_assert_eq!(e.code().as_str(), "invalid_client");
                 }
             }
         }

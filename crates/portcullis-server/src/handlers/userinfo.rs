@@ -1,20 +1,13 @@
 //! `/userinfo` (OpenID Connect Core §5.3).
 
 use crate::errors::OAuthHttpError;
+use crate::identity::ClientIdentity;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
+use portcullis_core::oauth::resource::Bearer;
 
 fn unauthorized(error: Option<&str>) -> Response {
     let challenge = match error {
@@ -36,11 +29,12 @@ fn unauthorized(error: Option<&str>) -> Response {
 }
 
 /// `GET` or `POST /userinfo` with a bearer token.
-pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(token) = bearer(&headers) else {
+pub async fn userinfo(State(state): State<AppState>, identity: ClientIdentity) -> Response {
+    let bearer = identity.bearer(&state.core);
+    if bearer == Bearer::Missing {
         return unauthorized(None);
-    };
-    match state.core.userinfo(token).await {
+    }
+    match state.core.userinfo(bearer).await {
         Ok(Some(claims)) => {
             let mut response = Json(claims).into_response();
             response
