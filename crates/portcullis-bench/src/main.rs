@@ -321,31 +321,16 @@ async fn scale_row(
     })
 }
 
-#[allow(clippy::too_many_lines)]
-async fn run(options: RunOptions) -> anyhow::Result<()> {
-    let RunOptions {
-        portcullis,
-        out,
-        seconds,
-        connections,
-        large_users,
-        postgres,
-        postgres_pinned,
-    } = options;
-    let started = time::OffsetDateTime::now_utc();
-    // 1. A SQLite database with the bench tenant and 1,000 users, the server on core 0.
-    let root = std::env::temp_dir().join(format!("portcullis-bench-{}", std::process::id()));
-    let dir = root.join("main");
-    std::fs::create_dir_all(&dir)?;
-    let db = format!("sqlite://{}/bench.db", dir.display());
-    let (port, _) = prepare(&portcullis, &dir, &db, USERS).await?;
-    let (server, issuer, startup_ms) = start(&portcullis, &dir, &db, port).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let pid = server.child.id();
-    let (idle_kib, _) = memory(pid);
-
-    // 2. Loads without a limit of their own, each response checked by a first call and
-    // wrk's non-2xx count: the floor, then the static answers and /userinfo against it.
+/// Loads without a limit of their own, each response checked by a first call and wrk's
+/// non-2xx count: the floor, then the static answers and `/userinfo` against it. Each with
+/// the server's peak memory after it.
+async fn unlimited_loads(
+    issuer: &str,
+    dir: &Path,
+    pid: u32,
+    seconds: u64,
+    connections: u32,
+) -> anyhow::Result<Vec<(String, Load, u64)>> {
     let mut phases: Vec<(String, Load, u64)> = Vec::new();
     let health = format!("{issuer}health");
     let floor = wrk(&health, None, seconds, connections)?;
@@ -366,7 +351,7 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         .build()?;
     let tokens = drive::login(
         &http,
-        &issuer,
+        issuer,
         "user0@bench.example",
         0,
         "openid profile email offline_access",
@@ -393,6 +378,72 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
         connections,
     )?;
     phases.push(("GET /userinfo".into(), load, memory(pid).1));
+    Ok(phases)
+}
+
+/// The scale rows: 1,000 and `large_users` users, on SQLite and, given a server, on
+/// PostgreSQL.
+async fn scale_rows(
+    portcullis: &Path,
+    root: &Path,
+    postgres: Option<&str>,
+    large_users: usize,
+    seconds: u64,
+    connections: u32,
+) -> anyhow::Result<Vec<ScaleRow>> {
+    let mut scale = Vec::new();
+    for users in [USERS, large_users] {
+        let d = root.join(format!("sqlite-{users}"));
+        let db = format!("sqlite://{}/bench.db", d.display());
+        scale.push(scale_row(portcullis, &d, "SQLite", &db, users, seconds, connections).await?);
+    }
+    if let Some(url) = postgres {
+        for users in [USERS, large_users] {
+            let name = format!("portcullis_bench_{}_{users}", std::process::id());
+            let db = fresh_pg_database(url, &name).await?;
+            let d = root.join(format!("pg-{users}"));
+            let row = scale_row(
+                portcullis,
+                &d,
+                "PostgreSQL",
+                &db,
+                users,
+                seconds,
+                connections,
+            )
+            .await;
+            drop_pg_database(url, &name).await;
+            scale.push(row?);
+        }
+    }
+    Ok(scale)
+}
+
+#[allow(clippy::too_many_lines)]
+async fn run(options: RunOptions) -> anyhow::Result<()> {
+    let RunOptions {
+        portcullis,
+        out,
+        seconds,
+        connections,
+        large_users,
+        postgres,
+        postgres_pinned,
+    } = options;
+    let started = time::OffsetDateTime::now_utc();
+    // 1. A SQLite database with the bench tenant and 1,000 users, the server on core 0.
+    let root = std::env::temp_dir().join(format!("portcullis-bench-{}", std::process::id()));
+    let dir = root.join("main");
+    std::fs::create_dir_all(&dir)?;
+    let db = format!("sqlite://{}/bench.db", dir.display());
+    let (port, _) = prepare(&portcullis, &dir, &db, USERS).await?;
+    let (server, issuer, startup_ms) = start(&portcullis, &dir, &db, port).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = server.child.id();
+    let (idle_kib, _) = memory(pid);
+
+    // 2. Loads without a limit of their own: the floor, the static answers, /userinfo.
+    let phases = unlimited_loads(&issuer, &dir, pid, seconds, connections).await?;
 
     // 3. Grants and logins, each held against the limits measured just before and just
     // after it. Logins and refreshes are driven from core 1 by this binary.
@@ -421,31 +472,15 @@ async fn run(options: RunOptions) -> anyhow::Result<()> {
     drop(server);
 
     // 4. Scale: 1,000 and `large_users` users, on SQLite and on PostgreSQL.
-    let mut scale = Vec::new();
-    for users in [USERS, large_users] {
-        let d = root.join(format!("sqlite-{users}"));
-        let db = format!("sqlite://{}/bench.db", d.display());
-        scale.push(scale_row(&portcullis, &d, "SQLite", &db, users, seconds, connections).await?);
-    }
-    if let Some(url) = &postgres {
-        for users in [USERS, large_users] {
-            let name = format!("portcullis_bench_{}_{users}", std::process::id());
-            let db = fresh_pg_database(url, &name).await?;
-            let d = root.join(format!("pg-{users}"));
-            let row = scale_row(
-                &portcullis,
-                &d,
-                "PostgreSQL",
-                &db,
-                users,
-                seconds,
-                connections,
-            )
-            .await;
-            drop_pg_database(url, &name).await;
-            scale.push(row?);
-        }
-    }
+    let scale = scale_rows(
+        &portcullis,
+        &root,
+        postgres.as_deref(),
+        large_users,
+        seconds,
+        connections,
+    )
+    .await?;
     let _ = std::fs::remove_dir_all(&root);
 
     // 5. The report.
