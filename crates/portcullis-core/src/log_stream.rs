@@ -5,7 +5,7 @@
 //! The `httpAuthorization` header value is sealed under the master key at rest.
 
 use crate::service::Portcullis;
-use crate::store::StoreError;
+use crate::store::{AuditStore, StoreError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -124,6 +124,56 @@ pub fn validate(streams: &[LogStream]) -> Result<Vec<LogStream>, String> {
 
 const SEALED: &str = "sealed:";
 const PURPOSE: &str = "log-stream-authorization";
+
+/// Where the log streams stand in the audit trail: the audit store and nothing else.
+pub struct LogStreamCursor<'a> {
+    audit: &'a dyn AuditStore,
+    tenant_id: &'a str,
+}
+
+impl LogStreamCursor<'_> {
+    /// The id of the last event delivered to stream `id`.
+    pub async fn checkpoint(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.audit.log_stream_checkpoint(self.tenant_id, id).await
+    }
+
+    /// Up to `limit` events with an id after `after_id` and before `before_id`, oldest first.
+    pub async fn events(
+        &self,
+        after_id: &str,
+        before_id: &str,
+        limit: i64,
+    ) -> Result<Vec<crate::audit::LogEvent>, StoreError> {
+        self.audit
+            .log_events_after(self.tenant_id, after_id, before_id, limit)
+            .await
+    }
+
+    /// Moves stream `id` from `previous` to `last`; `false` if another replica moved it
+    /// first.
+    pub async fn advance(
+        &self,
+        id: &str,
+        previous: Option<&str>,
+        last: &str,
+        now: crate::model::Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.audit
+            .advance_log_stream(self.tenant_id, id, previous, last, now)
+            .await
+    }
+}
+
+impl Portcullis {
+    /// The log streams' position in the audit trail.
+    #[must_use]
+    pub fn log_stream_cursor(&self) -> LogStreamCursor<'_> {
+        LogStreamCursor {
+            audit: self.store.as_ref(),
+            tenant_id: self.tenant_id(),
+        }
+    }
+}
 
 impl Portcullis {
     /// The streams with their authorization opened.

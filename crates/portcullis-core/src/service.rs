@@ -64,22 +64,22 @@ impl Settings {
 
 /// Everything a request needs, shared behind an `Arc`.
 pub struct Portcullis {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub master: Arc<MasterKey>,
-    pub keys: Keyring,
-    pub passwords: PasswordPool,
-    pub settings: Settings,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) master: Arc<MasterKey>,
+    pub(crate) keys: Keyring,
+    pub(crate) passwords: PasswordPool,
+    pub(crate) settings: Settings,
     /// Delivers account emails (verification, reset, unblock, breach notices).
-    pub mailer: Arc<dyn crate::accounts::mailer::Mailer>,
+    pub(crate) mailer: Arc<dyn crate::accounts::mailer::Mailer>,
     /// The offline list of breached passwords.
-    pub breached: Arc<crate::protection::breached::BreachedList>,
+    pub(crate) breached: Arc<crate::protection::breached::BreachedList>,
     /// The queue of the batched audit writer, when one runs (`with_batched_audit`).
-    pub audit_queue: Option<crate::audit::AuditQueue>,
+    pub(crate) audit_queue: Option<crate::audit::AuditQueue>,
     /// Applications, APIs and client grants, briefly cached for the token endpoint.
-    pub config_cache: crate::config_cache::ConfigCache,
+    pub(crate) config_cache: crate::config_cache::ConfigCache,
     /// Shares of rate-limit buckets held by this process.
-    pub leases: crate::protection::throttle::Leases,
+    pub(crate) leases: crate::protection::throttle::Leases,
 }
 
 impl std::fmt::Debug for Portcullis {
@@ -150,6 +150,41 @@ impl Portcullis {
         self
     }
 
+    /// The deployment's settings (issuer, lifetimes).
+    #[must_use]
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Which database backend serves this deployment (`sqlite` or `postgres`).
+    #[must_use]
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    /// Readiness: whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// The public signing keys, as `/.well-known/jwks.json` publishes them.
+    #[must_use]
+    pub fn jwks(&self) -> serde_json::Value {
+        self.keys.current().jwks().clone()
+    }
+
+    /// The signing keys in use, for verifying our own tokens.
+    #[must_use]
+    pub fn keyring(&self) -> &Keyring {
+        &self.keys
+    }
+
+    /// The password hashing pool (shared; cloning is cheap).
+    #[must_use]
+    pub fn password_pool(&self) -> PasswordPool {
+        self.passwords.clone()
+    }
+
     #[must_use]
     pub fn now(&self) -> Timestamp {
         self.clock.now()
@@ -174,6 +209,17 @@ impl Portcullis {
                     .iter()
                     .any(|w| w.trim_end_matches('/') == origin)
             }))
+    }
+
+    /// The signing keys, published and retired.
+    pub async fn signing_keys(&self) -> Result<Vec<crate::model::SigningKeyRecord>, StoreError> {
+        self.store.list_signing_keys(self.tenant_id()).await
+    }
+
+    /// Housekeeping: deletes rows that can no longer be used (expired codes, transactions,
+    /// sessions, tokens).
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        self.store.purge_expired(self.now()).await
     }
 
     /// Re-reads signing keys (run periodically so CLI rotations reach running servers).

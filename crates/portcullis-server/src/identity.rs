@@ -164,7 +164,7 @@ impl ClientIdentity {
     /// client-credentials token for the Management API).
     pub fn management_client(&self, core: &Portcullis) -> Option<String> {
         let claims = self.claims(core)?;
-        portcullis_core::management::token_client(claims, &core.settings.management_audience())
+        portcullis_core::management::token_client(claims, &core.settings().management_audience())
     }
 }
 

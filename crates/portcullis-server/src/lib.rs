@@ -97,7 +97,7 @@ pub fn app_with(core: Arc<Portcullis>, options: HttpOptions) -> anyhow::Result<a
 
 /// The state every handler gets, for the services and these HTTP settings.
 pub fn app_state(core: Arc<Portcullis>, options: HttpOptions) -> anyhow::Result<AppState> {
-    let secure_cookies = core.settings.issuer.starts_with("https://");
+    let secure_cookies = core.settings().issuer.starts_with("https://");
     let pages = pages::Pages::new(options.templates_dir).context("loading page templates")?;
     Ok(AppState(Arc::new(Inner {
         core,
@@ -117,7 +117,7 @@ pub async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     // The dummy hash (one argon2id run) is computed beside start-up rather than before it;
     // a login arriving first waits for the same computation, so timings stay equal.
     tokio::spawn({
-        let passwords = core.passwords.clone();
+        let passwords = core.password_pool();
         async move { passwords.warm_up().await }
     });
     let mailer = mailer::ServerMailer::new(
@@ -153,8 +153,8 @@ pub async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     ));
     tracing::info!(
         address = %addr,
-        issuer = %core.settings.issuer,
-        backend = core.store.backend(),
+        issuer = %core.settings().issuer,
+        backend = core.backend(),
         tls = settings.tls.is_some(),
         startup_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "portcullis is listening"
@@ -211,7 +211,7 @@ async fn housekeeping(core: Arc<Portcullis>) {
             tracing::error!(error = %e, "reloading signing keys failed");
         }
         if n.is_multiple_of(120) {
-            match core.store.purge_expired(core.now()).await {
+            match core.purge_expired().await {
                 Ok(rows) => tracing::debug!(rows, "purged expired rows"),
                 Err(e) => tracing::error!(error = %e, "purging expired rows failed"),
             }

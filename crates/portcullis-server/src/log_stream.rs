@@ -78,13 +78,11 @@ async fn deliver_stream(
     stream: &LogStream,
     backoff: &[u64],
 ) -> anyhow::Result<usize> {
-    let tenant = core.tenant_id();
     let id = stream.id();
-    let checkpoint = core.store.log_stream_checkpoint(tenant, &id).await?;
-    let events = core
-        .store
-        .log_events_after(
-            tenant,
+    let cursor = core.log_stream_cursor();
+    let checkpoint = cursor.checkpoint(&id).await?;
+    let events = cursor
+        .events(
             checkpoint.as_deref().unwrap_or_default(),
             &format!("{:011}", core.now() - SETTLE_SECONDS),
             BATCH,
@@ -112,9 +110,8 @@ async fn deliver_stream(
     for body in bodies {
         post_with_retries(client, stream, body, backoff).await?;
     }
-    if !core
-        .store
-        .advance_log_stream(tenant, &id, checkpoint.as_deref(), &last, core.now())
+    if !cursor
+        .advance(&id, checkpoint.as_deref(), &last, core.now())
         .await?
     {
         tracing::info!(stream = %stream.name, "another replica moved the log stream first");

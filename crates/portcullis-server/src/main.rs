@@ -207,14 +207,11 @@ async fn apply(settings: &Settings, file: &PathBuf) -> anyhow::Result<()> {
 
 async fn get_client(settings: &Settings, name: &str, json: bool) -> anyhow::Result<()> {
     let core = portcullis_server::open_core(settings, Arc::new(SystemClock)).await?;
-    let clients = core.store.list_clients(core.tenant_id()).await?;
-    let Some(client) = clients
-        .iter()
-        .find(|c| c.name == name || c.client_id == name)
-    else {
+    let applications = core.applications();
+    let Some(client) = applications.find(name).await? else {
         bail!("no application named {name:?}");
     };
-    let secret = portcullis_core::apply::open_client_secret(&core.master, client);
+    let secret = applications.secret(&client);
     if client.secret_sealed.is_some() && secret.is_none() {
         bail!("the client secret cannot be decrypted with this master key");
     }
@@ -261,7 +258,7 @@ async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
             }
         }
         KeysCommand::List => {
-            for record in core.store.list_signing_keys(core.tenant_id()).await? {
+            for record in core.signing_keys().await? {
                 println!(
                     "{} {} active_from={} retired_at={} expires_at={}",
                     record.kid,
@@ -309,16 +306,8 @@ async fn resolve_user(
     if user.contains('|') {
         return Ok(user.to_owned());
     }
-    let found = core
-        .store
-        .find_user_by_email(
-            core.tenant_id(),
-            portcullis_core::model::DATABASE_CONNECTION,
-            user,
-        )
-        .await?;
-    found
-        .map(|u| u.user_id)
+    core.user_id_by_email(user)
+        .await?
         .with_context(|| format!("no user {user:?}"))
 }
 
@@ -326,11 +315,8 @@ async fn resolve_role(
     core: &portcullis_core::service::Portcullis,
     role: &str,
 ) -> anyhow::Result<String> {
-    let roles = core.store.list_roles(core.tenant_id()).await?;
-    roles
-        .into_iter()
-        .find(|r| r.id == role || r.name == role)
-        .map(|r| r.id)
+    core.role_id(role)
+        .await?
         .with_context(|| format!("no role {role:?}"))
 }
 

@@ -142,7 +142,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn openapi(axum::extract::State(state): axum::extract::State<AppState>) -> axum::Json<Value> {
-    axum::Json(document(&state.core.settings.issuer))
+    axum::Json(document(&state.core.settings().issuer))
 }
 
 /// Query-parameter objects become OpenAPI parameters, one per property.

@@ -181,7 +181,8 @@ impl Admission for ClientBudget {
         match self
             .state
             .core
-            .throttle_shared(&bucket, Limit::per(per_minute, 60))
+            .throttles()
+            .count_shared(&bucket, Limit::per(per_minute, 60))
             .await
         {
             Ok(d) => {
@@ -212,7 +213,8 @@ async fn refused(state: &AppState, name: &str, ip: &str, client: Option<&str>, d
     // memory and a flood of them never reaches the database.
     let quiet = state
         .core
-        .throttle_shared(&format!("audit:api_limit:{name}:{ip}"), Limit::per(1, 60))
+        .throttles()
+        .count_shared(&format!("audit:api_limit:{name}:{ip}"), Limit::per(1, 60))
         .await
         .is_ok_and(|d| d.allowed);
     if quiet {
@@ -255,7 +257,8 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     let mut decisions = Vec::with_capacity(2);
     match state
         .core
-        .throttle_shared(&format!("rl:{name}:ip:{ip}"), Limit::per(ip_limit, 60))
+        .throttles()
+        .count_shared(&format!("rl:{name}:ip:{ip}"), Limit::per(ip_limit, 60))
         .await
     {
         Ok(d) => decisions.push(d),
@@ -276,7 +279,8 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     {
         match state
             .core
-            .throttle_shared(
+            .throttles()
+            .count_shared(
                 &format!("rl:{name}:client:{client}"),
                 Limit::per(limits.management_per_client, 60),
             )

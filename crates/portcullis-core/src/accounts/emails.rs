@@ -101,7 +101,12 @@ impl Portcullis {
             ..Default::default()
         };
         let bucket = format!("verify-email:{}", hash_token(&normalize_email(&user.email)));
-        if !self.throttle(&bucket, VERIFY_EMAIL_LIMIT).await?.allowed {
+        if !self
+            .throttles()
+            .count(&bucket, VERIFY_EMAIL_LIMIT)
+            .await?
+            .allowed
+        {
             self.audit(
                 "fvr",
                 "Failed Verification Email Request: too many verification emails to this address today",

@@ -217,7 +217,8 @@ impl Portcullis {
                 interval_ms: i64::try_from(stage.rate).unwrap_or(i64::MAX),
             };
             let decision = self
-                .throttle(&format!("signup-ip:{}", req.ip), limit)
+                .throttles()
+                .count(&format!("signup-ip:{}", req.ip), limit)
                 .await?;
             if !decision.allowed {
                 self.audit(

@@ -47,7 +47,7 @@ impl Portcullis {
             (format!("reset:{email_key}:{ip}"), RESET_REQUEST_LIMIT),
             (format!("reset:{email_key}"), RESET_EMAIL_LIMIT),
         ] {
-            let decision = self.throttle(&bucket, limit).await?;
+            let decision = self.throttles().count(&bucket, limit).await?;
             if !decision.allowed {
                 return Err(AccountError::Throttled {
                     retry_after: decision.retry_after,

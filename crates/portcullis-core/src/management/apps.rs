@@ -529,3 +529,41 @@ impl Portcullis {
         Ok(())
     }
 }
+
+/// The applications as the command line reads them: the client store and the master key
+/// (to open a client's secret), nothing else.
+pub struct Applications<'a> {
+    clients: &'a dyn crate::store::ClientStore,
+    master: &'a portcullis_crypto::aead::MasterKey,
+    tenant_id: &'a str,
+}
+
+impl Applications<'_> {
+    /// The application named `name`, or with client id `name`.
+    pub async fn find(&self, name: &str) -> Result<Option<Client>, crate::store::StoreError> {
+        Ok(self
+            .clients
+            .list_clients(self.tenant_id)
+            .await?
+            .into_iter()
+            .find(|c| c.name == name || c.client_id == name))
+    }
+
+    /// The client secret of `client`, opened (`None` without one, or under another key).
+    #[must_use]
+    pub fn secret(&self, client: &Client) -> Option<String> {
+        crate::apply::open_client_secret(self.master, client)
+    }
+}
+
+impl Portcullis {
+    /// The applications, for the command line.
+    #[must_use]
+    pub fn applications(&self) -> Applications<'_> {
+        Applications {
+            clients: self.store.as_ref(),
+            master: &self.master,
+            tenant_id: self.tenant_id(),
+        }
+    }
+}

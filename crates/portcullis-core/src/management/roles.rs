@@ -528,3 +528,17 @@ impl Portcullis {
         Ok(())
     }
 }
+
+impl Portcullis {
+    /// The id of the role named `role`, or with id `role` (the command line's way to name
+    /// a role).
+    pub async fn role_id(&self, role: &str) -> Result<Option<String>, crate::store::StoreError> {
+        Ok(self
+            .store
+            .list_roles(self.tenant_id())
+            .await?
+            .into_iter()
+            .find(|r| r.id == role || r.name == role)
+            .map(|r| r.id))
+    }
+}

@@ -524,6 +524,21 @@ impl Portcullis {
     }
 }
 
+impl Portcullis {
+    /// The id of the database-connection user with `email`, if there is one (the command
+    /// line's way to name a user).
+    pub async fn user_id_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<String>, crate::store::StoreError> {
+        Ok(self
+            .store
+            .find_user_by_email(self.tenant_id(), crate::model::DATABASE_CONNECTION, email)
+            .await?
+            .map(|u| u.user_id))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

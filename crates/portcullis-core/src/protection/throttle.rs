@@ -3,8 +3,9 @@
 //! across replicas sharing a database. A bucket allows `burst` requests at once and one
 //! more every `interval_ms`; a refused request is not counted.
 
+use crate::clock::Clock;
 use crate::service::Portcullis;
-use crate::store::{StoreError, ThrottleHit};
+use crate::store::{StoreError, ThrottleHit, ThrottleStore};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -231,8 +232,30 @@ impl Lease {
     }
 }
 
+/// Rate-limit buckets: the throttle store, the clock and this process's leases, and
+/// nothing else.
+pub struct Throttles<'a> {
+    store: &'a dyn ThrottleStore,
+    clock: &'a dyn Clock,
+    leases: &'a Leases,
+    tenant_id: &'a str,
+}
+
 impl Portcullis {
-    /// Counts one request against `bucket` like [`Portcullis::throttle`], but a busy bucket
+    /// The rate-limit buckets.
+    #[must_use]
+    pub fn throttles(&self) -> Throttles<'_> {
+        Throttles {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            leases: &self.leases,
+            tenant_id: self.tenant_id(),
+        }
+    }
+}
+
+impl Throttles<'_> {
+    /// Counts one request against `bucket` like [`Throttles::count`], but a busy bucket
     /// costs one database write per share rather than one per request, and a full one none
     /// until it can have room again: the process takes
     /// several requests at once from the database bucket and spends them within
@@ -241,11 +264,7 @@ impl Portcullis {
     /// one request when the bucket is quiet, and an expired share's unspent requests are
     /// given back. A limit of fewer than 32 requests is never shared: it is counted one
     /// request at a time, exactly.
-    pub async fn throttle_shared(
-        &self,
-        bucket: &str,
-        limit: Limit,
-    ) -> Result<Decision, StoreError> {
+    pub async fn count_shared(&self, bucket: &str, limit: Limit) -> Result<Decision, StoreError> {
         let now_ms = self.clock.now_ms();
         if let Some(decision) = self.leases.spend(bucket, limit, now_ms) {
             return Ok(decision);
@@ -257,13 +276,13 @@ impl Portcullis {
         if refund > 0 {
             self.store
                 .throttle_refund(
-                    self.tenant_id(),
+                    self.tenant_id,
                     bucket,
                     i64::from(refund) * limit.interval_ms,
                 )
                 .await?;
         }
-        let tenant = self.tenant_id();
+        let tenant = self.tenant_id;
         let window = limit.window_ms();
         let mut granted = size;
         let ThrottleHit {
@@ -301,7 +320,7 @@ impl Portcullis {
     }
 
     /// Counts one request against `bucket`; a refused request is not counted.
-    pub async fn throttle(&self, bucket: &str, limit: Limit) -> Result<Decision, StoreError> {
+    pub async fn count(&self, bucket: &str, limit: Limit) -> Result<Decision, StoreError> {
         let now_ms = self.clock.now_ms();
         let ThrottleHit {
             fitted: allowed,
@@ -309,7 +328,7 @@ impl Portcullis {
         } = self
             .store
             .throttle_hit(
-                self.tenant_id(),
+                self.tenant_id,
                 bucket,
                 now_ms,
                 limit.interval_ms,
@@ -320,9 +339,9 @@ impl Portcullis {
     }
 
     /// Whether `bucket` would refuse a request now, without counting one.
-    pub async fn throttled(&self, bucket: &str, limit: Limit) -> Result<bool, StoreError> {
+    pub async fn is_full(&self, bucket: &str, limit: Limit) -> Result<bool, StoreError> {
         let now_ms = self.clock.now_ms();
-        let tat = self.store.throttle_peek(self.tenant_id(), bucket).await?;
+        let tat = self.store.throttle_peek(self.tenant_id, bucket).await?;
         Ok(tat.is_some_and(|tat| tat.max(now_ms) + limit.interval_ms - now_ms > limit.window_ms()))
     }
 }

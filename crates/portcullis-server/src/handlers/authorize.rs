@@ -72,7 +72,7 @@ async fn authorize_with(
                 csrf_cookie_name(&page.transaction_id),
                 page.csrf.clone(),
                 CSRF_COOKIE_PATH,
-                state.core.settings.login_lifetime,
+                state.core.settings().login_lifetime,
             ));
             let signup = url::form_urlencoded::parse(query.as_bytes())
                 .any(|(k, v)| k == "screen_hint" && v == "signup");
@@ -89,7 +89,7 @@ async fn authorize_with(
                 csrf_cookie_name(&transaction_id),
                 csrf,
                 CSRF_COOKIE_PATH,
-                state.core.settings.login_lifetime,
+                state.core.settings().login_lifetime,
             ));
             let location = format!("{CONSENT_PATH}?state={transaction_id}");
             (jar, no_store(Redirect::to(&location).into_response())).into_response()

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 pub async fn openid_configuration(State(state): State<AppState>) -> Json<Value> {
-    let s = &state.core.settings;
+    let s = state.core.settings();
     Json(json!({
         "issuer": s.issuer,
         "authorization_endpoint": s.url("authorize"),
@@ -41,8 +41,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Json<Value> 
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    let keys = state.core.keys.current();
-    let mut response = Json(keys.jwks().clone()).into_response();
+    let mut response = Json(state.core.jwks()).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 /// 200 when the database answers, 503 otherwise.
 pub async fn health(State(state): State<AppState>) -> Response {
-    match state.core.store.ping().await {
+    match state.core.ping().await {
         Ok(()) => (
             StatusCode::OK,
             axum::Json(serde_json::json!({"status": "ok"})),

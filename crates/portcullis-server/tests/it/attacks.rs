@@ -34,7 +34,7 @@ fn forgeries(app: &TestApp, genuine: &str) -> Vec<(&'static str, String)> {
         "{}.{payload}.",
         b64(json!({"alg": "none", "typ": "JWT", "kid": kid}))
     );
-    let public_jwk = app.core.keys.current().jwks()["keys"]
+    let public_jwk = app.core.keyring().current().jwks()["keys"]
         .as_array()
         .unwrap()
         .iter()

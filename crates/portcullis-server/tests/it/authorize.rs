@@ -325,7 +325,7 @@ both_backends! {
         let other = portcullis_core::service::Portcullis::start(
             std::sync::Arc::new(store),
             std::sync::Arc::new(app.clock.clone()),
-            std::sync::Arc::clone(&app.core.master),
+            std::sync::Arc::clone(&app.master),
             portcullis_core::passwords::PasswordPool::new(1),
             portcullis_core::service::Settings::new("http://other.test/"),
         ).await.unwrap();
@@ -355,7 +355,7 @@ both_backends! {
         // And it expires: a page left open past the login lifetime.
         let late = Browser::new();
         let form = app.start_login(&late, &[("response_type", "code"), ("client_id", "web-app-client-id"), ("redirect_uri", WEB_CALLBACK)]).await;
-        app.clock.advance(app.core.settings.login_lifetime + 1);
+        app.clock.advance(app.core.settings().login_lifetime + 1);
         let resp = app.submit_login(&late, &form, USER_EMAIL, USER_PASSWORD).await;
         assert_eq!(resp.status, StatusCode::BAD_REQUEST);
         assert!(resp.text.contains("expired"));

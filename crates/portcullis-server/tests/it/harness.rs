@@ -162,6 +162,9 @@ pub enum Backend {
 pub struct TestApp {
     pub router: axum::Router,
     pub core: Arc<Portcullis>,
+    /// The store under `core`, for tests that read rows directly.
+    pub store: Arc<SqlStore>,
+    pub master: Arc<MasterKey>,
     pub clock: MockClock,
     pub database_url: String,
     /// Where this app's emails land: the test SMTP server's maildir, or an outbox.
@@ -475,7 +478,7 @@ impl TestApp {
         let core = Portcullis::start(
             Arc::new(store),
             Arc::new(self.clock.clone()),
-            Arc::clone(&self.core.master),
+            Arc::clone(&self.master),
             PasswordPool::new(2),
             Settings::new(ISSUER),
         )
@@ -495,11 +498,12 @@ impl TestApp {
             .await
             .expect("store connects and migrates");
         let clock = MockClock::new(start);
-        let master = MasterKey::from_hex(&MasterKey::generate_hex()).unwrap();
+        let master = Arc::new(MasterKey::from_hex(&MasterKey::generate_hex()).unwrap());
+        let store = Arc::new(store);
         let core = Portcullis::start(
-            Arc::new(store),
+            Arc::clone(&store) as Arc<dyn portcullis_core::store::Store>,
             Arc::new(clock.clone()),
-            Arc::new(master),
+            Arc::clone(&master),
             PasswordPool::new(2),
             Settings::new(issuer),
         )
@@ -521,6 +525,8 @@ impl TestApp {
         Some(Self {
             router,
             core,
+            store,
+            master,
             clock,
             database_url,
             mail,
@@ -751,7 +757,7 @@ impl TestApp {
     /// Verifies one of our tokens and returns its claims.
     pub fn claims(&self, token: &str) -> Value {
         self.core
-            .keys
+            .keyring()
             .current()
             .verifier()
             .verify(token)

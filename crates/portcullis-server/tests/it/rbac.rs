@@ -3,6 +3,7 @@
 use crate::both_backends;
 use crate::harness::*;
 use axum::http::StatusCode;
+use portcullis_core::store::prelude::*;
 use serde_json::json;
 
 const ADMIN_TOOL: (&str, &str) = ("admin-tool-id", "admin-tool-secret-0123456789abcdef");
@@ -119,10 +120,10 @@ both_backends! {
         let admin = role_id(&app, &token, "admin").await;
         let assign = json!({"users": [sub.clone()]});
         assert_eq!(app.api("POST", &format!("/api/v2/roles/{admin}/users"), Some(&token), Some(assign)).await.status, StatusCode::NO_CONTENT);
-        let (user, roles, direct) = app.core.store.user_with_access("default", &sub).await.unwrap().unwrap();
+        let (user, roles, direct) = app.store.user_with_access("default", &sub).await.unwrap().unwrap();
         assert_eq!(user.user_id, sub);
-        assert_eq!(roles, app.core.store.list_user_roles("default", &sub).await.unwrap());
-        assert_eq!(direct, app.core.store.list_user_permissions("default", &sub).await.unwrap());
+        assert_eq!(roles, app.store.list_user_roles("default", &sub).await.unwrap());
+        assert_eq!(direct, app.store.list_user_permissions("default", &sub).await.unwrap());
         assert_eq!(roles.len(), 2);
         assert_eq!(roles.iter().find(|r| r.name == "admin").unwrap().permissions.len(), 2);
         assert_eq!(direct.len(), 1);

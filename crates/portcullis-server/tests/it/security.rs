@@ -7,6 +7,7 @@ use crate::both_backends;
 use crate::harness::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use portcullis_core::store::prelude::*;
 use serde_json::{Value, json};
 
 const ADMIN_TOOL: (&str, &str) = ("admin-tool-id", "admin-tool-secret-0123456789abcdef");
@@ -518,7 +519,6 @@ async fn rate_limit_case(backend: Backend) {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     app.core.flush_audit().await;
     let logs = app
-        .core
         .store
         .search_log_events(
             "default",
@@ -900,7 +900,6 @@ async fn log_stream_case(backend: Backend) {
     );
     // The authorization is sealed at rest.
     let stored = app
-        .core
         .store
         .find_setting("default", "log_streams")
         .await

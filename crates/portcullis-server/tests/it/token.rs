@@ -1,6 +1,7 @@
 use crate::both_backends;
 use crate::harness::*;
 use axum::http::StatusCode;
+use portcullis_core::store::prelude::*;
 use serde_json::json;
 
 const WEB: (&str, &str) = ("web-app-client-id", WEB_SECRET);
@@ -116,7 +117,7 @@ both_backends! {
 
     async fn regular_web_apps_default_to_non_rotating_refresh_tokens(app) {
         app.apply("clients:\n  - name: Plain Web\n    callbacks: [\"https://plain.example/cb\"]\n").await.unwrap();
-        let clients = app.core.store.list_clients(app.core.tenant_id()).await.unwrap();
+        let clients = app.store.list_clients(app.core.tenant_id()).await.unwrap();
         let plain = clients.iter().find(|c| c.name == "Plain Web").unwrap();
         assert_eq!(plain.refresh_token.rotation_type, portcullis_core::model::RotationType::NonRotating);
         let spa = clients.iter().find(|c| c.name == "SPA").unwrap();
@@ -127,7 +128,7 @@ both_backends! {
         use portcullis_core::model::RotationType;
         // The default for any client without a secret, whatever its app type, is rotation.
         app.apply("clients:\n  - name: Public Web\n    token_endpoint_auth_method: none\n    grant_types: [authorization_code, refresh_token]\n    callbacks: [\"https://public.example/cb\"]\n").await.unwrap();
-        let clients = app.core.store.list_clients(app.core.tenant_id()).await.unwrap();
+        let clients = app.store.list_clients(app.core.tenant_id()).await.unwrap();
         let public = clients.iter().find(|c| c.name == "Public Web").unwrap();
         assert_eq!(public.refresh_token.rotation_type, RotationType::Rotating);
         // The tenant file may not turn it off (a block without rotation_type is non-rotating).
@@ -147,7 +148,7 @@ both_backends! {
             "refresh_token": {"rotation_type": "non-rotating"}
         }))).await;
         assert_eq!(patched.status, StatusCode::BAD_REQUEST, "{}", patched.text);
-        let spa = app.core.store.find_client(app.core.tenant_id(), "spa-client-id").await.unwrap().unwrap();
+        let spa = app.store.find_client(app.core.tenant_id(), "spa-client-id").await.unwrap().unwrap();
         assert_eq!(spa.refresh_token.rotation_type, RotationType::Rotating, "nothing changed");
     }
 
@@ -268,7 +269,7 @@ both_backends! {
         let tokens = app.web_tokens(&Browser::new(), &[]).await;
         let rt = tokens["refresh_token"].as_str().unwrap();
         let hash = portcullis_crypto::token::hash_token(rt);
-        let store = &app.core.store;
+        let store = &app.store;
         let old = store.find_refresh_token("default", &hash).await.unwrap().unwrap();
         let next = portcullis_core::model::RefreshToken { token_hash: "a-new-hash".to_owned(), id: "a-new-id".to_owned(), ..old.clone() };
         // The access record's id is taken (the code exchange recorded it): its insert, the

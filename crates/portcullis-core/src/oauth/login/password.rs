@@ -224,7 +224,7 @@ impl Portcullis {
                 interval_ms: i64::try_from(ip_rules.stage.pre_login.rate).unwrap_or(i64::MAX),
             };
             let bucket = format!("login-ip:{ip}");
-            if !self.throttle(&bucket, limit).await?.allowed {
+            if !self.throttles().count(&bucket, limit).await?.allowed {
                 guard.refusal = Some(Refusal::Ip);
                 return Ok(guard);
             }
@@ -285,7 +285,7 @@ impl Portcullis {
                     "login-unknown:{}:{ip}",
                     hash_token(&crate::model::normalize_email(email))
                 );
-                if !self.throttle(&bucket, limit).await?.allowed {
+                if !self.throttles().count(&bucket, limit).await?.allowed {
                     guard.refusal = Some(Refusal::Account);
                 }
             }
