@@ -191,7 +191,7 @@ impl Portcullis {
 
     async fn write_event(&self, event: &LogEvent) {
         if let Err(e) = self.store.insert_log_event(event).await {
-            tracing::error!(error = %e, kind = %event.kind, "an audit event could not be recorded");
+            tracing::error!(error = %crate::error::report(&e), kind = %event.kind, "an audit event could not be recorded");
         }
     }
 
@@ -341,12 +341,12 @@ async fn write_batch(store: &dyn crate::store::Store, batch: &[LogEvent]) -> Vec
     let Err(e) = store.insert_log_events(batch).await else {
         return vec![true; batch.len()];
     };
-    tracing::error!(error = %e, events = batch.len(), "an audit batch could not be written; writing its events one by one");
+    tracing::error!(error = %crate::error::report(&e), events = batch.len(), "an audit batch could not be written; writing its events one by one");
     let mut written = Vec::with_capacity(batch.len());
     for event in batch {
         let ok = store.insert_log_event(event).await;
         if let Err(e) = &ok {
-            tracing::error!(error = %e, kind = %event.kind, "an audit event could not be recorded");
+            tracing::error!(error = %crate::error::report(e), kind = %event.kind, "an audit event could not be recorded");
         }
         written.push(ok.is_ok());
     }

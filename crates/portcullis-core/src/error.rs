@@ -3,6 +3,64 @@
 
 use crate::store::StoreError;
 
+/// Any error, boxed, as a source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A failure inside (the database, a task, a key): carried whole, with its source, to the
+/// edge that answers the request, which logs it once ([`Internal::chain`]) and shows no
+/// one its detail.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+pub struct Internal {
+    context: String,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl Internal {
+    /// A failure described by `context` alone.
+    pub fn new(context: impl Into<String>) -> Self {
+        Self {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// `context`, caused by `source`.
+    pub fn with(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The failure and every cause under it, for the one log line.
+    #[must_use]
+    pub fn chain(&self) -> String {
+        report(self)
+    }
+}
+
+/// An error and every cause under it, `: `-separated: what a log line shows of an error
+/// (an error's `Display` names only itself).
+#[must_use]
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
+impl From<StoreError> for Internal {
+    fn from(e: StoreError) -> Self {
+        Self::with("the store failed", e)
+    }
+}
+
 /// RFC 6749 / OIDC error codes Portcullis answers with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OAuthErrorCode {
@@ -53,8 +111,8 @@ pub enum OAuthError {
         code: OAuthErrorCode,
         description: String,
     },
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error")]
+    Internal(#[from] Internal),
 }
 
 impl OAuthError {
@@ -108,6 +166,28 @@ impl OAuthError {
 
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.to_string())
+        Self::Internal(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Internal, OAuthError, OAuthErrorCode};
+    use crate::store::StoreError;
+
+    #[test]
+    fn an_internal_error_keeps_its_causes_for_the_log_and_shows_none() {
+        let io = std::io::Error::other("connection reset by peer");
+        let error: OAuthError = StoreError::Backend(Box::new(io)).into();
+        let OAuthError::Internal(internal) = &error else {
+            panic!("a store failure is internal");
+        };
+        assert_eq!(
+            internal.chain(),
+            "the store failed: database error: connection reset by peer"
+        );
+        assert_eq!(error.code(), OAuthErrorCode::ServerError);
+        assert!(!error.description().contains("connection"));
+        assert_eq!(Internal::new("no key").chain(), "no key");
     }
 }

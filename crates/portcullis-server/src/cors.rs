@@ -27,7 +27,7 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
                 Ok(true) => Some(o.clone()),
                 Ok(false) => None,
                 Err(e) => {
-                    tracing::error!(error = %e, "checking a CORS origin failed");
+                    tracing::error!(error = %portcullis_core::error::report(&e), "checking a CORS origin failed");
                     None
                 }
             },

@@ -39,8 +39,8 @@ impl IntoResponse for OAuthHttpError {
             OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
-        if let OAuthError::Internal(detail) = &self.error {
-            tracing::error!(error = %detail, "internal error on the OAuth surface");
+        if let OAuthError::Internal(internal) = &self.error {
+            tracing::error!(error = %internal.chain(), "internal error on the OAuth surface");
         }
         let body = json!({ "error": code.as_str(), "error_description": self.error.description() });
         let mut response = (status, axum::Json(body)).into_response();
@@ -77,12 +77,13 @@ impl PageError {
         }
     }
 
-    pub fn internal(detail: impl Into<String>) -> Self {
+    /// An internal failure: a generic page for the user, the whole chain for the log.
+    pub fn internal(error: &portcullis_core::error::Internal) -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             title: "Something went wrong".to_owned(),
             detail: "The server could not complete the request.".to_owned(),
-            internal: Some(detail.into()),
+            internal: Some(error.chain()),
         }
     }
 

@@ -208,16 +208,20 @@ async fn housekeeping(core: Arc<Portcullis>) {
         tick.tick().await;
         n += 1;
         if let Err(e) = core.reload_keys().await {
-            tracing::error!(error = %e, "reloading signing keys failed");
+            tracing::error!(error = %portcullis_core::error::report(&e), "reloading signing keys failed");
         }
         if n.is_multiple_of(120) {
             match core.purge_expired().await {
                 Ok(rows) => tracing::debug!(rows, "purged expired rows"),
-                Err(e) => tracing::error!(error = %e, "purging expired rows failed"),
+                Err(e) => {
+                    tracing::error!(error = %portcullis_core::error::report(&e), "purging expired rows failed")
+                }
             }
             match core.purge_logs().await {
                 Ok(rows) => tracing::debug!(rows, "purged log events past retention"),
-                Err(e) => tracing::error!(error = %e, "purging log events failed"),
+                Err(e) => {
+                    tracing::error!(error = %portcullis_core::error::report(&e), "purging log events failed")
+                }
             }
         }
     }

@@ -30,7 +30,7 @@ pub async fn run(core: Arc<Portcullis>, client: reqwest::Client, every: Duration
     loop {
         tick.tick().await;
         if let Err(e) = deliver_once(&core, &client, &[1, 2, 4]).await {
-            tracing::warn!(error = %e, "log stream delivery will be retried");
+            tracing::warn!(error = %format!("{e:#}"), "log stream delivery will be retried");
         }
     }
 }

@@ -130,7 +130,7 @@ impl Pages {
         match self.env.get_template(name).and_then(|t| t.render(ctx)) {
             Ok(html) => html,
             Err(e) => {
-                tracing::error!(template = name, error = %e, "template rendering failed");
+                tracing::error!(template = name, error = %portcullis_core::error::report(&e), "template rendering failed");
                 "<!doctype html><title>Error</title><p>Something went wrong.</p>".to_owned()
             }
         }

@@ -82,7 +82,7 @@ pub async fn in_surface_shape(
         ))
         .into_response(),
         Surface::Management => ApiError(ManagementError::new(
-            500,
+            portcullis_core::management::Failure::Internal,
             "internal_error",
             "Internal error",
         ))

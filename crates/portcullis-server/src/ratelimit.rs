@@ -196,7 +196,7 @@ impl Admission for ClientBudget {
                 })
             }
             Err(e) => {
-                tracing::error!(error = %e, "rate limit counter unavailable");
+                tracing::error!(error = %portcullis_core::error::report(&e), "rate limit counter unavailable");
                 Ok(())
             }
         }
@@ -262,7 +262,9 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         .await
     {
         Ok(d) => decisions.push(d),
-        Err(e) => tracing::error!(error = %e, "rate limit counter unavailable"),
+        Err(e) => {
+            tracing::error!(error = %portcullis_core::error::report(&e), "rate limit counter unavailable")
+        }
     }
     // The Management API's caller is known from its verified token here; the applications
     // of the other families are charged by their handlers (see `ClientBudget`).
@@ -287,7 +289,9 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
             .await
         {
             Ok(d) => decisions.push(d),
-            Err(e) => tracing::error!(error = %e, "rate limit counter unavailable"),
+            Err(e) => {
+                tracing::error!(error = %portcullis_core::error::report(&e), "rate limit counter unavailable")
+            }
         }
     }
     if let Some(refusal) = decisions.iter().copied().find(|d| !d.allowed) {

@@ -290,7 +290,7 @@ impl GrantStore for SqlStore {
             }
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("refresh-token rotation task: {e}")))?
+        .map_err(|e| StoreError::Backend(Box::new(e)))?
         .map_err(backend_err)?;
         // Each insert runs only when the statement before it wrote its row, so the access
         // record (the last) was written exactly when the old token was spent.

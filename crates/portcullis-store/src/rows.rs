@@ -15,7 +15,7 @@ pub(crate) fn backend_err(e: sqlx::Error) -> StoreError {
     {
         return StoreError::Conflict(db.constraint().unwrap_or("unique").to_owned());
     }
-    StoreError::Backend(e.to_string())
+    StoreError::Backend(Box::new(e))
 }
 
 fn get<'r, T>(row: &'r AnyRow, col: &str) -> Result<T, StoreError>

@@ -101,9 +101,7 @@ impl SqlStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url).ok_or_else(|| {
-            StoreError::Backend(
-                "the database URL must start with sqlite: or postgres://".to_owned(),
-            )
+            StoreError::Backend("the database URL must start with sqlite: or postgres://".into())
         })?;
         let url = if backend == Backend::Postgres || url.contains("mode=") {
             url.to_owned()
@@ -133,7 +131,7 @@ impl SqlStore {
         migrator
             .run(&writer)
             .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
         let pool = if backend == Backend::Sqlite && !memory {
             pool_options(backend, 8, true)
                 .connect(&url)

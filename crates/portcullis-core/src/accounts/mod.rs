@@ -64,8 +64,8 @@ pub enum AccountError {
     /// A link that is unknown, expired, already used, or for an email that changed since.
     #[error("this link is invalid, has expired or was already used")]
     Ticket,
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error")]
+    Internal(#[source] crate::error::Internal),
 }
 
 impl From<crate::protection::admission::Refused> for AccountError {
@@ -78,7 +78,7 @@ impl From<crate::protection::admission::Refused> for AccountError {
 
 impl From<StoreError> for AccountError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.to_string())
+        Self::Internal(e.into())
     }
 }
 
@@ -287,7 +287,7 @@ impl Portcullis {
             .passwords
             .hash(req.password)
             .await
-            .map_err(AccountError::Internal)?;
+            .map_err(|e| AccountError::Internal(crate::error::Internal::new(e)))?;
         let now = self.now();
         let nickname = req
             .nickname
@@ -423,7 +423,7 @@ impl Portcullis {
             .passwords
             .hash(password)
             .await
-            .map_err(AccountError::Internal)?;
+            .map_err(|e| AccountError::Internal(crate::error::Internal::new(e)))?;
         self.store
             .change_password(
                 self.tenant_id(),

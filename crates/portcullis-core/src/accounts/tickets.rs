@@ -63,7 +63,7 @@ impl Portcullis {
             .unwrap_or_default();
         tokio::spawn(crate::audit::REQUEST.scope(request, async move {
             if let Err(e) = core.reset_request_task(client_id, &email).await {
-                tracing::error!(error = %e, "a password reset request failed");
+                tracing::error!(error = %crate::error::report(&e), "a password reset request failed");
             }
         }));
         Ok(())
@@ -251,7 +251,7 @@ impl Portcullis {
             .passwords
             .hash(password)
             .await
-            .map_err(AccountError::Internal)?;
+            .map_err(|e| AccountError::Internal(crate::error::Internal::new(e)))?;
         self.store
             .change_password(
                 tenant,

@@ -22,8 +22,8 @@ pub enum ApplyError {
     File(#[from] FileError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Internal(String),
+    #[error("{}", .0.chain())]
+    Internal(#[source] crate::error::Internal),
 }
 
 /// What an apply did, one line per created or updated object.

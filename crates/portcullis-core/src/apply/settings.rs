@@ -60,8 +60,12 @@ impl Plan<'_> {
                     "updated attack protection".to_owned(),
                     Change::Setting {
                         name: crate::protection::ATTACK_PROTECTION.to_owned(),
-                        value: serde_json::to_value(attack)
-                            .map_err(|e| ApplyError::Internal(e.to_string()))?,
+                        value: serde_json::to_value(attack).map_err(|e| {
+                            ApplyError::Internal(crate::error::Internal::with(
+                                "encoding a setting",
+                                e,
+                            ))
+                        })?,
                     },
                 );
             }
@@ -91,8 +95,12 @@ impl Plan<'_> {
                     format!("updated database connection {}", db.name),
                     Change::Setting {
                         name: crate::protection::DATABASE_CONNECTION.to_owned(),
-                        value: serde_json::to_value(&db.options)
-                            .map_err(|e| ApplyError::Internal(e.to_string()))?,
+                        value: serde_json::to_value(&db.options).map_err(|e| {
+                            ApplyError::Internal(crate::error::Internal::with(
+                                "encoding a setting",
+                                e,
+                            ))
+                        })?,
                     },
                 );
             }
@@ -105,13 +113,17 @@ impl Plan<'_> {
                 let sealed = self
                     .core
                     .seal_log_streams(&streams)
-                    .map_err(ApplyError::Internal)?;
+                    .map_err(|e| ApplyError::Internal(crate::error::Internal::new(e)))?;
                 self.update(
                     "updated log streams".to_owned(),
                     Change::Setting {
                         name: crate::log_stream::LOG_STREAMS.to_owned(),
-                        value: serde_json::to_value(&sealed)
-                            .map_err(|e| ApplyError::Internal(e.to_string()))?,
+                        value: serde_json::to_value(&sealed).map_err(|e| {
+                            ApplyError::Internal(crate::error::Internal::with(
+                                "encoding a setting",
+                                e,
+                            ))
+                        })?,
                     },
                 );
             }

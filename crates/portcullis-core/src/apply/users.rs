@@ -121,7 +121,7 @@ impl Plan<'_> {
                             .passwords
                             .hash(pw.clone())
                             .await
-                            .map_err(ApplyError::Internal)?,
+                            .map_err(|e| ApplyError::Internal(crate::error::Internal::new(e)))?,
                     )
                 }
                 (None, Some(user)) => user.password_hash.clone(),

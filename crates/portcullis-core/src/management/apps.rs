@@ -150,7 +150,7 @@ impl Portcullis {
             .find(|a| a.id == id || a.identifier == id)
             .ok_or_else(|| {
                 ManagementError::new(
-                    404,
+                    super::Failure::NotFound,
                     "inexistent_resource_server",
                     "The resource server does not exist",
                 )
@@ -162,7 +162,11 @@ impl Portcullis {
             .find_client(self.tenant_id(), id)
             .await?
             .ok_or_else(|| {
-                ManagementError::new(404, "inexistent_client", "The client does not exist")
+                ManagementError::new(
+                    super::Failure::NotFound,
+                    "inexistent_client",
+                    "The client does not exist",
+                )
             })
     }
 
@@ -436,7 +440,7 @@ impl Portcullis {
                 .await?
                 .ok_or_else(|| {
                     ManagementError::new(
-                        404,
+                        super::Failure::NotFound,
                         "inexistent_resource_server",
                         "No resource server with this audience",
                     )
@@ -499,7 +503,7 @@ impl Portcullis {
             .find(|g| g.id == id)
             .ok_or_else(|| {
                 ManagementError::new(
-                    404,
+                    super::Failure::NotFound,
                     "inexistent_client_grant",
                     "The client grant does not exist",
                 )
@@ -521,7 +525,7 @@ impl Portcullis {
         self.config_changed();
         if !deleted {
             return Err(ManagementError::new(
-                404,
+                super::Failure::NotFound,
                 "inexistent_client_grant",
                 "The client grant does not exist",
             ));

@@ -101,7 +101,11 @@ impl Portcullis {
             .await?
             .map(|e| e.to_json())
             .ok_or_else(|| {
-                ManagementError::new(404, "inexistent_log", "The log event does not exist")
+                ManagementError::new(
+                    super::Failure::NotFound,
+                    "inexistent_log",
+                    "The log event does not exist",
+                )
             })
     }
 

@@ -161,50 +161,68 @@ impl crate::service::Portcullis {
     }
 }
 
-/// An error in Auth0's Management API shape: `{statusCode, error, message, errorCode}`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{status} {error_code}: {message}")]
+/// What kind of failure a Management API error is. The HTTP edge picks the status from it
+/// and answers in Auth0's shape: `{statusCode, error, message, errorCode}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    TooManyRequests,
+    Internal,
+}
+
+/// A Management API error: its kind, Auth0's `errorCode` and a message safe to show the
+/// caller; an internal one carries what went wrong for the log.
+#[derive(Debug, thiserror::Error)]
+#[error("{error_code}: {message}")]
 pub struct ManagementError {
-    pub status: u16,
+    pub kind: Failure,
     pub message: String,
     pub error_code: String,
+    /// What failed inside (internal errors only), logged once at the edge.
+    #[source]
+    pub source: Option<crate::error::Internal>,
 }
 
 impl ManagementError {
-    pub fn new(status: u16, error_code: &str, message: impl Into<String>) -> Self {
+    pub fn new(kind: Failure, error_code: &str, message: impl Into<String>) -> Self {
         Self {
-            status,
+            kind,
             message: message.into(),
             error_code: error_code.to_owned(),
+            source: None,
         }
     }
 
     #[must_use]
     pub fn unauthorized(message: &str) -> Self {
-        Self::new(401, "invalid_token", message)
+        Self::new(Failure::Unauthorized, "invalid_token", message)
     }
 
     #[must_use]
     pub fn forbidden(scope: &str) -> Self {
         Self::new(
-            403,
+            Failure::Forbidden,
             "insufficient_scope",
             format!("Insufficient scope, expected any of: {scope}"),
         )
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(400, "invalid_body", message)
+        Self::new(Failure::BadRequest, "invalid_body", message)
     }
 
     pub fn invalid_query(message: impl Into<String>) -> Self {
-        Self::new(400, "invalid_query_string", message)
+        Self::new(Failure::BadRequest, "invalid_query_string", message)
     }
 
     #[must_use]
     pub fn not_found(what: &str) -> Self {
         Self::new(
-            404,
+            Failure::NotFound,
             if what == "user" {
                 "inexistent_user"
             } else {
@@ -215,25 +233,17 @@ impl ManagementError {
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(409, "auth0_idp_error", message)
+        Self::new(Failure::Conflict, "auth0_idp_error", message)
     }
 
-    pub fn internal(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %detail, "internal error on the Management API");
-        Self::new(500, "internal_error", "Internal error")
-    }
-
-    /// The HTTP reason phrase Auth0 puts in `error`.
-    #[must_use]
-    pub fn reason(&self) -> &'static str {
-        match self.status {
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "Not Found",
-            409 => "Conflict",
-            429 => "Too Many Requests",
-            _ => "Internal Server Error",
+    /// An internal failure: the caller sees `Internal error`, the log sees `source`.
+    pub fn internal(source: impl Into<crate::error::BoxError>) -> Self {
+        Self {
+            source: Some(crate::error::Internal::with(
+                "a Management API call failed",
+                source,
+            )),
+            ..Self::new(Failure::Internal, "internal_error", "Internal error")
         }
     }
 }

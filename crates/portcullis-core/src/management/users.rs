@@ -148,7 +148,7 @@ fn check_email(email: &str) -> Result<String, ManagementError> {
 fn check_password(password: &str) -> Result<(), ManagementError> {
     if password.chars().count() < 8 {
         return Err(ManagementError::new(
-            400,
+            super::Failure::BadRequest,
             "invalid_password",
             "PasswordStrengthError: Password is too weak",
         ));
@@ -164,7 +164,7 @@ fn check_connection(connection: &str) -> Result<(), ManagementError> {
         Ok(())
     } else {
         Err(ManagementError::new(
-            400,
+            super::Failure::BadRequest,
             "invalid_body",
             "The connection does not exist.",
         ))
@@ -295,7 +295,7 @@ impl Portcullis {
         .await
         .map_err(|e| match e {
             crate::accounts::AccountError::Password(r) => ManagementError::new(
-                400,
+                super::Failure::BadRequest,
                 "invalid_password",
                 format!("{}: {}", r.name(), r.message()),
             ),

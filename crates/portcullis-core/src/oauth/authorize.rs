@@ -6,7 +6,7 @@
 
 use super::login::{LoginPage, Step};
 use super::{AuthResponse, split_scope};
-use crate::error::OAuthErrorCode;
+use crate::error::{Internal, OAuthErrorCode};
 use crate::model::{AuthorizeRequest, Client, DATABASE_CONNECTION, Prompts, ResponseMode};
 use crate::service::Portcullis;
 /// The raw query of `/authorize` (or the form of a POST to it).
@@ -40,12 +40,12 @@ pub enum AuthorizeError {
     },
     /// Sent back to the client's validated redirect URI.
     Redirect(AuthResponse),
-    Internal(String),
+    Internal(crate::error::Internal),
 }
 
 impl From<crate::store::StoreError> for AuthorizeError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::Internal(e.to_string())
+        Self::Internal(e.into())
     }
 }
 
@@ -371,9 +371,9 @@ impl Portcullis {
                     let (transaction, csrf) = self.begin_login(&request, now);
                     let paused = transaction.paused_by(&session.user_id, &session.id);
                     if !self.pause_transaction(&paused).await? {
-                        return Err(AuthorizeError::Internal(
-                            "a new login transaction id was taken".to_owned(),
-                        ));
+                        return Err(AuthorizeError::Internal(Internal::new(
+                            "a new login transaction id was taken",
+                        )));
                     }
                     return Ok(AuthorizeStep::Consent {
                         transaction_id: paused.id,
@@ -383,7 +383,7 @@ impl Portcullis {
                 let response = self
                     .issue_code(&request, &session)
                     .await
-                    .map_err(|e| AuthorizeError::Internal(e.to_string()))?;
+                    .map_err(|e| AuthorizeError::Internal(Internal::with("issuing a code", e)))?;
                 return Ok(AuthorizeStep::Respond(response));
             }
         }

@@ -22,8 +22,8 @@ pub enum StoreError {
     #[error("corrupt row: {0}")]
     Corrupt(String),
     /// The database failed or could not be reached.
-    #[error("database error: {0}")]
-    Backend(String),
+    #[error("database error")]
+    Backend(#[source] crate::error::BoxError),
 }
 
 /// A user with what a token needs of their authorization: their roles (each with its

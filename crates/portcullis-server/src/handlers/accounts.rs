@@ -192,7 +192,7 @@ pub async fn reset_page(
                 .await
             }
             Err(AccountError::Internal(e)) => {
-                error_page(&state, &headers, PageError::internal(e)).await
+                error_page(&state, &headers, PageError::internal(&e)).await
             }
             Err(_) => bad_link(&state, &headers).await,
         },
@@ -304,7 +304,7 @@ async fn change_password_form(
         }
         Err(AccountError::Invalid(m)) => bad_form(state, headers, &m).await,
         Err(AccountError::Internal(e)) => {
-            error_page(state, headers, PageError::internal(e)).await
+            error_page(state, headers, PageError::internal(&e)).await
         }
         Err(_) => bad_link(state, headers).await,
     }
@@ -364,7 +364,7 @@ async fn request_reset_form(
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
             response
         }
-        Err(AccountError::Internal(e)) => error_page(state, headers, PageError::internal(e)).await,
+        Err(AccountError::Internal(e)) => error_page(state, headers, PageError::internal(&e)).await,
         Err(_) => bad_form(state, headers, "The request could not be processed.").await,
     }
 }
@@ -415,7 +415,7 @@ pub async fn verify_email(
             }
         },
         Err(AccountError::Internal(e)) => {
-            error_page(&state, &headers, PageError::internal(e)).await
+            error_page(&state, &headers, PageError::internal(&e)).await
         }
         Err(_) => bad_link(&state, &headers).await,
     }
@@ -480,7 +480,7 @@ pub async fn unblock(
             .await
         }
         Err(AccountError::Internal(e)) => {
-            error_page(&state, &headers, PageError::internal(e)).await
+            error_page(&state, &headers, PageError::internal(&e)).await
         }
         Err(_) => bad_link(&state, &headers).await,
     }

@@ -105,7 +105,7 @@ async fn authorize_with(
             .await
         }
         Err(AuthorizeError::Internal(e)) => {
-            error_page(&state, &headers, PageError::internal(e)).await
+            error_page(&state, &headers, PageError::internal(&e)).await
         }
     }
 }
@@ -335,7 +335,7 @@ pub(crate) async fn login_error(
     error: LoginError,
 ) -> Response {
     match error {
-        LoginError::Internal(e) => error_page(state, headers, PageError::internal(e)).await,
+        LoginError::Internal(e) => error_page(state, headers, PageError::internal(&e)).await,
         LoginError::Expired | LoginError::Csrf => expired(state, headers).await,
     }
 }

@@ -114,7 +114,7 @@ fn account_error(error: AccountError) -> Response {
             Value::String("The link is invalid, has expired or was already used.".to_owned()),
         ),
         AccountError::Internal(e) => {
-            tracing::error!(error = %e, "internal error on the accounts surface");
+            tracing::error!(error = %portcullis_core::error::report(&e), "internal error on the accounts surface");
             auth_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServerError",

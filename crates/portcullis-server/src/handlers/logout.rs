@@ -96,7 +96,7 @@ async fn finish(
             )
             .await
         }
-        Err(OAuthError::Internal(e)) => error_page(state, headers, PageError::internal(e)).await,
+        Err(OAuthError::Internal(e)) => error_page(state, headers, PageError::internal(&e)).await,
     };
     response
         .headers_mut()

@@ -19,7 +19,7 @@ use portcullis_core::management::users::{CreateUser, ListUsersParams, UpdateUser
 use portcullis_core::management::{
     Caller, CreateClientGrants, CreateClients, CreateResourceServers, CreateRoleMembers,
     CreateRoles, CreateUserTickets, CreateUsers, DeleteClientGrants, DeleteClients,
-    DeleteResourceServers, DeleteRoleMembers, DeleteRoles, DeleteUsers, ManagementError,
+    DeleteResourceServers, DeleteRoleMembers, DeleteRoles, DeleteUsers, Failure, ManagementError,
     ReadAttackProtection, ReadClientGrants, ReadClientKeys, ReadClients, ReadResourceServers,
     ReadRoleMembers, ReadRoles, ReadUsers, UpdateAttackProtection, UpdateClientGrants,
     UpdateClientKeys, UpdateClients, UpdateResourceServers, UpdateRoles, UpdateUsers,
@@ -41,10 +41,21 @@ impl From<ManagementError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
-        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = match e.kind {
+            Failure::BadRequest => StatusCode::BAD_REQUEST,
+            Failure::Unauthorized => StatusCode::UNAUTHORIZED,
+            Failure::Forbidden => StatusCode::FORBIDDEN,
+            Failure::NotFound => StatusCode::NOT_FOUND,
+            Failure::Conflict => StatusCode::CONFLICT,
+            Failure::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Failure::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if let Some(internal) = &e.source {
+            tracing::error!(error = %internal.chain(), "internal error on the Management API");
+        }
         let body = json!({
-            "statusCode": e.status,
-            "error": e.reason(),
+            "statusCode": status.as_u16(),
+            "error": status.canonical_reason().unwrap_or("Internal Server Error"),
             "message": e.message,
             "errorCode": e.error_code,
         });
@@ -639,7 +650,11 @@ pub async fn get_log(
 
 /// Unknown paths under `/api/v2/` answer in the API's error shape.
 pub async fn not_found() -> ApiError {
-    ApiError(ManagementError::new(404, "not_found", "Not Found"))
+    ApiError(ManagementError::new(
+        Failure::NotFound,
+        "not_found",
+        "Not Found",
+    ))
 }
 
 /// `GET /api/v2/attack-protection/brute-force-protection` and its siblings.

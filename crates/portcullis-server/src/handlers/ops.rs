@@ -14,7 +14,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
         )
             .into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "health check failed");
+            tracing::error!(error = %portcullis_core::error::report(&e), "health check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 axum::Json(serde_json::json!({"status": "unavailable"})),

@@ -182,6 +182,6 @@ impl Portcullis {
             .await?;
         self.issue_code(request, &session)
             .await
-            .map_err(|e| LoginError::Internal(e.to_string()))
+            .map_err(|e| LoginError::Internal(crate::error::Internal::with("issuing a code", e)))
     }
 }

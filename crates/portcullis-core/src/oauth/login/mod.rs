@@ -98,13 +98,13 @@ pub enum LoginError {
     Expired,
     #[error("the form's CSRF token does not match")]
     Csrf,
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error")]
+    Internal(#[source] crate::error::Internal),
 }
 
 impl From<crate::store::StoreError> for LoginError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::Internal(e.to_string())
+        Self::Internal(e.into())
     }
 }
 
@@ -270,7 +270,7 @@ impl Portcullis {
         let response = self
             .issue_code(&tx.request, &session)
             .await
-            .map_err(|e| LoginError::Internal(e.to_string()))?;
+            .map_err(|e| LoginError::Internal(crate::error::Internal::with("issuing a code", e)))?;
         Ok(LoginOutcome::Success {
             response,
             session_secret: secret,

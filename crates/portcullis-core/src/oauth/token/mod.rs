@@ -6,7 +6,7 @@ mod machine;
 mod refresh;
 
 use super::claims::{self, AccessTokenInput, IdTokenInput};
-use crate::error::{OAuthError, OAuthErrorCode};
+use crate::error::{Internal, OAuthError, OAuthErrorCode};
 use crate::model::Permission;
 use crate::model::{Client, ResourceServer, Role, User};
 use crate::protection::admission::Admission;
@@ -195,10 +195,10 @@ impl Portcullis {
         };
         let expected =
             crate::apply::open_client_secret(&self.master, &client).ok_or_else(|| {
-                OAuthError::Internal(format!(
+                OAuthError::Internal(Internal::new(format!(
                     "client {} secret cannot be opened",
                     client.client_id
-                ))
+                )))
             })?;
         if portcullis_crypto::ct_eq(presented.as_bytes(), expected.as_bytes()) {
             Ok(client)
@@ -362,9 +362,9 @@ impl Portcullis {
         let keys = self.keys.current();
         let key = keys
             .signer(alg, self.now())
-            .ok_or_else(|| OAuthError::Internal(format!("no active {alg} key")))?;
+            .ok_or_else(|| OAuthError::Internal(Internal::new(format!("no active {alg} key"))))?;
         key.sign_jwt(claims)
-            .map_err(|e| OAuthError::Internal(e.to_string()))
+            .map_err(|e| OAuthError::Internal(Internal::with("signing a token", e)))
     }
 
     /// Role names for the roles claim, when the tenant has one.
