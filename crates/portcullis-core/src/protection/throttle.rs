@@ -78,7 +78,7 @@ const MAX_SHARE: u32 = 1024;
 /// requests stay counted, which only makes the limit stricter).
 const MAX_BUCKETS: usize = 10_000;
 
-/// Shares of database buckets held by this process (see [`Portcullis::throttle_shared`]),
+/// Shares of database buckets held by this process (see [`Throttles::count_shared`]),
 /// and the buckets the database last found full, so a flood of refused requests is refused
 /// here without reaching the database.
 #[derive(Debug, Default)]
