@@ -8,7 +8,7 @@
 //! `sql.rs` connects, keeps the pools and runs the migrations. Each capability trait of
 //! `portcullis_core::store` is implemented in a file of its own, next to its statements:
 //! `settings`, `clients` (with `apply`, a tenant file in one transaction), `roles`, `users`
-//! (with `user_search` and `passwords`), `logins`, `sessions`, `grants`, `logs`,
+//! (with `user_search`), `logins`, `sessions`, `grants`, `logs`,
 //! `throttles` and `tickets`.
 
 mod apply;
@@ -17,7 +17,6 @@ mod clients;
 mod grants;
 mod logins;
 mod logs;
-mod passwords;
 mod roles;
 mod rows;
 mod sessions;

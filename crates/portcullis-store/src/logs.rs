@@ -3,11 +3,11 @@
 use crate::rows::{backend_err, to_json};
 use crate::sql::SqlStore;
 use async_trait::async_trait;
-use portcullis_core::audit::{LogEvent, LogFilter};
+use portcullis_core::audit::LogEvent;
 use portcullis_core::model::Timestamp;
 use portcullis_core::store::{AuditStore, Page, StoreError};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
 
 #[async_trait]
 impl AuditStore for SqlStore {
@@ -15,14 +15,19 @@ impl AuditStore for SqlStore {
         &self,
         event: &portcullis_core::audit::LogEvent,
     ) -> Result<(), StoreError> {
-        crate::logs::insert(self, event).await
+        insert_rows(self.writer(), std::slice::from_ref(event), self.is_sqlite()).await
     }
 
     async fn insert_log_events(
         &self,
         events: &[portcullis_core::audit::LogEvent],
     ) -> Result<(), StoreError> {
-        crate::logs::insert_many(self, events).await
+        let sqlite = self.is_sqlite();
+        let mut tx = self.begin_write().await?;
+        for chunk in events.chunks(ROWS_PER_INSERT) {
+            insert_rows(&mut *tx, chunk, sqlite).await?;
+        }
+        tx.commit().await.map_err(backend_err)
     }
 
     async fn find_log_event(
@@ -30,7 +35,14 @@ impl AuditStore for SqlStore {
         tenant_id: &str,
         id: &str,
     ) -> Result<Option<portcullis_core::audit::LogEvent>, StoreError> {
-        crate::logs::find(&self.pool, tenant_id, id).await
+        sqlx::query("SELECT * FROM log_events WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .map(|r| event(&r))
+            .transpose()
     }
 
     async fn search_log_events(
@@ -38,11 +50,50 @@ impl AuditStore for SqlStore {
         tenant_id: &str,
         filter: &portcullis_core::audit::LogFilter,
     ) -> Result<Page<LogEvent>, StoreError> {
-        crate::logs::search(&self.pool, tenant_id, filter).await
+        // Each optional filter is written so NULL disables it; every value is bound.
+        let condition = "tenant_id = $1 AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR user_id = $3) \
+                      AND ($4 IS NULL OR client_id = $4)";
+        let order = if filter.ascending { "ASC" } else { "DESC" };
+        let select = format!(
+            "SELECT * FROM log_events WHERE {condition} ORDER BY id {order} LIMIT $5 OFFSET $6"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(select))
+            .bind(tenant_id)
+            .bind(filter.kind.as_deref())
+            .bind(filter.user_id.as_deref())
+            .bind(filter.client_id.as_deref())
+            .bind(filter.limit)
+            .bind(filter.offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        let events = rows.iter().map(event).collect::<Result<Vec<_>, _>>()?;
+        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM log_events WHERE {condition}"
+        )))
+        .bind(tenant_id)
+        .bind(filter.kind.as_deref())
+        .bind(filter.user_id.as_deref())
+        .bind(filter.client_id.as_deref())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend_err)?
+        .try_get("n")
+        .map_err(backend_err)?;
+        Ok(Page {
+            items: events,
+            total,
+        })
     }
 
     async fn purge_log_events(&self, tenant_id: &str, before_ms: i64) -> Result<u64, StoreError> {
-        crate::logs::purge(self.writer(), tenant_id, before_ms).await
+        sqlx::query("DELETE FROM log_events WHERE tenant_id = $1 AND date < $2")
+            .bind(tenant_id)
+            .bind(before_ms)
+            .execute(self.writer())
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(backend_err)
     }
 
     async fn log_stream_checkpoint(
@@ -50,7 +101,16 @@ impl AuditStore for SqlStore {
         tenant_id: &str,
         stream_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        crate::logs::log_stream_checkpoint(&self.pool, tenant_id, stream_id).await
+        sqlx::query(
+            "SELECT last_log_id FROM log_stream_checkpoints WHERE tenant_id = $1 AND stream_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(stream_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?
+        .map(|r| r.try_get("last_log_id").map_err(backend_err))
+        .transpose()
     }
 
     async fn advance_log_stream(
@@ -61,8 +121,32 @@ impl AuditStore for SqlStore {
         last: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        crate::logs::advance_log_stream(self.writer(), tenant_id, stream_id, previous, last, now)
-            .await
+        let result = match previous {
+            None => sqlx::query(
+                "INSERT INTO log_stream_checkpoints (tenant_id, stream_id, last_log_id, updated_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, stream_id) DO NOTHING",
+            )
+            .bind(tenant_id)
+            .bind(stream_id)
+            .bind(last)
+            .bind(now)
+            .execute(self.writer())
+            .await,
+            Some(previous) => {
+                sqlx::query(
+                    "UPDATE log_stream_checkpoints SET last_log_id = $3, updated_at = $4 \
+                 WHERE tenant_id = $1 AND stream_id = $2 AND last_log_id = $5",
+                )
+                .bind(tenant_id)
+                .bind(stream_id)
+                .bind(last)
+                .bind(now)
+                .bind(previous)
+                .execute(self.writer())
+                .await
+            }
+        };
+        Ok(result.map_err(backend_err)?.rows_affected() == 1)
     }
 
     async fn log_events_after(
@@ -72,7 +156,20 @@ impl AuditStore for SqlStore {
         before_id: &str,
         limit: i64,
     ) -> Result<Vec<portcullis_core::audit::LogEvent>, StoreError> {
-        crate::logs::after(&self.pool, tenant_id, after_id, before_id, limit).await
+        sqlx::query(
+            "SELECT * FROM log_events WHERE tenant_id = $1 AND id > $2 AND id < $3 \
+             ORDER BY id ASC LIMIT $4",
+        )
+        .bind(tenant_id)
+        .bind(after_id)
+        .bind(before_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?
+        .iter()
+        .map(event)
+        .collect()
     }
 }
 
@@ -96,23 +193,9 @@ fn event(row: &AnyRow) -> Result<LogEvent, StoreError> {
     })
 }
 
-pub(crate) async fn insert(store: &SqlStore, e: &LogEvent) -> Result<(), StoreError> {
-    insert_rows(store.writer(), std::slice::from_ref(e), store.is_sqlite()).await
-}
-
 /// Rows per `INSERT` statement of a batch (12 parameters each, well under both backends'
 /// parameter limits).
 const ROWS_PER_INSERT: usize = 64;
-
-/// Writes a batch in one transaction, many rows per statement.
-pub(crate) async fn insert_many(store: &SqlStore, events: &[LogEvent]) -> Result<(), StoreError> {
-    let sqlite = store.is_sqlite();
-    let mut tx = store.begin_write().await?;
-    for chunk in events.chunks(ROWS_PER_INSERT) {
-        insert_rows(&mut *tx, chunk, sqlite).await?;
-    }
-    tx.commit().await.map_err(backend_err)
-}
 
 /// One `INSERT` of every event of `chunk`.
 async fn insert_rows<'e, E>(executor: E, chunk: &[LogEvent], sqlite: bool) -> Result<(), StoreError>
@@ -145,149 +228,4 @@ where
         .await
         .map(|_| ())
         .map_err(backend_err)
-}
-
-pub(crate) async fn find(
-    pool: &AnyPool,
-    tenant_id: &str,
-    id: &str,
-) -> Result<Option<LogEvent>, StoreError> {
-    sqlx::query("SELECT * FROM log_events WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(backend_err)?
-        .map(|r| event(&r))
-        .transpose()
-}
-
-pub(crate) async fn search(
-    pool: &AnyPool,
-    tenant_id: &str,
-    f: &LogFilter,
-) -> Result<Page<LogEvent>, StoreError> {
-    // Each optional filter is written so NULL disables it; every value is bound.
-    let filter = "tenant_id = $1 AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR user_id = $3) \
-                  AND ($4 IS NULL OR client_id = $4)";
-    let order = if f.ascending { "ASC" } else { "DESC" };
-    let select =
-        format!("SELECT * FROM log_events WHERE {filter} ORDER BY id {order} LIMIT $5 OFFSET $6");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(select))
-        .bind(tenant_id)
-        .bind(f.kind.as_deref())
-        .bind(f.user_id.as_deref())
-        .bind(f.client_id.as_deref())
-        .bind(f.limit)
-        .bind(f.offset)
-        .fetch_all(pool)
-        .await
-        .map_err(backend_err)?;
-    let events = rows.iter().map(event).collect::<Result<Vec<_>, _>>()?;
-    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS n FROM log_events WHERE {filter}"
-    )))
-    .bind(tenant_id)
-    .bind(f.kind.as_deref())
-    .bind(f.user_id.as_deref())
-    .bind(f.client_id.as_deref())
-    .fetch_one(pool)
-    .await
-    .map_err(backend_err)?
-    .try_get("n")
-    .map_err(backend_err)?;
-    Ok(Page {
-        items: events,
-        total,
-    })
-}
-
-pub(crate) async fn purge(
-    pool: &AnyPool,
-    tenant_id: &str,
-    before_ms: i64,
-) -> Result<u64, StoreError> {
-    sqlx::query("DELETE FROM log_events WHERE tenant_id = $1 AND date < $2")
-        .bind(tenant_id)
-        .bind(before_ms)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(backend_err)
-}
-
-pub(crate) async fn after(
-    pool: &AnyPool,
-    tenant_id: &str,
-    after_id: &str,
-    before_id: &str,
-    limit: i64,
-) -> Result<Vec<LogEvent>, StoreError> {
-    sqlx::query(
-        "SELECT * FROM log_events WHERE tenant_id = $1 AND id > $2 AND id < $3 \
-         ORDER BY id ASC LIMIT $4",
-    )
-    .bind(tenant_id)
-    .bind(after_id)
-    .bind(before_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .map_err(backend_err)?
-    .iter()
-    .map(event)
-    .collect()
-}
-
-pub(crate) async fn log_stream_checkpoint(
-    pool: &AnyPool,
-    tenant_id: &str,
-    stream_id: &str,
-) -> Result<Option<String>, StoreError> {
-    sqlx::query(
-        "SELECT last_log_id FROM log_stream_checkpoints WHERE tenant_id = $1 AND stream_id = $2",
-    )
-    .bind(tenant_id)
-    .bind(stream_id)
-    .fetch_optional(pool)
-    .await
-    .map_err(backend_err)?
-    .map(|r| r.try_get("last_log_id").map_err(backend_err))
-    .transpose()
-}
-
-pub(crate) async fn advance_log_stream(
-    pool: &AnyPool,
-    tenant_id: &str,
-    stream_id: &str,
-    previous: Option<&str>,
-    last: &str,
-    now: Timestamp,
-) -> Result<bool, StoreError> {
-    let result = match previous {
-        None => sqlx::query(
-            "INSERT INTO log_stream_checkpoints (tenant_id, stream_id, last_log_id, updated_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, stream_id) DO NOTHING",
-        )
-        .bind(tenant_id)
-        .bind(stream_id)
-        .bind(last)
-        .bind(now)
-        .execute(pool)
-        .await,
-        Some(previous) => {
-            sqlx::query(
-                "UPDATE log_stream_checkpoints SET last_log_id = $3, updated_at = $4 \
-             WHERE tenant_id = $1 AND stream_id = $2 AND last_log_id = $5",
-            )
-            .bind(tenant_id)
-            .bind(stream_id)
-            .bind(last)
-            .bind(now)
-            .bind(previous)
-            .execute(pool)
-            .await
-        }
-    };
-    Ok(result.map_err(backend_err)?.rows_affected() == 1)
 }

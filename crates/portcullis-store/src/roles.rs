@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use portcullis_core::model::{Permission, Role, Timestamp, User};
 use portcullis_core::store::{Edit, Page, RoleStore, StoreError};
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, Row};
 use std::collections::BTreeMap;
 
 #[async_trait]
@@ -36,15 +36,36 @@ impl RoleStore for SqlStore {
     }
 
     async fn insert_role(&self, role: &Role, now: Timestamp) -> Result<(), StoreError> {
-        crate::roles::insert(self, role, now).await
+        let mut tx = self.begin_write().await?;
+        upsert(&mut tx, &role.tenant_id, role, now).await?;
+        replace_permissions(&mut tx, &role.tenant_id, role).await?;
+        tx.commit().await.map_err(backend_err)
     }
 
     async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
-        crate::roles::update(self.writer(), role).await
+        sqlx::query("UPDATE roles SET name = $3, description = $4 WHERE tenant_id = $1 AND id = $2")
+            .bind(&role.tenant_id)
+            .bind(&role.id)
+            .bind(&role.name)
+            .bind(&role.description)
+            .execute(self.writer())
+            .await
+            .map(|_| ())
+            .map_err(backend_err)
     }
 
     async fn delete_role(&self, tenant_id: &str, role_id: &str) -> Result<bool, StoreError> {
-        crate::roles::delete(self, tenant_id, role_id).await
+        crate::cascade::delete_cascade(
+            self,
+            tenant_id,
+            role_id,
+            &[
+                "DELETE FROM role_permissions WHERE tenant_id = $1 AND role_id = $2",
+                "DELETE FROM user_roles WHERE tenant_id = $1 AND role_id = $2",
+                "DELETE FROM roles WHERE tenant_id = $1 AND id = $2",
+            ],
+        )
+        .await
     }
 
     async fn change_role_permissions(
@@ -54,7 +75,25 @@ impl RoleStore for SqlStore {
         permissions: &[Permission],
         edit: Edit,
     ) -> Result<(), StoreError> {
-        crate::roles::change_permissions(self, tenant_id, role_id, permissions, edit).await
+        let mut tx = self.begin_write().await?;
+        for p in permissions {
+            if edit == Edit::Add {
+                add_permission(&mut tx, tenant_id, role_id, p).await?;
+            } else {
+                sqlx::query(
+                    "DELETE FROM role_permissions WHERE tenant_id = $1 AND role_id = $2 \
+                     AND resource_server_identifier = $3 AND permission_name = $4",
+                )
+                .bind(tenant_id)
+                .bind(role_id)
+                .bind(&p.resource_server_identifier)
+                .bind(&p.permission_name)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+            }
+        }
+        tx.commit().await.map_err(backend_err)
     }
 
     async fn change_user_roles(
@@ -64,7 +103,23 @@ impl RoleStore for SqlStore {
         role_ids: &[String],
         edit: Edit,
     ) -> Result<(), StoreError> {
-        crate::roles::change_user_roles(self, tenant_id, user_id, role_ids, edit).await
+        let mut tx = self.begin_write().await?;
+        let statement = match edit {
+            Edit::Add => ADD_USER_ROLE,
+            Edit::Remove => {
+                "DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2 AND role_id = $3"
+            }
+        };
+        for role_id in role_ids {
+            sqlx::query(statement)
+                .bind(tenant_id)
+                .bind(user_id)
+                .bind(role_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
     }
 
     async fn list_user_permissions(
@@ -72,7 +127,23 @@ impl RoleStore for SqlStore {
         tenant_id: &str,
         user_id: &str,
     ) -> Result<Vec<Permission>, StoreError> {
-        crate::roles::user_permissions(&self.pool, tenant_id, user_id).await
+        sqlx::query(
+            "SELECT resource_server_identifier, permission_name FROM user_permissions \
+             WHERE tenant_id = $1 AND user_id = $2 ORDER BY resource_server_identifier, permission_name",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?
+        .iter()
+        .map(|r| {
+            Ok(Permission {
+                resource_server_identifier: r.try_get("resource_server_identifier").map_err(backend_err)?,
+                permission_name: r.try_get("permission_name").map_err(backend_err)?,
+            })
+        })
+        .collect()
     }
 
     async fn change_user_permissions(
@@ -82,7 +153,25 @@ impl RoleStore for SqlStore {
         permissions: &[Permission],
         edit: Edit,
     ) -> Result<(), StoreError> {
-        crate::roles::change_user_permissions(self, tenant_id, user_id, permissions, edit).await
+        let statement = if edit == Edit::Add {
+            "INSERT INTO user_permissions (tenant_id, user_id, resource_server_identifier, permission_name) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM user_permissions WHERE tenant_id = $1 AND user_id = $2 \
+             AND resource_server_identifier = $3 AND permission_name = $4"
+        };
+        let mut tx = self.begin_write().await?;
+        for p in permissions {
+            sqlx::query(statement)
+                .bind(tenant_id)
+                .bind(user_id)
+                .bind(&p.resource_server_identifier)
+                .bind(&p.permission_name)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
     }
 
     async fn list_role_users(
@@ -92,7 +181,35 @@ impl RoleStore for SqlStore {
         offset: i64,
         limit: i64,
     ) -> Result<Page<User>, StoreError> {
-        crate::roles::users(&self.pool, tenant_id, role_id, offset, limit).await
+        let users = sqlx::query(
+            "SELECT u.* FROM users u JOIN user_roles ur ON ur.tenant_id = u.tenant_id \
+             AND ur.user_id = u.user_id WHERE ur.tenant_id = $1 AND ur.role_id = $2 \
+             ORDER BY u.user_id LIMIT $3 OFFSET $4",
+        )
+        .bind(tenant_id)
+        .bind(role_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?
+        .iter()
+        .map(rows::user)
+        .collect::<Result<Vec<_>, _>>()?;
+        let total: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM user_roles WHERE tenant_id = $1 AND role_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(role_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend_err)?
+        .try_get("n")
+        .map_err(backend_err)?;
+        Ok(Page {
+            items: users,
+            total,
+        })
     }
 
     async fn list_user_roles(
@@ -102,17 +219,6 @@ impl RoleStore for SqlStore {
     ) -> Result<Vec<Role>, StoreError> {
         Ok(read_user_access(&self.pool, tenant_id, user_id).await?.0)
     }
-}
-
-pub(crate) async fn insert(
-    store: &SqlStore,
-    role: &Role,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let mut tx = store.begin_write().await?;
-    upsert(&mut tx, &role.tenant_id, role, now).await?;
-    replace_permissions(&mut tx, &role.tenant_id, role).await?;
-    tx.commit().await.map_err(backend_err)
 }
 
 async fn add_permission(
@@ -135,181 +241,8 @@ async fn add_permission(
     .map_err(backend_err)
 }
 
-pub(crate) async fn update(pool: &AnyPool, role: &Role) -> Result<(), StoreError> {
-    sqlx::query("UPDATE roles SET name = $3, description = $4 WHERE tenant_id = $1 AND id = $2")
-        .bind(&role.tenant_id)
-        .bind(&role.id)
-        .bind(&role.name)
-        .bind(&role.description)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(backend_err)
-}
-
-pub(crate) async fn delete(
-    store: &SqlStore,
-    tenant_id: &str,
-    role_id: &str,
-) -> Result<bool, StoreError> {
-    crate::cascade::delete_cascade(
-        store,
-        tenant_id,
-        role_id,
-        &[
-            "DELETE FROM role_permissions WHERE tenant_id = $1 AND role_id = $2",
-            "DELETE FROM user_roles WHERE tenant_id = $1 AND role_id = $2",
-            "DELETE FROM roles WHERE tenant_id = $1 AND id = $2",
-        ],
-    )
-    .await
-}
-
-pub(crate) async fn change_permissions(
-    store: &SqlStore,
-    tenant_id: &str,
-    role_id: &str,
-    permissions: &[Permission],
-    edit: Edit,
-) -> Result<(), StoreError> {
-    let mut tx = store.begin_write().await?;
-    for p in permissions {
-        if edit == Edit::Add {
-            add_permission(&mut tx, tenant_id, role_id, p).await?;
-        } else {
-            sqlx::query(
-                "DELETE FROM role_permissions WHERE tenant_id = $1 AND role_id = $2 \
-                 AND resource_server_identifier = $3 AND permission_name = $4",
-            )
-            .bind(tenant_id)
-            .bind(role_id)
-            .bind(&p.resource_server_identifier)
-            .bind(&p.permission_name)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-        }
-    }
-    tx.commit().await.map_err(backend_err)
-}
-
 /// Gives a user a role (nothing if they have it).
 const ADD_USER_ROLE: &str = "INSERT INTO user_roles (tenant_id, user_id, role_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
-
-pub(crate) async fn change_user_roles(
-    store: &SqlStore,
-    tenant_id: &str,
-    user_id: &str,
-    role_ids: &[String],
-    edit: Edit,
-) -> Result<(), StoreError> {
-    let mut tx = store.begin_write().await?;
-    let statement = match edit {
-        Edit::Add => ADD_USER_ROLE,
-        Edit::Remove => {
-            "DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2 AND role_id = $3"
-        }
-    };
-    for role_id in role_ids {
-        sqlx::query(statement)
-            .bind(tenant_id)
-            .bind(user_id)
-            .bind(role_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-    }
-    tx.commit().await.map_err(backend_err)
-}
-
-pub(crate) async fn users(
-    pool: &AnyPool,
-    tenant_id: &str,
-    role_id: &str,
-    offset: i64,
-    limit: i64,
-) -> Result<Page<User>, StoreError> {
-    let users = sqlx::query(
-        "SELECT u.* FROM users u JOIN user_roles ur ON ur.tenant_id = u.tenant_id \
-         AND ur.user_id = u.user_id WHERE ur.tenant_id = $1 AND ur.role_id = $2 \
-         ORDER BY u.user_id LIMIT $3 OFFSET $4",
-    )
-    .bind(tenant_id)
-    .bind(role_id)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(pool)
-    .await
-    .map_err(backend_err)?
-    .iter()
-    .map(rows::user)
-    .collect::<Result<Vec<_>, _>>()?;
-    let total: i64 =
-        sqlx::query("SELECT COUNT(*) AS n FROM user_roles WHERE tenant_id = $1 AND role_id = $2")
-            .bind(tenant_id)
-            .bind(role_id)
-            .fetch_one(pool)
-            .await
-            .map_err(backend_err)?
-            .try_get("n")
-            .map_err(backend_err)?;
-    Ok(Page {
-        items: users,
-        total,
-    })
-}
-
-pub(crate) async fn user_permissions(
-    pool: &AnyPool,
-    tenant_id: &str,
-    user_id: &str,
-) -> Result<Vec<Permission>, StoreError> {
-    sqlx::query(
-        "SELECT resource_server_identifier, permission_name FROM user_permissions \
-         WHERE tenant_id = $1 AND user_id = $2 ORDER BY resource_server_identifier, permission_name",
-    )
-    .bind(tenant_id)
-    .bind(user_id)
-    .fetch_all(pool)
-    .await
-    .map_err(backend_err)?
-    .iter()
-    .map(|r| {
-        Ok(Permission {
-            resource_server_identifier: r.try_get("resource_server_identifier").map_err(backend_err)?,
-            permission_name: r.try_get("permission_name").map_err(backend_err)?,
-        })
-    })
-    .collect()
-}
-
-pub(crate) async fn change_user_permissions(
-    store: &SqlStore,
-    tenant_id: &str,
-    user_id: &str,
-    permissions: &[Permission],
-    edit: Edit,
-) -> Result<(), StoreError> {
-    let statement = if edit == Edit::Add {
-        "INSERT INTO user_permissions (tenant_id, user_id, resource_server_identifier, permission_name) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
-    } else {
-        "DELETE FROM user_permissions WHERE tenant_id = $1 AND user_id = $2 \
-         AND resource_server_identifier = $3 AND permission_name = $4"
-    };
-    let mut tx = store.begin_write().await?;
-    for p in permissions {
-        sqlx::query(statement)
-            .bind(tenant_id)
-            .bind(user_id)
-            .bind(&p.resource_server_identifier)
-            .bind(&p.permission_name)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-    }
-    tx.commit().await.map_err(backend_err)
-}
 
 /// A user's roles (each with its permissions) and direct permissions, in one statement.
 pub(crate) async fn read_user_access<'e, E>(

@@ -115,6 +115,20 @@ impl SessionStore for SqlStore {
         user_id: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        crate::users::end_sessions(self, tenant_id, user_id, now).await
+        let mut tx = self.begin_write().await?;
+        for statement in [
+            "UPDATE sessions SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            "UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+        ] {
+            sqlx::query(statement)
+                .bind(tenant_id)
+                .bind(user_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
     }
 }

@@ -5,25 +5,7 @@ use crate::sql::SqlStore;
 use async_trait::async_trait;
 use portcullis_core::model::{SigningKeyRecord, Tenant, Timestamp};
 use portcullis_core::store::{SettingsStore, StoreError};
-use sqlx::{AnyConnection, AnyPool, Row};
-
-pub(crate) async fn find_setting(
-    pool: &AnyPool,
-    tenant_id: &str,
-    name: &str,
-) -> Result<Option<serde_json::Value>, StoreError> {
-    let row = sqlx::query("SELECT value FROM tenant_settings WHERE tenant_id = $1 AND name = $2")
-        .bind(tenant_id)
-        .bind(name)
-        .fetch_optional(pool)
-        .await
-        .map_err(backend_err)?;
-    row.map(|r| {
-        let text: String = r.try_get("value").map_err(backend_err)?;
-        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("setting {name}: {e}")))
-    })
-    .transpose()
-}
+use sqlx::{AnyConnection, Row};
 
 pub(crate) async fn save_setting<'e, E>(
     executor: E,
@@ -131,7 +113,19 @@ impl SettingsStore for SqlStore {
         tenant_id: &str,
         name: &str,
     ) -> Result<Option<serde_json::Value>, StoreError> {
-        crate::settings::find_setting(&self.pool, tenant_id, name).await
+        let row =
+            sqlx::query("SELECT value FROM tenant_settings WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_err)?;
+        row.map(|r| {
+            let text: String = r.try_get("value").map_err(backend_err)?;
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("setting {name}: {e}")))
+        })
+        .transpose()
     }
 
     async fn save_setting(

@@ -5,8 +5,8 @@ use crate::sql::SqlStore;
 use async_trait::async_trait;
 use portcullis_core::model::{Ticket, TicketData, TicketKind, Timestamp};
 use portcullis_core::store::{StoreError, TicketStore};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
 
 fn ticket(row: &AnyRow) -> Result<Ticket, StoreError> {
     let kind: String = row.try_get("kind").map_err(backend_err)?;
@@ -24,78 +24,27 @@ fn ticket(row: &AnyRow) -> Result<Ticket, StoreError> {
     })
 }
 
-pub(crate) async fn create_ticket(pool: &AnyPool, t: &Ticket) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO tickets (tenant_id, ticket_hash, kind, user_id, data, created_at, expires_at, \
-         used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
-    )
-    .bind(&t.tenant_id)
-    .bind(&t.ticket_hash)
-    .bind(t.kind.as_str())
-    .bind(&t.user_id)
-    .bind(to_json(&t.data))
-    .bind(t.created_at)
-    .bind(t.expires_at)
-    .execute(pool)
-    .await
-    .map(|_| ())
-    .map_err(backend_err)
-}
-
-pub(crate) async fn find_ticket(
-    pool: &AnyPool,
-    tenant_id: &str,
-    ticket_hash: &str,
-    kind: TicketKind,
-    now: Timestamp,
-) -> Result<Option<Ticket>, StoreError> {
-    sqlx::query(
-        "SELECT * FROM tickets WHERE tenant_id = $1 AND ticket_hash = $2 AND kind = $3 \
-         AND used_at IS NULL AND expires_at > $4",
-    )
-    .bind(tenant_id)
-    .bind(ticket_hash)
-    .bind(kind.as_str())
-    .bind(now)
-    .fetch_optional(pool)
-    .await
-    .map_err(backend_err)?
-    .as_ref()
-    .map(ticket)
-    .transpose()
-}
-
-pub(crate) async fn consume_ticket(
-    pool: &AnyPool,
-    tenant_id: &str,
-    ticket_hash: &str,
-    kind: TicketKind,
-    now: Timestamp,
-) -> Result<Option<Ticket>, StoreError> {
-    sqlx::query(
-        "UPDATE tickets SET used_at = $4 WHERE tenant_id = $1 AND ticket_hash = $2 AND kind = $3 \
-         AND used_at IS NULL AND expires_at > $4 \
-         RETURNING tenant_id, ticket_hash, kind, user_id, data, created_at, expires_at",
-    )
-    .bind(tenant_id)
-    .bind(ticket_hash)
-    .bind(kind.as_str())
-    .bind(now)
-    .fetch_optional(pool)
-    .await
-    .map_err(backend_err)?
-    .as_ref()
-    .map(ticket)
-    .transpose()
-}
-
 #[async_trait]
 impl TicketStore for SqlStore {
     async fn create_ticket(
         &self,
         ticket: &portcullis_core::model::Ticket,
     ) -> Result<(), StoreError> {
-        crate::tickets::create_ticket(self.writer(), ticket).await
+        sqlx::query(
+            "INSERT INTO tickets (tenant_id, ticket_hash, kind, user_id, data, created_at, expires_at, \
+             used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+        )
+        .bind(&ticket.tenant_id)
+        .bind(&ticket.ticket_hash)
+        .bind(ticket.kind.as_str())
+        .bind(&ticket.user_id)
+        .bind(to_json(&ticket.data))
+        .bind(ticket.created_at)
+        .bind(ticket.expires_at)
+        .execute(self.writer())
+        .await
+        .map(|_| ())
+        .map_err(backend_err)
     }
 
     async fn find_ticket(
@@ -105,7 +54,20 @@ impl TicketStore for SqlStore {
         kind: portcullis_core::model::TicketKind,
         now: Timestamp,
     ) -> Result<Option<portcullis_core::model::Ticket>, StoreError> {
-        crate::tickets::find_ticket(&self.pool, tenant_id, ticket_hash, kind, now).await
+        sqlx::query(
+            "SELECT * FROM tickets WHERE tenant_id = $1 AND ticket_hash = $2 AND kind = $3 \
+             AND used_at IS NULL AND expires_at > $4",
+        )
+        .bind(tenant_id)
+        .bind(ticket_hash)
+        .bind(kind.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?
+        .as_ref()
+        .map(ticket)
+        .transpose()
     }
 
     async fn consume_ticket(
@@ -115,6 +77,20 @@ impl TicketStore for SqlStore {
         kind: portcullis_core::model::TicketKind,
         now: Timestamp,
     ) -> Result<Option<portcullis_core::model::Ticket>, StoreError> {
-        crate::tickets::consume_ticket(self.writer(), tenant_id, ticket_hash, kind, now).await
+        sqlx::query(
+            "UPDATE tickets SET used_at = $4 WHERE tenant_id = $1 AND ticket_hash = $2 AND kind = $3 \
+             AND used_at IS NULL AND expires_at > $4 \
+             RETURNING tenant_id, ticket_hash, kind, user_id, data, created_at, expires_at",
+        )
+        .bind(tenant_id)
+        .bind(ticket_hash)
+        .bind(kind.as_str())
+        .bind(now)
+        .fetch_optional(self.writer())
+        .await
+        .map_err(backend_err)?
+        .as_ref()
+        .map(ticket)
+        .transpose()
     }
 }

@@ -6,7 +6,7 @@ use crate::sql::{Backend, SqlStore};
 use async_trait::async_trait;
 use portcullis_core::model::{Timestamp, User, normalize_email};
 use portcullis_core::store::{Page, StoreError, UserAccess, UserStore};
-use sqlx::{AnyConnection, AnyPool};
+use sqlx::{AnyConnection, Row};
 
 #[async_trait]
 impl UserStore for SqlStore {
@@ -51,19 +51,58 @@ impl UserStore for SqlStore {
     }
 
     async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
-        crate::users::insert(self, user).await
+        insert_rows(self.writer(), std::slice::from_ref(user), self.is_sqlite()).await
     }
 
     async fn insert_users(&self, users: &[User]) -> Result<(), StoreError> {
-        crate::users::insert_many(self, users).await
+        let sqlite = self.is_sqlite();
+        let mut tx = self.begin_write().await?;
+        for chunk in users.chunks(ROWS_PER_INSERT) {
+            insert_rows(&mut *tx, chunk, sqlite).await?;
+        }
+        tx.commit().await.map_err(backend_err)
     }
 
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
-        crate::users::update(self.writer(), user).await
+        let query = sqlx::query(
+            "UPDATE users SET email = $3, email_normalized = $4, email_verified = $5, name = $6, \
+             nickname = $7, picture = $8, password_hash = $9, user_metadata = $10, \
+             app_metadata = $11, blocked = $12, updated_at = $13 \
+             WHERE tenant_id = $1 AND user_id = $2",
+        );
+        bind_profile(query.bind(&user.tenant_id).bind(&user.user_id), user)
+            .bind(user.updated_at)
+            .execute(self.writer())
+            .await
+            .map(|_| ())
+            .map_err(backend_err)
     }
 
     async fn delete_user(&self, tenant_id: &str, user_id: &str) -> Result<bool, StoreError> {
-        crate::users::delete(self, tenant_id, user_id).await
+        crate::cascade::delete_cascade(
+            self,
+            tenant_id,
+            user_id,
+            &[
+                "DELETE FROM access_tokens WHERE tenant_id = $1 AND grant_id IN \
+                 (SELECT id FROM grants WHERE tenant_id = $1 AND user_id = $2)",
+                "DELETE FROM authorization_codes WHERE tenant_id = $1 AND grant_id IN \
+                 (SELECT id FROM grants WHERE tenant_id = $1 AND user_id = $2)",
+                "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2",
+                "DELETE FROM grants WHERE tenant_id = $1 AND user_id = $2",
+                // A login transaction's id stays recorded, finished, until it expires, so the
+                // sealed login page it came from stays spent; what named the user goes.
+                "UPDATE login_transactions SET user_id = NULL, session_id = NULL, request = '{}', \
+                 completed_at = COALESCE(completed_at, created_at) \
+                 WHERE tenant_id = $1 AND user_id = $2",
+                "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
+                "DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2",
+                "DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2",
+                "DELETE FROM user_permissions WHERE tenant_id = $1 AND user_id = $2",
+                "DELETE FROM users WHERE tenant_id = $1 AND user_id = $2",
+            ],
+        )
+        .await
     }
 
     async fn search_users(
@@ -103,7 +142,22 @@ impl UserStore for SqlStore {
         user_id: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        crate::passwords::password_history(&self.pool, tenant_id, user_id, limit).await
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        sqlx::query(
+            "SELECT password_hash FROM password_history WHERE tenant_id = $1 AND user_id = $2 \
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?
+        .iter()
+        .map(|r| r.try_get("password_hash").map_err(backend_err))
+        .collect()
     }
 
     async fn change_password(
@@ -115,16 +169,78 @@ impl UserStore for SqlStore {
         verify_email: bool,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        crate::passwords::change_password(
-            self,
-            tenant_id,
-            user_id,
-            new_hash,
-            keep,
-            verify_email,
-            now,
+        let mut tx = self.begin_write().await?;
+        let old: Option<Option<String>> =
+            sqlx::query("SELECT password_hash FROM users WHERE tenant_id = $1 AND user_id = $2")
+                .bind(tenant_id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?
+                .map(|r| r.try_get("password_hash").map_err(backend_err))
+                .transpose()?;
+        let Some(old) = old else {
+            return Err(StoreError::Conflict("no such user".to_owned()));
+        };
+        if let Some(old) = old.filter(|_| keep > 0) {
+            let id = format!(
+                "{now:012}{}",
+                portcullis_crypto::token::random_alphanumeric(8)
+            );
+            sqlx::query(
+                "INSERT INTO password_history (tenant_id, user_id, id, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(id)
+            .bind(old)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        }
+        sqlx::query(
+            "DELETE FROM password_history WHERE tenant_id = $1 AND user_id = $2 AND id NOT IN \
+             (SELECT id FROM password_history WHERE tenant_id = $1 AND user_id = $2 \
+             ORDER BY id DESC LIMIT $3)",
         )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
         .await
+        .map_err(backend_err)?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $3, updated_at = $4, \
+             email_verified = CASE WHEN $5 = 1 THEN 1 ELSE email_verified END \
+             WHERE tenant_id = $1 AND user_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(new_hash)
+        .bind(now)
+        .bind(i64::from(verify_email))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        for statement in [
+            "UPDATE sessions SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            "UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            "DELETE FROM login_failures WHERE tenant_id = $1 AND user_id = $2 AND $3 = $3",
+            "UPDATE tickets SET used_at = $3 WHERE tenant_id = $1 AND user_id = $2 \
+             AND kind IN ('password_change', 'unblock') AND used_at IS NULL",
+        ] {
+            sqlx::query(statement)
+                .bind(tenant_id)
+                .bind(user_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
     }
 
     async fn mark_email_verified(
@@ -134,32 +250,23 @@ impl UserStore for SqlStore {
         email_normalized: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        crate::passwords::mark_email_verified(
-            self.writer(),
-            tenant_id,
-            user_id,
-            email_normalized,
-            now,
+        let result = sqlx::query(
+            "UPDATE users SET email_verified = 1, updated_at = $4 WHERE tenant_id = $1 \
+             AND user_id = $2 AND email_normalized = $3",
         )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(email_normalized)
+        .bind(now)
+        .execute(self.writer())
         .await
+        .map_err(backend_err)?;
+        Ok(result.rows_affected() == 1)
     }
-}
-
-pub(crate) async fn insert(store: &SqlStore, u: &User) -> Result<(), StoreError> {
-    insert_rows(store.writer(), std::slice::from_ref(u), store.is_sqlite()).await
 }
 
 /// Rows per `INSERT` of a bulk import (17 parameters each, under both backends' limits).
 const ROWS_PER_INSERT: usize = 64;
-
-pub(crate) async fn insert_many(store: &SqlStore, users: &[User]) -> Result<(), StoreError> {
-    let sqlite = store.is_sqlite();
-    let mut tx = store.begin_write().await?;
-    for chunk in users.chunks(ROWS_PER_INSERT) {
-        insert_rows(&mut *tx, chunk, sqlite).await?;
-    }
-    tx.commit().await.map_err(backend_err)
-}
 
 /// One `INSERT` of every user of `chunk`.
 async fn insert_rows<'e, E>(executor: E, chunk: &[User], sqlite: bool) -> Result<(), StoreError>
@@ -191,75 +298,6 @@ where
         .await
         .map(|_| ())
         .map_err(backend_err)
-}
-
-pub(crate) async fn update(pool: &AnyPool, u: &User) -> Result<(), StoreError> {
-    let query = sqlx::query(
-        "UPDATE users SET email = $3, email_normalized = $4, email_verified = $5, name = $6, \
-         nickname = $7, picture = $8, password_hash = $9, user_metadata = $10, \
-         app_metadata = $11, blocked = $12, updated_at = $13 \
-         WHERE tenant_id = $1 AND user_id = $2",
-    );
-    bind_profile(query.bind(&u.tenant_id).bind(&u.user_id), u)
-        .bind(u.updated_at)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(backend_err)
-}
-
-pub(crate) async fn delete(
-    store: &SqlStore,
-    tenant_id: &str,
-    user_id: &str,
-) -> Result<bool, StoreError> {
-    crate::cascade::delete_cascade(
-        store,
-        tenant_id,
-        user_id,
-        &[
-            "DELETE FROM access_tokens WHERE tenant_id = $1 AND grant_id IN \
-             (SELECT id FROM grants WHERE tenant_id = $1 AND user_id = $2)",
-            "DELETE FROM authorization_codes WHERE tenant_id = $1 AND grant_id IN \
-             (SELECT id FROM grants WHERE tenant_id = $1 AND user_id = $2)",
-            "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2",
-            "DELETE FROM grants WHERE tenant_id = $1 AND user_id = $2",
-            // A login transaction's id stays recorded, finished, until it expires, so the
-            // sealed login page it came from stays spent; what named the user goes.
-            "UPDATE login_transactions SET user_id = NULL, session_id = NULL, request = '{}', \
-             completed_at = COALESCE(completed_at, created_at) \
-             WHERE tenant_id = $1 AND user_id = $2",
-            "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
-            "DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2",
-            "DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2",
-            "DELETE FROM user_permissions WHERE tenant_id = $1 AND user_id = $2",
-            "DELETE FROM users WHERE tenant_id = $1 AND user_id = $2",
-        ],
-    )
-    .await
-}
-
-pub(crate) async fn end_sessions(
-    store: &SqlStore,
-    tenant_id: &str,
-    user_id: &str,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let mut tx = store.begin_write().await?;
-    for statement in [
-        "UPDATE sessions SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
-        "UPDATE grants SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
-        "UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
-    ] {
-        sqlx::query(statement)
-            .bind(tenant_id)
-            .bind(user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-    }
-    tx.commit().await.map_err(backend_err)
 }
 
 /// Binds the ten columns a user's profile fills, in this order: `email`,
