@@ -441,30 +441,32 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
 }
 
 async fn roles(settings: &Settings, command: RolesCommand) -> anyhow::Result<()> {
-    use portcullis_core::management::roles::{PageParams, RoleInput, RolesInput};
+    use portcullis_core::management::roles::RoleFields;
     use portcullis_core::management::{
-        CreateRoleMembers, CreateRoles, DeleteRoleMembers, DeleteRoles, ReadRoles,
+        CreateRoleMembers, CreateRoles, DeleteRoleMembers, DeleteRoles, ReadRoles, Window,
     };
+    use portcullis_server::handlers::management::role_json;
     let core = portcullis_server::open_core(settings, Arc::new(SystemClock)).await?;
     let caller = operator();
     match command {
         RolesCommand::List => {
-            let params = PageParams {
-                per_page: Some(100),
-                ..Default::default()
+            let window = Window {
+                start: 0,
+                limit: 100,
             };
-            print_json(
-                &core
-                    .list_roles_api(caller.require::<ReadRoles>().map_err(api)?, &params)
-                    .await
-                    .map_err(api)?,
-            )
+            let page = core
+                .list_roles_api(caller.require::<ReadRoles>().map_err(api)?, None, window)
+                .await
+                .map_err(api)?;
+            print_json(&serde_json::Value::Array(
+                page.items.iter().map(role_json).collect(),
+            ))
         }
         RolesCommand::Create { name, description } => {
             let role = core
                 .create_role(
                     caller.require::<CreateRoles>().map_err(api)?,
-                    RoleInput {
+                    RoleFields {
                         name: Some(name),
                         description,
                     },
@@ -472,7 +474,7 @@ async fn roles(settings: &Settings, command: RolesCommand) -> anyhow::Result<()>
                 .await
                 .map_err(api)?;
             record(&core, "roles create").await;
-            print_json(&role)
+            print_json(&role_json(&role))
         }
         RolesCommand::Delete { role } => {
             let id = resolve_role(&core, &role).await?;
@@ -491,9 +493,7 @@ async fn roles(settings: &Settings, command: RolesCommand) -> anyhow::Result<()>
             core.assign_user_roles(
                 caller.require::<CreateRoleMembers>().map_err(api)?,
                 &user,
-                RolesInput {
-                    roles: vec![role.clone()],
-                },
+                std::slice::from_ref(&role),
             )
             .await
             .map_err(api)?;
@@ -509,9 +509,7 @@ async fn roles(settings: &Settings, command: RolesCommand) -> anyhow::Result<()>
             core.remove_user_roles(
                 caller.require::<DeleteRoleMembers>().map_err(api)?,
                 &user,
-                RolesInput {
-                    roles: vec![role.clone()],
-                },
+                std::slice::from_ref(&role),
             )
             .await
             .map_err(api)?;

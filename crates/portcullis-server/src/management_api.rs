@@ -4,15 +4,14 @@
 //! test checks each endpoint refuses a caller without the scope listed here.
 
 use crate::handlers::management as m;
+use crate::handlers::management::{
+    ClientGrantQuery, LogParams, PageParams, PermissionsInput, RoleInput, RolesInput, UsersInput,
+};
 use crate::state::AppState;
 use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
-use portcullis_core::management::apps::{ClientGrantPatch, ClientGrantQuery, NewClientGrant};
-use portcullis_core::management::logs::LogParams;
-use portcullis_core::management::roles::{
-    PageParams, PermissionsInput, RoleInput, RolesInput, UsersInput,
-};
+use portcullis_core::management::apps::{ClientGrantPatch, NewClientGrant};
 use portcullis_core::management::security::{
     BlocksQuery, EmailVerificationTicket, PasswordChangeTicket,
 };

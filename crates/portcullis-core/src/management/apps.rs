@@ -2,19 +2,18 @@
 //! Management API. Bodies are read into the same declared forms the tenant file uses, and
 //! built by the same functions, so both paths apply one set of rules.
 
-use super::roles::PageParams;
 use super::{
     CreateClientGrants, CreateClients, CreateResourceServers, DeleteClientGrants, DeleteClients,
     DeleteResourceServers, Granted, ManagementError, ReadClientGrants, ReadClients,
     ReadResourceServers, UpdateClientGrants, UpdateClientKeys, UpdateClients,
-    UpdateResourceServers,
+    UpdateResourceServers, Window,
 };
 use crate::apply::{
     EntryError, build_client, build_resource_server, open_client_secret, seal_client_secret,
 };
 use crate::model::{Client, ClientGrant, ResourceServer};
 use crate::service::Portcullis;
-use crate::store::{Change, StoreError};
+use crate::store::{Change, Page, StoreError};
 use crate::tenant_file::{ClientEntry, ResourceServerEntry};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -108,13 +107,12 @@ pub fn client_grant_json(g: &ClientGrant) -> Value {
     json!({ "id": g.id, "client_id": g.client_id, "audience": g.audience, "scope": g.scope })
 }
 
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-pub struct ClientGrantQuery {
-    pub audience: Option<String>,
-    pub client_id: Option<String>,
-    pub page: Option<i64>,
-    pub per_page: Option<i64>,
-    pub include_totals: Option<bool>,
+/// An application as the Management API lists it, with its secret for callers allowed
+/// to read it.
+#[derive(Clone, Debug)]
+pub struct ApplicationView {
+    pub client: Client,
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -174,18 +172,10 @@ impl Portcullis {
     pub async fn list_resource_servers_api(
         &self,
         _: Granted<ReadResourceServers>,
-        params: &PageParams,
-    ) -> Result<Value, ManagementError> {
+        window: Window,
+    ) -> Result<Page<ResourceServer>, ManagementError> {
         let apis = self.store.list_resource_servers(self.tenant_id()).await?;
-        let (start, limit, slice) = params.slice(&apis)?;
-        let items = slice.into_iter().map(resource_server_json).collect();
-        Ok(params.answer(
-            items,
-            "resource_servers",
-            start,
-            limit,
-            i64::try_from(apis.len()).unwrap_or(i64::MAX),
-        ))
+        Ok(window.page(apis))
     }
 
     /// `GET /api/v2/resource-servers/{id}`.
@@ -263,28 +253,20 @@ impl Portcullis {
         &self,
         _: Granted<ReadClients>,
         with_secrets: bool,
-        params: &PageParams,
-    ) -> Result<Value, ManagementError> {
+        window: Window,
+    ) -> Result<Page<ApplicationView>, ManagementError> {
         let clients = self.store.list_clients(self.tenant_id()).await?;
-        let (start, limit, slice) = params.slice(&clients)?;
-        let items = slice
+        let Page { items, total } = window.page(clients);
+        let items = items
             .into_iter()
-            .map(|c| {
-                client_json(
-                    c,
-                    with_secrets
-                        .then(|| open_client_secret(&self.master, c))
-                        .flatten(),
-                )
+            .map(|client| ApplicationView {
+                secret: with_secrets
+                    .then(|| open_client_secret(&self.master, &client))
+                    .flatten(),
+                client,
             })
             .collect();
-        Ok(params.answer(
-            items,
-            "clients",
-            start,
-            limit,
-            i64::try_from(clients.len()).unwrap_or(i64::MAX),
-        ))
+        Ok(Page { items, total })
     }
 
     /// `GET /api/v2/clients/{id}`.
@@ -400,31 +382,19 @@ impl Portcullis {
     pub async fn list_client_grants_api(
         &self,
         _: Granted<ReadClientGrants>,
-        q: &ClientGrantQuery,
-    ) -> Result<Value, ManagementError> {
+        audience: Option<&str>,
+        client_id: Option<&str>,
+        window: Window,
+    ) -> Result<Page<ClientGrant>, ManagementError> {
         let grants: Vec<ClientGrant> = self
             .store
             .list_client_grants(self.tenant_id())
             .await?
             .into_iter()
-            .filter(|g| q.audience.as_ref().is_none_or(|a| &g.audience == a))
-            .filter(|g| q.client_id.as_ref().is_none_or(|c| &g.client_id == c))
+            .filter(|g| audience.is_none_or(|a| g.audience == a))
+            .filter(|g| client_id.is_none_or(|c| g.client_id == c))
             .collect();
-        let params = PageParams {
-            page: q.page,
-            per_page: q.per_page,
-            include_totals: q.include_totals,
-            ..PageParams::default()
-        };
-        let (start, limit, slice) = params.slice(&grants)?;
-        let items = slice.into_iter().map(client_grant_json).collect();
-        Ok(params.answer(
-            items,
-            "client_grants",
-            start,
-            limit,
-            i64::try_from(grants.len()).unwrap_or(i64::MAX),
-        ))
+        Ok(window.page(grants))
     }
 
     async fn check_grant_scopes(

@@ -1,26 +1,9 @@
 //! `GET /api/v2/logs` and `/api/v2/logs/{id}`: the tenant's audit events.
 
-use super::roles::PageParams;
-use super::{Granted, ManagementError, ReadLogs};
-use crate::audit::LogFilter;
+use super::{Granted, ManagementError, ReadLogs, Window};
+use crate::audit::{LogEvent, LogFilter};
 use crate::service::Portcullis;
 use crate::store::Page;
-use serde::Deserialize;
-use serde_json::Value;
-
-/// Query parameters of the log search.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-pub struct LogParams {
-    pub page: Option<i64>,
-    pub per_page: Option<i64>,
-    pub include_totals: Option<bool>,
-    pub sort: Option<String>,
-    pub q: Option<String>,
-    pub take: Option<i64>,
-    pub from: Option<String>,
-    pub fields: Option<String>,
-    pub include_fields: Option<bool>,
-}
 
 /// Reads `q` terms `type:"s"`, `user_id:"…"` and `client_id:"…"` joined by `AND` or spaces.
 fn filters(q: &str, filter: &mut LogFilter) -> Result<(), ManagementError> {
@@ -49,22 +32,16 @@ fn filters(q: &str, filter: &mut LogFilter) -> Result<(), ManagementError> {
 }
 
 impl Portcullis {
-    /// `GET /api/v2/logs`: newest first unless `sort=date:1`.
+    /// `GET /api/v2/logs`: the events matching `q` (Auth0's search terms), newest first
+    /// unless `sort` is `date:1`.
     pub async fn list_logs(
         &self,
         _: Granted<ReadLogs>,
-        params: &LogParams,
-    ) -> Result<Value, ManagementError> {
-        let paging = PageParams {
-            page: params.page,
-            per_page: params.per_page,
-            include_totals: params.include_totals,
-            take: params.take,
-            from: params.from.clone(),
-            ..PageParams::default()
-        };
-        let (offset, limit) = paging.window()?;
-        let ascending = match params.sort.as_deref() {
+        q: Option<&str>,
+        sort: Option<&str>,
+        window: Window,
+    ) -> Result<Page<LogEvent>, ManagementError> {
+        let ascending = match sort {
             None | Some("" | "date:-1") => false,
             Some("date:1") => true,
             Some(other) => {
@@ -74,32 +51,30 @@ impl Portcullis {
             }
         };
         let mut filter = LogFilter {
-            offset,
-            limit,
+            offset: window.start,
+            limit: window.limit,
             ascending,
             ..LogFilter::default()
         };
-        filters(params.q.as_deref().unwrap_or_default(), &mut filter)?;
+        filters(q.unwrap_or_default(), &mut filter)?;
         // Events of this process still queued for the writer are read too.
         self.flush_audit().await;
-        let Page {
-            items: events,
-            total,
-        } = self
+        Ok(self
             .store
             .search_log_events(self.tenant_id(), &filter)
-            .await?;
-        let items = events.iter().map(crate::audit::LogEvent::to_json).collect();
-        Ok(paging.answer(items, "logs", offset, limit, total))
+            .await?)
     }
 
     /// `GET /api/v2/logs/{id}`.
-    pub async fn get_log(&self, _: Granted<ReadLogs>, id: &str) -> Result<Value, ManagementError> {
+    pub async fn get_log(
+        &self,
+        _: Granted<ReadLogs>,
+        id: &str,
+    ) -> Result<LogEvent, ManagementError> {
         self.flush_audit().await;
         self.store
             .find_log_event(self.tenant_id(), id)
             .await?
-            .map(|e| e.to_json())
             .ok_or_else(|| {
                 ManagementError::new(
                     super::Failure::NotFound,

@@ -161,6 +161,27 @@ impl crate::service::Portcullis {
     }
 }
 
+/// Which part of a listing to answer: at most `limit` items from `start`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub start: i64,
+    pub limit: i64,
+}
+
+impl Window {
+    /// This window of a whole list, with the list's length as the total.
+    #[must_use]
+    pub fn page<T>(self, items: Vec<T>) -> crate::store::Page<T> {
+        let total = i64::try_from(items.len()).unwrap_or(i64::MAX);
+        let items = items
+            .into_iter()
+            .skip(usize::try_from(self.start).unwrap_or(usize::MAX))
+            .take(usize::try_from(self.limit).unwrap_or(0))
+            .collect();
+        crate::store::Page { items, total }
+    }
+}
+
 /// What kind of failure a Management API error is. The HTTP edge picks the status from it
 /// and answers in Auth0's shape: `{statusCode, error, message, errorCode}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,120 +2,31 @@
 
 use super::{
     CreateRoleMembers, CreateRoles, DeleteRoleMembers, DeleteRoles, Granted, ManagementError,
-    ReadRoleMembers, ReadRoles, ReadUsers, UpdateRoles,
+    ReadRoleMembers, ReadRoles, ReadUsers, UpdateRoles, Window,
 };
-use crate::model::{Permission, Role};
+use crate::model::{Permission, Role, User};
 use crate::service::Portcullis;
 use crate::store::{Edit, Page};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
-#[must_use]
-pub fn role_json(role: &Role) -> Value {
-    json!({ "id": role.id, "name": role.name, "description": role.description })
+/// A permission as the Management API lists it: with its API's name and the scope's
+/// description, and where the user holds it from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PermissionView {
+    pub permission: Permission,
+    /// The scope's description on its API (`""` when it has none).
+    pub description: String,
+    /// The API's name (`""` when the API is gone).
+    pub resource_server_name: String,
+    /// The role it comes through; `None` when it was given directly.
+    pub source: Option<Role>,
 }
 
-/// Paging parameters of the lists: Auth0's `page`/`per_page`/`include_totals`, and its
-/// checkpoint form `take`/`from` where an endpoint offers it.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-pub struct PageParams {
-    pub page: Option<i64>,
-    pub per_page: Option<i64>,
-    pub include_totals: Option<bool>,
-    pub name_filter: Option<String>,
-    pub take: Option<i64>,
-    pub from: Option<String>,
-}
-
-impl PageParams {
-    /// The offset and size of the page asked for.
-    pub fn window(&self) -> Result<(i64, i64), ManagementError> {
-        if let Some(take) = self.take {
-            if !(1..=100).contains(&take) {
-                return Err(ManagementError::invalid_query("take must be 1 to 100"));
-            }
-            let from = match self.from.as_deref() {
-                None | Some("") => 0,
-                Some(f) => f.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                    ManagementError::invalid_query("from is not a checkpoint this server issued")
-                })?,
-            };
-            return Ok((from, take));
-        }
-        let per_page = self.per_page.unwrap_or(50);
-        let page = self.page.unwrap_or(0);
-        if !(1..=100).contains(&per_page) || page < 0 {
-            return Err(ManagementError::invalid_query(
-                "per_page must be 1 to 100 and page 0 or more",
-            ));
-        }
-        let start = page
-            .checked_mul(per_page)
-            .ok_or_else(|| ManagementError::invalid_query("page is too large"))?;
-        Ok((start, per_page))
-    }
-
-    /// The answer in the form the caller asked for: a bare array, Auth0's totals object, or
-    /// a checkpoint page with `next`.
-    #[must_use]
-    pub fn answer(
-        &self,
-        items: Vec<Value>,
-        key: &str,
-        start: i64,
-        limit: i64,
-        total: i64,
-    ) -> Value {
-        if self.take.is_some() {
-            let next = start.saturating_add(i64::try_from(items.len()).unwrap_or(0));
-            let mut v = json!({ key: items });
-            if next < total {
-                v["next"] = Value::String(next.to_string());
-            }
-            return v;
-        }
-        if self.include_totals.unwrap_or(false) {
-            json!({ "start": start, "limit": limit, "total": total, key: items })
-        } else {
-            Value::Array(items)
-        }
-    }
-
-    /// Pages through a list held in memory.
-    pub fn slice<'a, T>(&self, items: &'a [T]) -> Result<(i64, i64, Vec<&'a T>), ManagementError> {
-        let (start, limit) = self.window()?;
-        let page = items
-            .iter()
-            .skip(usize::try_from(start).unwrap_or(usize::MAX))
-            .take(usize::try_from(limit).unwrap_or(0))
-            .collect();
-        Ok((start, limit, page))
-    }
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RoleInput {
+/// A role's name and description as a caller gives them (`None`: unchanged, or empty on
+/// creation).
+#[derive(Clone, Debug, Default)]
+pub struct RoleFields {
     pub name: Option<String>,
     pub description: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PermissionsInput {
-    pub permissions: Vec<Permission>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RolesInput {
-    pub roles: Vec<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UsersInput {
-    pub users: Vec<String>,
 }
 
 fn check_name(name: &str) -> Result<String, ManagementError> {
@@ -140,13 +51,10 @@ impl Portcullis {
     pub async fn list_roles_api(
         &self,
         _: Granted<ReadRoles>,
-        params: &PageParams,
-    ) -> Result<Value, ManagementError> {
-        let filter = params
-            .name_filter
-            .as_deref()
-            .unwrap_or_default()
-            .to_lowercase();
+        name_filter: Option<&str>,
+        window: Window,
+    ) -> Result<Page<Role>, ManagementError> {
+        let filter = name_filter.unwrap_or_default().to_lowercase();
         let roles: Vec<Role> = self
             .store
             .list_roles(self.tenant_id())
@@ -154,23 +62,15 @@ impl Portcullis {
             .into_iter()
             .filter(|r| r.name.to_lowercase().contains(&filter))
             .collect();
-        let (start, limit, page) = params.slice(&roles)?;
-        let items = page.into_iter().map(role_json).collect();
-        Ok(params.answer(
-            items,
-            "roles",
-            start,
-            limit,
-            i64::try_from(roles.len()).unwrap_or(i64::MAX),
-        ))
+        Ok(window.page(roles))
     }
 
     /// `POST /api/v2/roles`.
     pub async fn create_role(
         &self,
         _: Granted<CreateRoles>,
-        input: RoleInput,
-    ) -> Result<Value, ManagementError> {
+        input: RoleFields,
+    ) -> Result<Role, ManagementError> {
         let name = check_name(input.name.as_deref().unwrap_or_default())?;
         let role = Role {
             tenant_id: self.tenant_id().to_owned(),
@@ -188,7 +88,7 @@ impl Portcullis {
                 }
                 other => other.into(),
             })?;
-        Ok(role_json(&role))
+        Ok(role)
     }
 
     /// `GET /api/v2/roles/{id}`.
@@ -196,8 +96,8 @@ impl Portcullis {
         &self,
         _: Granted<ReadRoles>,
         role_id: &str,
-    ) -> Result<Value, ManagementError> {
-        Ok(role_json(&self.role_or_404(role_id).await?))
+    ) -> Result<Role, ManagementError> {
+        self.role_or_404(role_id).await
     }
 
     /// `PATCH /api/v2/roles/{id}`.
@@ -205,8 +105,8 @@ impl Portcullis {
         &self,
         _: Granted<UpdateRoles>,
         role_id: &str,
-        input: RoleInput,
-    ) -> Result<Value, ManagementError> {
+        input: RoleFields,
+    ) -> Result<Role, ManagementError> {
         let mut role = self.role_or_404(role_id).await?;
         if let Some(name) = &input.name {
             role.name = check_name(name)?;
@@ -220,7 +120,7 @@ impl Portcullis {
             }
             other => other.into(),
         })?;
-        Ok(role_json(&role))
+        Ok(role)
     }
 
     /// `DELETE /api/v2/roles/{id}`.
@@ -235,34 +135,31 @@ impl Portcullis {
         Ok(())
     }
 
-    /// The permissions with their API's name, as Auth0 lists them.
-    async fn permissions_json(
+    /// The permissions with their API's name and description, as Auth0 lists them.
+    async fn permission_views(
         &self,
-        permissions: &[(Permission, Option<&Role>)],
-        with_sources: bool,
-    ) -> Result<Vec<Value>, ManagementError> {
+        permissions: Vec<(Permission, Option<Role>)>,
+    ) -> Result<Vec<PermissionView>, ManagementError> {
         let apis = self.store.list_resource_servers(self.tenant_id()).await?;
         Ok(permissions
-            .iter()
-            .map(|(p, source)| {
-                let api = apis.iter().find(|a| a.identifier == p.resource_server_identifier);
-                let description = api
-                    .and_then(|a| a.scopes.iter().find(|s| s.value == p.permission_name))
-                    .map(|s| s.description.clone())
-                    .unwrap_or_default();
-                let mut v = json!({
-                    "permission_name": p.permission_name,
-                    "description": description,
-                    "resource_server_name": api.map(|a| a.name.clone()).unwrap_or_default(),
-                    "resource_server_identifier": p.resource_server_identifier,
-                });
-                if with_sources {
-                    v["sources"] = match source {
-                    Some(role) => json!([{ "source_id": role.id, "source_name": role.name, "source_type": "ROLE" }]),
-                    None => json!([{ "source_id": "", "source_name": "", "source_type": "DIRECT" }]),
-                    };
+            .into_iter()
+            .map(|(permission, source)| {
+                let api = apis
+                    .iter()
+                    .find(|a| a.identifier == permission.resource_server_identifier);
+                PermissionView {
+                    description: api
+                        .and_then(|a| {
+                            a.scopes
+                                .iter()
+                                .find(|s| s.value == permission.permission_name)
+                        })
+                        .map(|s| s.description.clone())
+                        .unwrap_or_default(),
+                    resource_server_name: api.map(|a| a.name.clone()).unwrap_or_default(),
+                    permission,
+                    source,
                 }
-                v
             })
             .collect())
     }
@@ -272,25 +169,11 @@ impl Portcullis {
         &self,
         _: Granted<ReadRoles>,
         role_id: &str,
-        params: &PageParams,
-    ) -> Result<Value, ManagementError> {
+        window: Window,
+    ) -> Result<Page<PermissionView>, ManagementError> {
         let role = self.role_or_404(role_id).await?;
-        let items: Vec<(Permission, Option<&Role>)> = role
-            .permissions
-            .iter()
-            .cloned()
-            .map(|p| (p, None))
-            .collect();
-        let all = self.permissions_json(&items, false).await?;
-        let (start, limit, page) = params.slice(&all)?;
-        let total = i64::try_from(all.len()).unwrap_or(i64::MAX);
-        Ok(params.answer(
-            page.into_iter().cloned().collect(),
-            "permissions",
-            start,
-            limit,
-            total,
-        ))
+        let items = role.permissions.into_iter().map(|p| (p, None)).collect();
+        Ok(window.page(self.permission_views(items).await?))
     }
 
     /// `POST` (add) or `DELETE` (remove) `/api/v2/roles/{id}/permissions`. Every permission
@@ -299,20 +182,20 @@ impl Portcullis {
         &self,
         _: Granted<UpdateRoles>,
         role_id: &str,
-        input: PermissionsInput,
+        permissions: &[Permission],
         edit: Edit,
     ) -> Result<(), ManagementError> {
         self.role_or_404(role_id).await?;
-        if input.permissions.is_empty() {
+        if permissions.is_empty() {
             return Err(ManagementError::bad_request(
                 "Payload validation error: permissions must not be empty",
             ));
         }
         if edit == Edit::Add {
-            self.check_permissions_exist(&input.permissions).await?;
+            self.check_permissions_exist(permissions).await?;
         }
         self.store
-            .change_role_permissions(self.tenant_id(), role_id, &input.permissions, edit)
+            .change_role_permissions(self.tenant_id(), role_id, permissions, edit)
             .await?;
         Ok(())
     }
@@ -322,22 +205,13 @@ impl Portcullis {
         &self,
         _: Granted<ReadRoleMembers>,
         role_id: &str,
-        params: &PageParams,
-    ) -> Result<Value, ManagementError> {
+        window: Window,
+    ) -> Result<Page<User>, ManagementError> {
         self.role_or_404(role_id).await?;
-        let (start, limit) = params.window()?;
-        let Page {
-            items: users,
-            total,
-        } = self
+        Ok(self
             .store
-            .list_role_users(self.tenant_id(), role_id, start, limit)
-            .await?;
-        let items = users
-            .iter()
-            .map(|u| json!({ "user_id": u.user_id, "email": u.email, "name": u.name, "picture": u.picture }))
-            .collect();
-        Ok(params.answer(items, "users", start, limit, total))
+            .list_role_users(self.tenant_id(), role_id, window.start, window.limit)
+            .await?)
     }
 
     /// `POST /api/v2/roles/{id}/users`: assigns the role to users.
@@ -345,10 +219,10 @@ impl Portcullis {
         &self,
         _: Granted<CreateRoleMembers>,
         role_id: &str,
-        input: UsersInput,
+        user_ids: &[String],
     ) -> Result<(), ManagementError> {
         self.role_or_404(role_id).await?;
-        for user_id in &input.users {
+        for user_id in user_ids {
             if self
                 .store
                 .find_user(self.tenant_id(), user_id)
@@ -358,7 +232,7 @@ impl Portcullis {
                 return Err(ManagementError::not_found("user"));
             }
         }
-        for user_id in &input.users {
+        for user_id in user_ids {
             self.store
                 .change_user_roles(self.tenant_id(), user_id, &[role_id.to_owned()], Edit::Add)
                 .await?;
@@ -372,8 +246,8 @@ impl Portcullis {
         _: Granted<ReadUsers>,
         _: Granted<ReadRoles>,
         user_id: &str,
-        params: &PageParams,
-    ) -> Result<Value, ManagementError> {
+        window: Window,
+    ) -> Result<Page<Role>, ManagementError> {
         self.store
             .find_user(self.tenant_id(), user_id)
             .await?
@@ -382,15 +256,7 @@ impl Portcullis {
             .store
             .list_user_roles(self.tenant_id(), user_id)
             .await?;
-        let (start, limit, page) = params.slice(&roles)?;
-        let items = page.into_iter().map(role_json).collect();
-        Ok(params.answer(
-            items,
-            "roles",
-            start,
-            limit,
-            i64::try_from(roles.len()).unwrap_or(i64::MAX),
-        ))
+        Ok(window.page(roles))
     }
 
     async fn check_user_and_roles(
@@ -418,11 +284,11 @@ impl Portcullis {
         &self,
         _: Granted<CreateRoleMembers>,
         user_id: &str,
-        input: RolesInput,
+        role_ids: &[String],
     ) -> Result<(), ManagementError> {
-        self.check_user_and_roles(user_id, &input.roles).await?;
+        self.check_user_and_roles(user_id, role_ids).await?;
         self.store
-            .change_user_roles(self.tenant_id(), user_id, &input.roles, Edit::Add)
+            .change_user_roles(self.tenant_id(), user_id, role_ids, Edit::Add)
             .await?;
         Ok(())
     }
@@ -432,11 +298,11 @@ impl Portcullis {
         &self,
         _: Granted<DeleteRoleMembers>,
         user_id: &str,
-        input: RolesInput,
+        role_ids: &[String],
     ) -> Result<(), ManagementError> {
-        self.check_user_and_roles(user_id, &input.roles).await?;
+        self.check_user_and_roles(user_id, role_ids).await?;
         self.store
-            .change_user_roles(self.tenant_id(), user_id, &input.roles, Edit::Remove)
+            .change_user_roles(self.tenant_id(), user_id, role_ids, Edit::Remove)
             .await?;
         Ok(())
     }
@@ -446,8 +312,8 @@ impl Portcullis {
         &self,
         _: Granted<ReadUsers>,
         user_id: &str,
-        params: &PageParams,
-    ) -> Result<Value, ManagementError> {
+        window: Window,
+    ) -> Result<Page<PermissionView>, ManagementError> {
         self.store
             .find_user(self.tenant_id(), user_id)
             .await?
@@ -460,24 +326,17 @@ impl Portcullis {
             .store
             .list_user_permissions(self.tenant_id(), user_id)
             .await?;
-        let items: Vec<(Permission, Option<&Role>)> = direct
+        let items = direct
             .into_iter()
             .map(|p| (p, None))
-            .chain(
-                roles
+            .chain(roles.iter().flat_map(|r| {
+                r.permissions
                     .iter()
-                    .flat_map(|r| r.permissions.iter().cloned().map(move |p| (p, Some(r)))),
-            )
+                    .cloned()
+                    .map(move |p| (p, Some(r.clone())))
+            }))
             .collect();
-        let all = self.permissions_json(&items, true).await?;
-        let (start, limit, page) = params.slice(&all)?;
-        Ok(params.answer(
-            page.into_iter().cloned().collect(),
-            "permissions",
-            start,
-            limit,
-            i64::try_from(all.len()).unwrap_or(i64::MAX),
-        ))
+        Ok(window.page(self.permission_views(items).await?))
     }
 
     /// Every permission must be a scope of an existing API.
@@ -507,23 +366,23 @@ impl Portcullis {
         &self,
         _: Granted<super::UpdateUsers>,
         user_id: &str,
-        input: PermissionsInput,
+        permissions: &[Permission],
         edit: Edit,
     ) -> Result<(), ManagementError> {
         self.store
             .find_user(self.tenant_id(), user_id)
             .await?
             .ok_or_else(|| ManagementError::not_found("user"))?;
-        if input.permissions.is_empty() {
+        if permissions.is_empty() {
             return Err(ManagementError::bad_request(
                 "Payload validation error: permissions must not be empty",
             ));
         }
         if edit == Edit::Add {
-            self.check_permissions_exist(&input.permissions).await?;
+            self.check_permissions_exist(permissions).await?;
         }
         self.store
-            .change_user_permissions(self.tenant_id(), user_id, &input.permissions, edit)
+            .change_user_permissions(self.tenant_id(), user_id, permissions, edit)
             .await?;
         Ok(())
     }

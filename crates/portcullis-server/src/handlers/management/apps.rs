@@ -1,0 +1,261 @@
+//! `/api/v2/`: Applications, APIs (resource servers) and client grants.
+
+use super::paging::PageParams;
+use super::{ApiCaller, ApiResult, body, query};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use portcullis_core::management::apps::{
+    ClientGrantPatch, NewClientGrant, client_grant_json, client_json, resource_server_json,
+};
+use portcullis_core::management::{
+    CreateClientGrants, CreateClients, CreateResourceServers, DeleteClientGrants, DeleteClients,
+    DeleteResourceServers, ReadClientGrants, ReadClientKeys, ReadClients, ReadResourceServers,
+    UpdateClientGrants, UpdateClientKeys, UpdateClients, UpdateResourceServers,
+};
+use serde_json::Value;
+
+type Object = serde_json::Map<String, Value>;
+
+/// Query parameters of `GET /api/v2/client-grants`.
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+pub struct ClientGrantQuery {
+    pub audience: Option<String>,
+    pub client_id: Option<String>,
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+    pub include_totals: Option<bool>,
+}
+
+/// `GET /api/v2/resource-servers`.
+pub async fn list_resource_servers(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadResourceServers>()?;
+    let params: PageParams = query(q.as_deref())?;
+    let window = params.window()?;
+    let page = state
+        .core
+        .list_resource_servers_api(granted, window)
+        .await?;
+    Ok(Json(params.answer(
+        &page,
+        "resource_servers",
+        window,
+        resource_server_json,
+    )))
+}
+
+/// `POST /api/v2/resource-servers`.
+pub async fn create_resource_server(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let granted = caller.require::<CreateResourceServers>()?;
+    let input: Value = body(&bytes)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.core.create_resource_server(granted, input).await?),
+    ))
+}
+
+/// `GET /api/v2/resource-servers/{id}`.
+pub async fn get_resource_server(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let granted = caller.require::<ReadResourceServers>()?;
+    Ok(Json(state.core.get_resource_server(granted, &id).await?))
+}
+
+/// `PATCH /api/v2/resource-servers/{id}`.
+pub async fn update_resource_server(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    let granted = caller.require::<UpdateResourceServers>()?;
+    let patch: Object = body(&bytes)?;
+    Ok(Json(
+        state
+            .core
+            .update_resource_server(granted, &id, patch)
+            .await?,
+    ))
+}
+
+/// `DELETE /api/v2/resource-servers/{id}`.
+pub async fn delete_resource_server(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<DeleteResourceServers>()?;
+    state.core.delete_resource_server(granted, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v2/clients`: secrets only for callers with `read:client_keys`.
+pub async fn list_clients(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadClients>()?;
+    let params: PageParams = query(q.as_deref())?;
+    let window = params.window()?;
+    let page = state
+        .core
+        .list_clients_api(granted, caller.has::<ReadClientKeys>(), window)
+        .await?;
+    Ok(Json(params.answer(&page, "clients", window, |a| {
+        client_json(&a.client, a.secret.clone())
+    })))
+}
+
+/// `POST /api/v2/clients`.
+pub async fn create_client(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let granted = caller.require::<CreateClients>()?;
+    let input: Value = body(&bytes)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.core.create_client(granted, input).await?),
+    ))
+}
+
+/// `GET /api/v2/clients/{id}`.
+pub async fn get_client(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let granted = caller.require::<ReadClients>()?;
+    Ok(Json(
+        state
+            .core
+            .get_client(granted, caller.has::<ReadClientKeys>(), &id)
+            .await?,
+    ))
+}
+
+/// `PATCH /api/v2/clients/{id}`.
+pub async fn update_client(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    let granted = caller.require::<UpdateClients>()?;
+    let patch: Object = body(&bytes)?;
+    if patch.contains_key("client_secret") {
+        caller.require::<UpdateClientKeys>()?;
+    }
+    Ok(Json(
+        state
+            .core
+            .update_client(granted, caller.has::<ReadClientKeys>(), &id, patch)
+            .await?,
+    ))
+}
+
+/// `POST /api/v2/clients/{id}/rotate-secret`.
+pub async fn rotate_client_secret(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let granted = caller.require::<UpdateClientKeys>()?;
+    Ok(Json(state.core.rotate_client_secret(granted, &id).await?))
+}
+
+/// `DELETE /api/v2/clients/{id}`.
+pub async fn delete_client(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<DeleteClients>()?;
+    state.core.delete_client(granted, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v2/client-grants`.
+pub async fn list_client_grants(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadClientGrants>()?;
+    let params: ClientGrantQuery = query(q.as_deref())?;
+    let paging = PageParams {
+        page: params.page,
+        per_page: params.per_page,
+        include_totals: params.include_totals,
+        ..PageParams::default()
+    };
+    let window = paging.window()?;
+    let page = state
+        .core
+        .list_client_grants_api(
+            granted,
+            params.audience.as_deref(),
+            params.client_id.as_deref(),
+            window,
+        )
+        .await?;
+    Ok(Json(paging.answer(
+        &page,
+        "client_grants",
+        window,
+        client_grant_json,
+    )))
+}
+
+/// `POST /api/v2/client-grants`.
+pub async fn create_client_grant(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let granted = caller.require::<CreateClientGrants>()?;
+    let input: NewClientGrant = body(&bytes)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.core.create_client_grant(granted, input).await?),
+    ))
+}
+
+/// `PATCH /api/v2/client-grants/{id}`.
+pub async fn update_client_grant(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    let granted = caller.require::<UpdateClientGrants>()?;
+    let patch: ClientGrantPatch = body(&bytes)?;
+    Ok(Json(
+        state.core.update_client_grant(granted, &id, patch).await?,
+    ))
+}
+
+/// `DELETE /api/v2/client-grants/{id}`.
+pub async fn delete_client_grant(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<DeleteClientGrants>()?;
+    state.core.delete_client_grant(granted, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

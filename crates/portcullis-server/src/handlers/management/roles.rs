@@ -1,0 +1,233 @@
+//! `/api/v2/`: roles, their permissions and their members, with their wire formats.
+
+use super::paging::PageParams;
+use super::{ApiCaller, ApiResult, body, query};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use portcullis_core::management::roles::{PermissionView, RoleFields};
+use portcullis_core::management::{
+    CreateRoleMembers, CreateRoles, DeleteRoles, ReadRoleMembers, ReadRoles, UpdateRoles,
+};
+use portcullis_core::model::{Permission, Role, User};
+use portcullis_core::store::Edit;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// A role as the Management API shows it.
+pub fn role_json(role: &Role) -> Value {
+    json!({ "id": role.id, "name": role.name, "description": role.description })
+}
+
+/// A permission as Auth0 lists it; `with_sources` adds where a user holds it from.
+pub fn permission_json(view: &PermissionView, with_sources: bool) -> Value {
+    let mut v = json!({
+        "permission_name": view.permission.permission_name,
+        "description": view.description,
+        "resource_server_name": view.resource_server_name,
+        "resource_server_identifier": view.permission.resource_server_identifier,
+    });
+    if with_sources {
+        v["sources"] = match &view.source {
+            Some(role) => {
+                json!([{ "source_id": role.id, "source_name": role.name, "source_type": "ROLE" }])
+            }
+            None => json!([{ "source_id": "", "source_name": "", "source_type": "DIRECT" }]),
+        };
+    }
+    v
+}
+
+/// A role's member as `GET /api/v2/roles/{id}/users` lists it.
+fn member_json(u: &User) -> Value {
+    json!({ "user_id": u.user_id, "email": u.email, "name": u.name, "picture": u.picture })
+}
+
+/// The body of `POST` and `PATCH /api/v2/roles`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+impl From<RoleInput> for RoleFields {
+    fn from(input: RoleInput) -> Self {
+        Self {
+            name: input.name,
+            description: input.description,
+        }
+    }
+}
+
+/// The body that adds or removes permissions (of a role or a user).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsInput {
+    pub permissions: Vec<Permission>,
+}
+
+/// The body that assigns or removes a user's roles.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolesInput {
+    pub roles: Vec<String>,
+}
+
+/// The body that assigns a role to users.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UsersInput {
+    pub users: Vec<String>,
+}
+
+/// `GET /api/v2/roles`.
+pub async fn list_roles(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadRoles>()?;
+    let params: PageParams = query(q.as_deref())?;
+    let window = params.window()?;
+    let page = state
+        .core
+        .list_roles_api(granted, params.name_filter.as_deref(), window)
+        .await?;
+    Ok(Json(params.answer(&page, "roles", window, role_json)))
+}
+
+/// `POST /api/v2/roles`.
+pub async fn create_role(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    let granted = caller.require::<CreateRoles>()?;
+    let input = body::<RoleInput>(&bytes)?;
+    let role = state.core.create_role(granted, input.into()).await?;
+    Ok(Json(role_json(&role)))
+}
+
+/// `GET /api/v2/roles/{id}`.
+pub async fn get_role(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let granted = caller.require::<ReadRoles>()?;
+    Ok(Json(role_json(&state.core.get_role(granted, &id).await?)))
+}
+
+/// `PATCH /api/v2/roles/{id}`.
+pub async fn update_role(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    let granted = caller.require::<UpdateRoles>()?;
+    let input = body::<RoleInput>(&bytes)?;
+    let role = state
+        .core
+        .update_role_api(granted, &id, input.into())
+        .await?;
+    Ok(Json(role_json(&role)))
+}
+
+/// `DELETE /api/v2/roles/{id}`.
+pub async fn delete_role(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<DeleteRoles>()?;
+    state.core.delete_role_api(granted, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v2/roles/{id}/permissions`.
+pub async fn list_role_permissions(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadRoles>()?;
+    let params: PageParams = query(q.as_deref())?;
+    let window = params.window()?;
+    let page = state.core.role_permissions(granted, &id, window).await?;
+    Ok(Json(params.answer(&page, "permissions", window, |p| {
+        permission_json(p, false)
+    })))
+}
+
+/// `POST /api/v2/roles/{id}/permissions`.
+pub async fn add_role_permissions(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<UpdateRoles>()?;
+    state
+        .core
+        .change_role_permissions_api(
+            granted,
+            &id,
+            &body::<PermissionsInput>(&bytes)?.permissions,
+            Edit::Add,
+        )
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `DELETE /api/v2/roles/{id}/permissions`.
+pub async fn remove_role_permissions(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<UpdateRoles>()?;
+    state
+        .core
+        .change_role_permissions_api(
+            granted,
+            &id,
+            &body::<PermissionsInput>(&bytes)?.permissions,
+            Edit::Remove,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v2/roles/{id}/users`.
+pub async fn list_role_users(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadRoleMembers>()?;
+    let params: PageParams = query(q.as_deref())?;
+    let window = params.window()?;
+    let page = state.core.role_users(granted, &id, window).await?;
+    Ok(Json(params.answer(&page, "users", window, member_json)))
+}
+
+/// `POST /api/v2/roles/{id}/users`.
+pub async fn assign_role_users(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let granted = caller.require::<CreateRoleMembers>()?;
+    state
+        .core
+        .assign_role_users(granted, &id, &body::<UsersInput>(&bytes)?.users)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,166 @@
+//! `/api/v2/`: Attack protection, user blocks and tickets.
+
+use super::{ApiCaller, ApiError, ApiResult, body, query};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use portcullis_core::management::security::{
+    BlocksQuery, EmailVerificationTicket, PasswordChangeTicket, ProtectionPart,
+};
+use portcullis_core::management::{
+    Caller, CreateUserTickets, ReadAttackProtection, ReadUsers, UpdateAttackProtection, UpdateUsers,
+};
+use serde_json::Value;
+
+/// `GET /api/v2/attack-protection/brute-force-protection` and its siblings.
+async fn get_protection(state: AppState, caller: Caller, part: ProtectionPart) -> ApiResult {
+    let granted = caller.require::<ReadAttackProtection>()?;
+    Ok(Json(state.core.get_attack_protection(granted, part).await?))
+}
+
+async fn patch_protection(
+    state: AppState,
+    caller: Caller,
+    part: ProtectionPart,
+    bytes: &[u8],
+) -> ApiResult {
+    let granted = caller.require::<UpdateAttackProtection>()?;
+    let patch: Value = body(bytes)?;
+    Ok(Json(
+        state
+            .core
+            .patch_attack_protection(granted, part, patch)
+            .await?,
+    ))
+}
+
+pub async fn get_brute_force(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+) -> ApiResult {
+    get_protection(state, caller, ProtectionPart::BruteForce).await
+}
+
+pub async fn patch_brute_force(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    patch_protection(state, caller, ProtectionPart::BruteForce, &bytes).await
+}
+
+pub async fn get_suspicious_ip(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+) -> ApiResult {
+    get_protection(state, caller, ProtectionPart::SuspiciousIp).await
+}
+
+pub async fn patch_suspicious_ip(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    patch_protection(state, caller, ProtectionPart::SuspiciousIp, &bytes).await
+}
+
+pub async fn get_breached(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+) -> ApiResult {
+    get_protection(state, caller, ProtectionPart::BreachedPassword).await
+}
+
+pub async fn patch_breached(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> ApiResult {
+    patch_protection(state, caller, ProtectionPart::BreachedPassword, &bytes).await
+}
+
+/// `GET /api/v2/user-blocks/{id}`.
+pub async fn get_user_blocks(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let granted = caller.require::<ReadUsers>()?;
+    Ok(Json(
+        state.core.get_user_blocks(granted, Some(&id), None).await?,
+    ))
+}
+
+/// `DELETE /api/v2/user-blocks/{id}`.
+pub async fn delete_user_blocks(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let granted = caller.require::<UpdateUsers>()?;
+    state
+        .core
+        .delete_user_blocks(granted, Some(&id), None)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v2/user-blocks?identifier=`.
+pub async fn get_user_blocks_by_identifier(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let granted = caller.require::<ReadUsers>()?;
+    let q: BlocksQuery = query(raw.as_deref())?;
+    Ok(Json(
+        state
+            .core
+            .get_user_blocks(granted, None, q.identifier.as_deref())
+            .await?,
+    ))
+}
+
+/// `DELETE /api/v2/user-blocks?identifier=`.
+pub async fn delete_user_blocks_by_identifier(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    RawQuery(raw): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let granted = caller.require::<UpdateUsers>()?;
+    let q: BlocksQuery = query(raw.as_deref())?;
+    state
+        .core
+        .delete_user_blocks(granted, None, q.identifier.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v2/tickets/email-verification`.
+pub async fn email_verification_ticket(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let granted = caller.require::<CreateUserTickets>()?;
+    let input: EmailVerificationTicket = body(&bytes)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.core.email_verification_ticket(granted, input).await?),
+    ))
+}
+
+/// `POST /api/v2/tickets/password-change`.
+pub async fn password_change_ticket(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    bytes: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let granted = caller.require::<CreateUserTickets>()?;
+    let input: PasswordChangeTicket = body(&bytes)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.core.password_change_ticket(granted, input).await?),
+    ))
+}
