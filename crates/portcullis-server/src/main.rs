@@ -326,8 +326,9 @@ async fn record(core: &portcullis_core::service::Portcullis, what: &str) {
 }
 
 async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
-    use portcullis_core::management::users::{CreateUser, ListUsersParams, UpdateUser};
+    use portcullis_core::management::users::{CreateUser, UpdateUser, UserQuery};
     use portcullis_core::management::{CreateUsers, DeleteUsers, ReadUsers, UpdateUsers};
+    use portcullis_server::handlers::management::{ListUsersParams, user_json, users_answer};
     let core = portcullis_server::open_core(settings, Arc::new(SystemClock)).await?;
     let caller = operator();
     match command {
@@ -362,7 +363,7 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
                 .await
                 .map_err(api)?;
             record(&core, "users create").await;
-            print_json(&user)
+            print_json(&user_json(&user))
         }
         UsersCommand::List { q, page, per_page } => {
             let params = ListUsersParams {
@@ -372,21 +373,29 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
                 include_totals: Some(true),
                 ..Default::default()
             };
-            print_json(
-                &core
-                    .list_users(caller.require::<ReadUsers>().map_err(api)?, &params)
-                    .await
-                    .map_err(api)?,
-            )
+            let search = UserQuery {
+                q: params.q.as_deref(),
+                ..UserQuery::default()
+            };
+            let found = core
+                .list_users(
+                    caller.require::<ReadUsers>().map_err(api)?,
+                    search,
+                    params.page,
+                    params.per_page,
+                )
+                .await
+                .map_err(api)?;
+            print_json(&users_answer(&found, &params))
         }
         UsersCommand::Get { user } => {
             let id = resolve_user(&core, &user).await?;
-            print_json(
+            print_json(&user_json(
                 &core
                     .get_user(caller.require::<ReadUsers>().map_err(api)?, &id)
                     .await
                     .map_err(api)?,
-            )
+            ))
         }
         UsersCommand::Block { user, unblock } => {
             let id = resolve_user(&core, &user).await?;
@@ -407,7 +416,7 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
                 },
             )
             .await;
-            print_json(&out)
+            print_json(&user_json(&out))
         }
         UsersCommand::Blocks { user, release } => {
             let id = resolve_user(&core, &user).await?;
@@ -421,12 +430,13 @@ async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()>
                 .map_err(api)?;
                 record(&core, "users blocks --release").await;
             }
-            print_json(
-                &core
-                    .get_user_blocks(caller.require::<ReadUsers>().map_err(api)?, Some(&id), None)
-                    .await
-                    .map_err(api)?,
-            )
+            let (found, blocks) = core
+                .get_user_blocks(caller.require::<ReadUsers>().map_err(api)?, Some(&id), None)
+                .await
+                .map_err(api)?;
+            print_json(&portcullis_server::handlers::management::blocks_json(
+                &found, &blocks,
+            ))
         }
         UsersCommand::Delete { user } => {
             let id = resolve_user(&core, &user).await?;

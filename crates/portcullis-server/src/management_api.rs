@@ -5,17 +5,17 @@
 
 use crate::handlers::management as m;
 use crate::handlers::management::{
-    ClientGrantQuery, LogParams, PageParams, PermissionsInput, RoleInput, RolesInput, UsersInput,
+    ClientGrantPatch, ClientGrantQuery, ListUsersParams, LogParams, NewClientGrant, PageParams,
+    PermissionsInput, RoleInput, RolesInput, UsersInput,
 };
 use crate::state::AppState;
 use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
-use portcullis_core::management::apps::{ClientGrantPatch, NewClientGrant};
 use portcullis_core::management::security::{
     BlocksQuery, EmailVerificationTicket, PasswordChangeTicket,
 };
-use portcullis_core::management::users::{CreateUser, ListUsersParams, UpdateUser};
+use portcullis_core::management::users::{CreateUser, UpdateUser};
 use portcullis_core::protection::{
     BreachedPasswordDetection, BruteForceProtection, SuspiciousIpThrottling,
 };

@@ -15,7 +15,6 @@ use crate::model::{Client, ClientGrant, ResourceServer};
 use crate::service::Portcullis;
 use crate::store::{Change, Page, StoreError};
 use crate::tenant_file::{ClientEntry, ResourceServerEntry};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 fn invalid(e: &EntryError) -> ManagementError {
@@ -44,21 +43,6 @@ fn overlay(mut base: Value, patch: Map<String, Value>) -> Value {
     base
 }
 
-#[must_use]
-pub fn resource_server_json(rs: &ResourceServer) -> Value {
-    json!({
-        "id": rs.id,
-        "name": rs.name,
-        "identifier": rs.identifier,
-        "scopes": rs.scopes,
-        "signing_alg": rs.signing_alg.as_str(),
-        "token_lifetime": rs.token_lifetime,
-        "enforce_policies": rs.enforce_policies,
-        "token_dialect": rs.token_dialect,
-        "allow_offline_access": rs.allow_offline_access,
-    })
-}
-
 fn resource_server_entry(rs: &ResourceServer) -> Value {
     json!({
         "name": rs.name,
@@ -72,11 +56,9 @@ fn resource_server_entry(rs: &ResourceServer) -> Value {
     })
 }
 
-/// The application as Auth0 shows it; the secret only to callers with `read:client_keys`.
-#[must_use]
-pub fn client_json(client: &Client, secret: Option<String>) -> Value {
-    let mut v = json!({
-        "client_id": client.client_id,
+/// The application in the tenant file's declared form, which a `PATCH` overlays.
+fn client_entry(client: &Client) -> Value {
+    json!({
         "name": client.name,
         "app_type": client.app_type.as_str(),
         "callbacks": client.callbacks,
@@ -86,25 +68,8 @@ pub fn client_json(client: &Client, secret: Option<String>) -> Value {
         "token_endpoint_auth_method": client.token_endpoint_auth_method.as_str(),
         "refresh_token": client.refresh_token,
         "is_first_party": client.is_first_party,
-    });
-    if let Some(s) = secret {
-        v["client_secret"] = Value::String(s);
-    }
-    v
-}
-
-fn client_entry(client: &Client) -> Value {
-    let mut v = client_json(client, None);
-    if let Value::Object(map) = &mut v {
-        map.remove("client_id");
-    }
-    v["client_id"] = Value::String(client.client_id.clone());
-    v
-}
-
-#[must_use]
-pub fn client_grant_json(g: &ClientGrant) -> Value {
-    json!({ "id": g.id, "client_id": g.client_id, "audience": g.audience, "scope": g.scope })
+        "client_id": client.client_id,
+    })
 }
 
 /// An application as the Management API lists it, with its secret for callers allowed
@@ -113,20 +78,6 @@ pub fn client_grant_json(g: &ClientGrant) -> Value {
 pub struct ApplicationView {
     pub client: Client,
     pub secret: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewClientGrant {
-    pub client_id: String,
-    pub audience: String,
-    pub scope: Vec<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClientGrantPatch {
-    pub scope: Vec<String>,
 }
 
 impl Portcullis {
@@ -183,8 +134,8 @@ impl Portcullis {
         &self,
         _: Granted<ReadResourceServers>,
         id: &str,
-    ) -> Result<Value, ManagementError> {
-        Ok(resource_server_json(&self.api_or_404(id).await?))
+    ) -> Result<ResourceServer, ManagementError> {
+        self.api_or_404(id).await
     }
 
     /// `POST /api/v2/resource-servers`.
@@ -192,7 +143,7 @@ impl Portcullis {
         &self,
         _: Granted<CreateResourceServers>,
         body: Value,
-    ) -> Result<Value, ManagementError> {
+    ) -> Result<ResourceServer, ManagementError> {
         let entry: ResourceServerEntry = decode(body)?;
         let rs = build_resource_server(self.tenant_id(), &entry, None).map_err(|e| invalid(&e))?;
         if self
@@ -208,7 +159,7 @@ impl Portcullis {
         self.save(Change::ResourceServer(rs.clone()))
             .await
             .map_err(conflict_as("A resource server with the same identifier"))?;
-        Ok(resource_server_json(&rs))
+        Ok(rs)
     }
 
     /// `PATCH /api/v2/resource-servers/{id}`: the identifier cannot change.
@@ -217,7 +168,7 @@ impl Portcullis {
         _: Granted<UpdateResourceServers>,
         id: &str,
         patch: Map<String, Value>,
-    ) -> Result<Value, ManagementError> {
+    ) -> Result<ResourceServer, ManagementError> {
         let current = self.api_or_404(id).await?;
         if patch
             .get("identifier")
@@ -231,7 +182,7 @@ impl Portcullis {
         let rs = build_resource_server(self.tenant_id(), &entry, Some(&current))
             .map_err(|e| invalid(&e))?;
         self.save(Change::ResourceServer(rs.clone())).await?;
-        Ok(resource_server_json(&rs))
+        Ok(rs)
     }
 
     /// `DELETE /api/v2/resource-servers/{id}`: its client grants and role permissions go too.
@@ -275,14 +226,14 @@ impl Portcullis {
         _: Granted<ReadClients>,
         with_secret: bool,
         id: &str,
-    ) -> Result<Value, ManagementError> {
-        let c = self.client_or_404(id).await?;
-        Ok(client_json(
-            &c,
-            with_secret
-                .then(|| open_client_secret(&self.master, &c))
+    ) -> Result<ApplicationView, ManagementError> {
+        let client = self.client_or_404(id).await?;
+        Ok(ApplicationView {
+            secret: with_secret
+                .then(|| open_client_secret(&self.master, &client))
                 .flatten(),
-        ))
+            client,
+        })
     }
 
     /// `POST /api/v2/clients`: a confidential client's new secret is in the answer.
@@ -290,7 +241,7 @@ impl Portcullis {
         &self,
         _: Granted<CreateClients>,
         body: Value,
-    ) -> Result<Value, ManagementError> {
+    ) -> Result<ApplicationView, ManagementError> {
         let entry: ClientEntry = decode(body)?;
         if let Some(id) = &entry.client_id
             && self
@@ -308,10 +259,10 @@ impl Portcullis {
         self.save(Change::Client(client.clone()))
             .await
             .map_err(conflict_as("A client with this name"))?;
-        Ok(client_json(
-            &client,
-            open_client_secret(&self.master, &client),
-        ))
+        Ok(ApplicationView {
+            secret: open_client_secret(&self.master, &client),
+            client,
+        })
     }
 
     /// `PATCH /api/v2/clients/{id}`.
@@ -321,7 +272,7 @@ impl Portcullis {
         with_secret: bool,
         id: &str,
         patch: Map<String, Value>,
-    ) -> Result<Value, ManagementError> {
+    ) -> Result<ApplicationView, ManagementError> {
         let current = self.client_or_404(id).await?;
         if patch
             .get("client_id")
@@ -337,12 +288,12 @@ impl Portcullis {
         self.save(Change::Client(client.clone()))
             .await
             .map_err(conflict_as("A client with this name"))?;
-        Ok(client_json(
-            &client,
-            with_secret
+        Ok(ApplicationView {
+            secret: with_secret
                 .then(|| open_client_secret(&self.master, &client))
                 .flatten(),
-        ))
+            client,
+        })
     }
 
     /// `POST /api/v2/clients/{id}/rotate-secret`: the old secret stops working at once.
@@ -350,7 +301,7 @@ impl Portcullis {
         &self,
         _: Granted<UpdateClientKeys>,
         id: &str,
-    ) -> Result<Value, ManagementError> {
+    ) -> Result<ApplicationView, ManagementError> {
         let mut client = self.client_or_404(id).await?;
         if client.is_public() {
             return Err(ManagementError::bad_request(
@@ -361,7 +312,10 @@ impl Portcullis {
         client.secret_sealed = Some(seal_client_secret(&self.master, &client.client_id, &secret));
         self.save(Change::Client(client.clone())).await?;
         tracing::info!(client_id = %client.client_id, "client secret rotated");
-        Ok(client_json(&client, Some(secret)))
+        Ok(ApplicationView {
+            client,
+            secret: Some(secret),
+        })
     }
 
     /// `DELETE /api/v2/clients/{id}`: its grants go too, and its tokens stop refreshing.
@@ -432,16 +386,18 @@ impl Portcullis {
     pub async fn create_client_grant(
         &self,
         _: Granted<CreateClientGrants>,
-        body: NewClientGrant,
-    ) -> Result<Value, ManagementError> {
-        let client = self.client_or_404(&body.client_id).await?;
-        self.check_grant_scopes(&body.audience, &body.scope).await?;
+        client_id: &str,
+        audience: String,
+        scope: Vec<String>,
+    ) -> Result<ClientGrant, ManagementError> {
+        let client = self.client_or_404(client_id).await?;
+        self.check_grant_scopes(&audience, &scope).await?;
         let exists = self
             .store
             .list_client_grants(self.tenant_id())
             .await?
             .iter()
-            .any(|g| g.client_id == client.client_id && g.audience == body.audience);
+            .any(|g| g.client_id == client.client_id && g.audience == audience);
         if exists {
             return Err(ManagementError::conflict(
                 "A client grant for this client and audience already exists",
@@ -451,11 +407,11 @@ impl Portcullis {
             tenant_id: self.tenant_id().to_owned(),
             id: format!("cgr_{}", portcullis_crypto::token::random_alphanumeric(16)),
             client_id: client.client_id,
-            audience: body.audience,
-            scope: body.scope,
+            audience,
+            scope,
         };
         self.save(Change::ClientGrant(grant.clone())).await?;
-        Ok(client_grant_json(&grant))
+        Ok(grant)
     }
 
     /// `PATCH /api/v2/client-grants/{id}`.
@@ -463,8 +419,8 @@ impl Portcullis {
         &self,
         _: Granted<UpdateClientGrants>,
         id: &str,
-        patch: ClientGrantPatch,
-    ) -> Result<Value, ManagementError> {
+        scope: Vec<String>,
+    ) -> Result<ClientGrant, ManagementError> {
         let mut grant = self
             .store
             .list_client_grants(self.tenant_id())
@@ -478,11 +434,10 @@ impl Portcullis {
                     "The client grant does not exist",
                 )
             })?;
-        self.check_grant_scopes(&grant.audience, &patch.scope)
-            .await?;
-        grant.scope = patch.scope;
+        self.check_grant_scopes(&grant.audience, &scope).await?;
+        grant.scope = scope;
         self.save(Change::ClientGrant(grant.clone())).await?;
-        Ok(client_grant_json(&grant))
+        Ok(grant)
     }
 
     /// `DELETE /api/v2/client-grants/{id}`.

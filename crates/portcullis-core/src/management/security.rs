@@ -5,12 +5,12 @@ use super::{
     CreateUserTickets, Granted, ManagementError, ReadAttackProtection, ReadUsers,
     UpdateAttackProtection, UpdateUsers,
 };
-use crate::model::{DATABASE_CONNECTION, TicketData, TicketKind, User};
+use crate::model::{DATABASE_CONNECTION, LoginBlock, TicketData, TicketKind, User};
 use crate::protection::{ATTACK_PROTECTION, AttackProtection};
 use crate::service::Portcullis;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A part of the attack protection settings, by its path segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +21,9 @@ pub enum ProtectionPart {
 }
 
 impl ProtectionPart {
-    fn key(self) -> &'static str {
+    /// The part's key in the attack protection document.
+    #[must_use]
+    pub fn key(self) -> &'static str {
         match self {
             Self::BruteForce => "bruteForceProtection",
             Self::SuspiciousIp => "suspiciousIpThrottling",
@@ -95,24 +97,22 @@ fn result_url(url: Option<String>) -> Result<Option<String>, ManagementError> {
 }
 
 impl Portcullis {
-    /// `GET /api/v2/attack-protection/{part}`.
+    /// `GET /api/v2/attack-protection/{part}`: the whole document (each part is one key).
     pub async fn get_attack_protection(
         &self,
         _: Granted<ReadAttackProtection>,
-        part: ProtectionPart,
-    ) -> Result<Value, ManagementError> {
-        let all = serde_json::to_value(self.attack_protection().await?)
-            .map_err(ManagementError::internal)?;
-        Ok(all[part.key()].clone())
+    ) -> Result<AttackProtection, ManagementError> {
+        Ok(self.attack_protection().await?)
     }
 
-    /// `PATCH /api/v2/attack-protection/{part}`: the given fields replace the stored ones.
+    /// `PATCH /api/v2/attack-protection/{part}`: the given fields replace the stored ones
+    /// of that part; answers the whole document as stored.
     pub async fn patch_attack_protection(
         &self,
         _: Granted<UpdateAttackProtection>,
         part: ProtectionPart,
         patch: Value,
-    ) -> Result<Value, ManagementError> {
+    ) -> Result<AttackProtection, ManagementError> {
         let Value::Object(fields) = patch else {
             return Err(ManagementError::bad_request(
                 "Payload validation error: the body must be an object",
@@ -132,8 +132,7 @@ impl Portcullis {
         next.validate()
             .map_err(|m| ManagementError::bad_request(format!("Payload validation error: {m}")))?;
         self.save_setting(ATTACK_PROTECTION, &next).await?;
-        let all = serde_json::to_value(&next).map_err(ManagementError::internal)?;
-        Ok(all[part.key()].clone())
+        Ok(next)
     }
 
     async fn block_user(
@@ -161,19 +160,13 @@ impl Portcullis {
         _: Granted<ReadUsers>,
         id: Option<&str>,
         identifier: Option<&str>,
-    ) -> Result<Value, ManagementError> {
+    ) -> Result<(User, Vec<LoginBlock>), ManagementError> {
         let user = self.block_user(id, identifier).await?;
         let blocks = self
             .store
             .list_login_blocks(self.tenant_id(), &user.user_id)
             .await?;
-        let blocked_for: Vec<Value> = blocks
-            .iter()
-            .map(|b| {
-                json!({"identifier": user.email, "ip": b.ip, "connection": DATABASE_CONNECTION})
-            })
-            .collect();
-        Ok(json!({ "blocked_for": blocked_for }))
+        Ok((user, blocks))
     }
 
     /// `DELETE /api/v2/user-blocks/{id}` and `DELETE /api/v2/user-blocks?identifier=`:
@@ -195,7 +188,7 @@ impl Portcullis {
         &self,
         _: Granted<CreateUserTickets>,
         body: EmailVerificationTicket,
-    ) -> Result<Value, ManagementError> {
+    ) -> Result<String, ManagementError> {
         if body.result_url.is_some() && body.client_id.is_some() {
             return Err(ManagementError::bad_request(
                 "result_url and client_id cannot be used together",
@@ -214,7 +207,7 @@ impl Portcullis {
                 ttl(body.ttl_sec)?,
             )
             .await?;
-        Ok(json!({ "ticket": link }))
+        Ok(link)
     }
 
     /// `POST /api/v2/tickets/password-change`.
@@ -222,7 +215,7 @@ impl Portcullis {
         &self,
         _: Granted<CreateUserTickets>,
         body: PasswordChangeTicket,
-    ) -> Result<Value, ManagementError> {
+    ) -> Result<String, ManagementError> {
         let user = match (&body.user_id, &body.email) {
             (Some(id), None) => self.block_user(Some(id), None).await?,
             (None, Some(email)) if body.connection_id.is_some() => {
@@ -255,6 +248,6 @@ impl Portcullis {
                 ttl(body.ttl_sec)?,
             )
             .await?;
-        Ok(json!({ "ticket": link }))
+        Ok(link)
     }
 }

@@ -3,70 +3,19 @@
 
 use super::query::{self, UserSearch};
 use super::{CreateUsers, DeleteUsers, Granted, ManagementError, ReadUsers, UpdateUsers};
-use crate::model::{DATABASE_CONNECTION, Timestamp, User, normalize_email};
+use crate::model::{DATABASE_CONNECTION, User, normalize_email};
 use crate::service::Portcullis;
 use crate::store::Page;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-/// Unix seconds as Auth0's ISO 8601 timestamps.
-fn iso(ts: Timestamp) -> Value {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::macros::format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
-            ))
-            .ok()
-        })
-        .map_or(Value::Null, Value::String)
-}
-
-/// The user object as Auth0's Management API returns it.
-#[must_use]
-pub fn user_json(user: &User) -> Value {
-    let id_part = user
-        .user_id
-        .split_once('|')
-        .map_or(user.user_id.as_str(), |(_, id)| id);
-    let mut out = json!({
-        "user_id": user.user_id,
-        "email": user.email,
-        "email_verified": user.email_verified,
-        "name": user.name,
-        "nickname": user.nickname,
-        "picture": user.picture,
-        "identities": [{
-            "connection": user.connection,
-            "user_id": id_part,
-            "provider": "auth0",
-            "isSocial": false,
-        }],
-        "created_at": iso(user.created_at),
-        "updated_at": iso(user.updated_at),
-        "logins_count": user.logins_count,
-        "blocked": user.blocked,
-        "user_metadata": user.user_metadata,
-        "app_metadata": user.app_metadata,
-    });
-    if let Some(last) = user.last_login {
-        out["last_login"] = iso(last);
-    }
-    out
-}
-
-/// `GET /api/v2/users` parameters.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-pub struct ListUsersParams {
-    pub page: Option<i64>,
-    pub per_page: Option<i64>,
-    pub include_totals: Option<bool>,
-    pub q: Option<String>,
-    pub sort: Option<String>,
-    pub fields: Option<String>,
-    pub include_fields: Option<bool>,
-    pub search_engine: Option<String>,
-    pub connection: Option<String>,
+/// What `GET /api/v2/users` searches for: Auth0's `q` (its Lucene subset), `sort`
+/// (`field:1` or `field:-1`) and `connection`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UserQuery<'a> {
+    pub q: Option<&'a str>,
+    pub sort: Option<&'a str>,
+    pub connection: Option<&'a str>,
 }
 
 /// `POST /api/v2/users` body.
@@ -171,22 +120,6 @@ fn check_connection(connection: &str) -> Result<(), ManagementError> {
     }
 }
 
-/// Keeps only the requested fields of a user object (`fields`, `include_fields`).
-fn select_fields(user: Value, fields: Option<&str>, include: bool) -> Value {
-    let Some(fields) = fields.filter(|f| !f.is_empty()) else {
-        return user;
-    };
-    let wanted: Vec<&str> = fields.split(',').map(str::trim).collect();
-    let Value::Object(map) = user else {
-        return user;
-    };
-    Value::Object(
-        map.into_iter()
-            .filter(|(k, _)| wanted.contains(&k.as_str()) == include)
-            .collect(),
-    )
-}
-
 impl Portcullis {
     async fn user_or_404(&self, user_id: &str) -> Result<User, ManagementError> {
         self.store
@@ -199,10 +132,12 @@ impl Portcullis {
     pub async fn list_users(
         &self,
         _: Granted<ReadUsers>,
-        params: &ListUsersParams,
-    ) -> Result<Value, ManagementError> {
-        let per_page = params.per_page.unwrap_or(50);
-        let page = params.page.unwrap_or(0);
+        search: UserQuery<'_>,
+        page: Option<i64>,
+        per_page: Option<i64>,
+    ) -> Result<Page<User>, ManagementError> {
+        let per_page = per_page.unwrap_or(50);
+        let page = page.unwrap_or(0);
         if !(1..=100).contains(&per_page) || page < 0 {
             return Err(ManagementError::invalid_query(
                 "per_page must be 1 to 100 and page 0 or more",
@@ -218,36 +153,21 @@ impl Portcullis {
                 "You can only page through the first 1000 records. Narrow the search with q.",
             ));
         }
-        let mut terms = query::parse(params.q.as_deref().unwrap_or_default())
+        let mut terms = query::parse(search.q.unwrap_or_default())
             .map_err(|e| ManagementError::invalid_query(e.0))?;
-        if let Some(connection) = params.connection.as_deref().filter(|c| !c.is_empty()) {
+        if let Some(connection) = search.connection.filter(|c| !c.is_empty()) {
             check_connection(connection)
                 .map_err(|_| ManagementError::invalid_query("The connection does not exist."))?;
         }
         terms.dedup();
         let search = UserSearch {
             terms,
-            sort: query::parse_sort(params.sort.as_deref())
+            sort: query::parse_sort(search.sort)
                 .map_err(|e| ManagementError::invalid_query(e.0))?,
             offset: page * per_page,
             limit: per_page,
         };
-        let Page {
-            items: users,
-            total,
-        } = self.store.search_users(self.tenant_id(), &search).await?;
-        let include = params.include_fields.unwrap_or(true);
-        let users: Vec<Value> = users
-            .iter()
-            .map(|u| select_fields(user_json(u), params.fields.as_deref(), include))
-            .collect();
-        if params.include_totals.unwrap_or(false) {
-            Ok(
-                json!({ "start": search.offset, "limit": per_page, "length": users.len(), "total": total, "users": users }),
-            )
-        } else {
-            Ok(Value::Array(users))
-        }
+        Ok(self.store.search_users(self.tenant_id(), &search).await?)
     }
 
     /// `GET /api/v2/users/{id}`.
@@ -255,8 +175,8 @@ impl Portcullis {
         &self,
         _: Granted<ReadUsers>,
         user_id: &str,
-    ) -> Result<Value, ManagementError> {
-        Ok(user_json(&self.user_or_404(user_id).await?))
+    ) -> Result<User, ManagementError> {
+        self.user_or_404(user_id).await
     }
 
     /// `GET /api/v2/users-by-email?email=`.
@@ -264,15 +184,14 @@ impl Portcullis {
         &self,
         _: Granted<ReadUsers>,
         email: &str,
-    ) -> Result<Value, ManagementError> {
+    ) -> Result<Option<User>, ManagementError> {
         if email.trim().is_empty() {
             return Err(ManagementError::invalid_query("email is required"));
         }
-        let user = self
+        Ok(self
             .store
             .find_user_by_email(self.tenant_id(), DATABASE_CONNECTION, email)
-            .await?;
-        Ok(Value::Array(user.iter().map(user_json).collect()))
+            .await?)
     }
 
     /// The database connection's password policy, as Auth0 applies it to the Management API.
@@ -308,7 +227,7 @@ impl Portcullis {
         &self,
         _: Granted<CreateUsers>,
         body: CreateUser,
-    ) -> Result<Value, ManagementError> {
+    ) -> Result<User, ManagementError> {
         check_connection(&body.connection)?;
         let email = check_email(&body.email)?;
         let Some(password) = body.password else {
@@ -392,7 +311,7 @@ impl Portcullis {
             self.send_verification_email(&user, None, None, crate::accounts::VERIFY_TTL)
                 .await?;
         }
-        Ok(user_json(&user))
+        Ok(user)
     }
 
     /// `PATCH /api/v2/users/{id}`. Blocking ends the user's sessions and refresh tokens at once.
@@ -401,7 +320,7 @@ impl Portcullis {
         _: Granted<UpdateUsers>,
         user_id: &str,
         patch: UpdateUser,
-    ) -> Result<Value, ManagementError> {
+    ) -> Result<User, ManagementError> {
         let mut user = self.user_or_404(user_id).await?;
         if let Some(connection) = &patch.connection {
             check_connection(connection)?;
@@ -506,7 +425,7 @@ impl Portcullis {
                 .await?;
             tracing::info!(user_id = %user.user_id, "user blocked; sessions and refresh tokens ended");
         }
-        Ok(user_json(&user))
+        Ok(user)
     }
 
     /// `DELETE /api/v2/users/{id}`: erases the user's data (profile, sessions, tokens,
@@ -542,6 +461,7 @@ impl Portcullis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn metadata_merges_top_level_keys_removes_nulls_and_clears_on_empty() {
@@ -550,18 +470,5 @@ mod tests {
         let merged = merge_metadata(&current, patch.as_object().unwrap());
         assert_eq!(merged, json!({"a": 1, "b": {"y": 2}, "d": 4}));
         assert_eq!(merge_metadata(&current, &Map::new()), json!({}));
-    }
-
-    #[test]
-    fn fields_select_or_exclude() {
-        let user = json!({"email": "e", "name": "n", "user_id": "u"});
-        assert_eq!(
-            select_fields(user.clone(), Some("email,user_id"), true),
-            json!({"email": "e", "user_id": "u"})
-        );
-        assert_eq!(
-            select_fields(user, Some("email"), false),
-            json!({"name": "n", "user_id": "u"})
-        );
     }
 }

@@ -6,17 +6,74 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use portcullis_core::management::apps::{
-    ClientGrantPatch, NewClientGrant, client_grant_json, client_json, resource_server_json,
-};
+use portcullis_core::management::apps::ApplicationView;
 use portcullis_core::management::{
     CreateClientGrants, CreateClients, CreateResourceServers, DeleteClientGrants, DeleteClients,
     DeleteResourceServers, ReadClientGrants, ReadClientKeys, ReadClients, ReadResourceServers,
     UpdateClientGrants, UpdateClientKeys, UpdateClients, UpdateResourceServers,
 };
-use serde_json::Value;
+use portcullis_core::model::{ClientGrant, ResourceServer};
+use serde_json::{Value, json};
 
 type Object = serde_json::Map<String, Value>;
+
+/// An API as Auth0 shows it.
+pub fn resource_server_json(rs: &ResourceServer) -> Value {
+    json!({
+        "id": rs.id,
+        "name": rs.name,
+        "identifier": rs.identifier,
+        "scopes": rs.scopes,
+        "signing_alg": rs.signing_alg.as_str(),
+        "token_lifetime": rs.token_lifetime,
+        "enforce_policies": rs.enforce_policies,
+        "token_dialect": rs.token_dialect,
+        "allow_offline_access": rs.allow_offline_access,
+    })
+}
+
+/// The application as Auth0 shows it; the secret only when the service opened it for a
+/// caller with `read:client_keys` (or a new or rotated one).
+pub fn client_json(view: &ApplicationView) -> Value {
+    let client = &view.client;
+    let mut v = json!({
+        "client_id": client.client_id,
+        "name": client.name,
+        "app_type": client.app_type.as_str(),
+        "callbacks": client.callbacks,
+        "allowed_logout_urls": client.allowed_logout_urls,
+        "web_origins": client.web_origins,
+        "grant_types": client.grant_types,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method.as_str(),
+        "refresh_token": client.refresh_token,
+        "is_first_party": client.is_first_party,
+    });
+    if let Some(s) = &view.secret {
+        v["client_secret"] = Value::String(s.clone());
+    }
+    v
+}
+
+/// A client grant as Auth0 shows it.
+pub fn client_grant_json(g: &ClientGrant) -> Value {
+    json!({ "id": g.id, "client_id": g.client_id, "audience": g.audience, "scope": g.scope })
+}
+
+/// The body of `POST /api/v2/client-grants`.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClientGrant {
+    pub client_id: String,
+    pub audience: String,
+    pub scope: Vec<String>,
+}
+
+/// The body of `PATCH /api/v2/client-grants/{id}`.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientGrantPatch {
+    pub scope: Vec<String>,
+}
 
 /// Query parameters of `GET /api/v2/client-grants`.
 #[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
@@ -59,7 +116,9 @@ pub async fn create_resource_server(
     let input: Value = body(&bytes)?;
     Ok((
         StatusCode::CREATED,
-        Json(state.core.create_resource_server(granted, input).await?),
+        Json(resource_server_json(
+            &state.core.create_resource_server(granted, input).await?,
+        )),
     ))
 }
 
@@ -70,7 +129,9 @@ pub async fn get_resource_server(
     Path(id): Path<String>,
 ) -> ApiResult {
     let granted = caller.require::<ReadResourceServers>()?;
-    Ok(Json(state.core.get_resource_server(granted, &id).await?))
+    Ok(Json(resource_server_json(
+        &state.core.get_resource_server(granted, &id).await?,
+    )))
 }
 
 /// `PATCH /api/v2/resource-servers/{id}`.
@@ -82,12 +143,11 @@ pub async fn update_resource_server(
 ) -> ApiResult {
     let granted = caller.require::<UpdateResourceServers>()?;
     let patch: Object = body(&bytes)?;
-    Ok(Json(
-        state
-            .core
-            .update_resource_server(granted, &id, patch)
-            .await?,
-    ))
+    let api = state
+        .core
+        .update_resource_server(granted, &id, patch)
+        .await?;
+    Ok(Json(resource_server_json(&api)))
 }
 
 /// `DELETE /api/v2/resource-servers/{id}`.
@@ -114,9 +174,7 @@ pub async fn list_clients(
         .core
         .list_clients_api(granted, caller.has::<ReadClientKeys>(), window)
         .await?;
-    Ok(Json(params.answer(&page, "clients", window, |a| {
-        client_json(&a.client, a.secret.clone())
-    })))
+    Ok(Json(params.answer(&page, "clients", window, client_json)))
 }
 
 /// `POST /api/v2/clients`.
@@ -129,7 +187,9 @@ pub async fn create_client(
     let input: Value = body(&bytes)?;
     Ok((
         StatusCode::CREATED,
-        Json(state.core.create_client(granted, input).await?),
+        Json(client_json(
+            &state.core.create_client(granted, input).await?,
+        )),
     ))
 }
 
@@ -140,12 +200,11 @@ pub async fn get_client(
     Path(id): Path<String>,
 ) -> ApiResult {
     let granted = caller.require::<ReadClients>()?;
-    Ok(Json(
-        state
-            .core
-            .get_client(granted, caller.has::<ReadClientKeys>(), &id)
-            .await?,
-    ))
+    let view = state
+        .core
+        .get_client(granted, caller.has::<ReadClientKeys>(), &id)
+        .await?;
+    Ok(Json(client_json(&view)))
 }
 
 /// `PATCH /api/v2/clients/{id}`.
@@ -160,12 +219,11 @@ pub async fn update_client(
     if patch.contains_key("client_secret") {
         caller.require::<UpdateClientKeys>()?;
     }
-    Ok(Json(
-        state
-            .core
-            .update_client(granted, caller.has::<ReadClientKeys>(), &id, patch)
-            .await?,
-    ))
+    let view = state
+        .core
+        .update_client(granted, caller.has::<ReadClientKeys>(), &id, patch)
+        .await?;
+    Ok(Json(client_json(&view)))
 }
 
 /// `POST /api/v2/clients/{id}/rotate-secret`.
@@ -175,7 +233,9 @@ pub async fn rotate_client_secret(
     Path(id): Path<String>,
 ) -> ApiResult {
     let granted = caller.require::<UpdateClientKeys>()?;
-    Ok(Json(state.core.rotate_client_secret(granted, &id).await?))
+    Ok(Json(client_json(
+        &state.core.rotate_client_secret(granted, &id).await?,
+    )))
 }
 
 /// `DELETE /api/v2/clients/{id}`.
@@ -229,10 +289,11 @@ pub async fn create_client_grant(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let granted = caller.require::<CreateClientGrants>()?;
     let input: NewClientGrant = body(&bytes)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(state.core.create_client_grant(granted, input).await?),
-    ))
+    let grant = state
+        .core
+        .create_client_grant(granted, &input.client_id, input.audience, input.scope)
+        .await?;
+    Ok((StatusCode::CREATED, Json(client_grant_json(&grant))))
 }
 
 /// `PATCH /api/v2/client-grants/{id}`.
@@ -244,9 +305,11 @@ pub async fn update_client_grant(
 ) -> ApiResult {
     let granted = caller.require::<UpdateClientGrants>()?;
     let patch: ClientGrantPatch = body(&bytes)?;
-    Ok(Json(
-        state.core.update_client_grant(granted, &id, patch).await?,
-    ))
+    let grant = state
+        .core
+        .update_client_grant(granted, &id, patch.scope)
+        .await?;
+    Ok(Json(client_grant_json(&grant)))
 }
 
 /// `DELETE /api/v2/client-grants/{id}`.

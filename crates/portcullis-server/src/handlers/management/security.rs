@@ -5,18 +5,28 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
+use portcullis_core::management::ManagementError;
 use portcullis_core::management::security::{
     BlocksQuery, EmailVerificationTicket, PasswordChangeTicket, ProtectionPart,
 };
 use portcullis_core::management::{
     Caller, CreateUserTickets, ReadAttackProtection, ReadUsers, UpdateAttackProtection, UpdateUsers,
 };
-use serde_json::Value;
+use portcullis_core::model::{DATABASE_CONNECTION, LoginBlock, User};
+use portcullis_core::protection::AttackProtection;
+use serde_json::{Value, json};
 
 /// `GET /api/v2/attack-protection/brute-force-protection` and its siblings.
+/// One part of the attack protection document, as its endpoint shows it.
+fn part_json(all: &AttackProtection, part: ProtectionPart) -> Result<Value, ApiError> {
+    let all = serde_json::to_value(all).map_err(|e| ApiError(ManagementError::internal(e)))?;
+    Ok(all[part.key()].clone())
+}
+
 async fn get_protection(state: AppState, caller: Caller, part: ProtectionPart) -> ApiResult {
     let granted = caller.require::<ReadAttackProtection>()?;
-    Ok(Json(state.core.get_attack_protection(granted, part).await?))
+    let all = state.core.get_attack_protection(granted).await?;
+    Ok(Json(part_json(&all, part)?))
 }
 
 async fn patch_protection(
@@ -27,12 +37,11 @@ async fn patch_protection(
 ) -> ApiResult {
     let granted = caller.require::<UpdateAttackProtection>()?;
     let patch: Value = body(bytes)?;
-    Ok(Json(
-        state
-            .core
-            .patch_attack_protection(granted, part, patch)
-            .await?,
-    ))
+    let all = state
+        .core
+        .patch_attack_protection(granted, part, patch)
+        .await?;
+    Ok(Json(part_json(&all, part)?))
 }
 
 pub async fn get_brute_force(
@@ -80,6 +89,15 @@ pub async fn patch_breached(
     patch_protection(state, caller, ProtectionPart::BreachedPassword, &bytes).await
 }
 
+/// A user's brute-force blocks as Auth0 lists them.
+pub fn blocks_json(user: &User, blocks: &[LoginBlock]) -> Value {
+    let blocked_for: Vec<Value> = blocks
+        .iter()
+        .map(|b| json!({"identifier": user.email, "ip": b.ip, "connection": DATABASE_CONNECTION}))
+        .collect();
+    json!({ "blocked_for": blocked_for })
+}
+
 /// `GET /api/v2/user-blocks/{id}`.
 pub async fn get_user_blocks(
     State(state): State<AppState>,
@@ -87,9 +105,8 @@ pub async fn get_user_blocks(
     Path(id): Path<String>,
 ) -> ApiResult {
     let granted = caller.require::<ReadUsers>()?;
-    Ok(Json(
-        state.core.get_user_blocks(granted, Some(&id), None).await?,
-    ))
+    let (user, blocks) = state.core.get_user_blocks(granted, Some(&id), None).await?;
+    Ok(Json(blocks_json(&user, &blocks)))
 }
 
 /// `DELETE /api/v2/user-blocks/{id}`.
@@ -114,12 +131,11 @@ pub async fn get_user_blocks_by_identifier(
 ) -> ApiResult {
     let granted = caller.require::<ReadUsers>()?;
     let q: BlocksQuery = query(raw.as_deref())?;
-    Ok(Json(
-        state
-            .core
-            .get_user_blocks(granted, None, q.identifier.as_deref())
-            .await?,
-    ))
+    let (user, blocks) = state
+        .core
+        .get_user_blocks(granted, None, q.identifier.as_deref())
+        .await?;
+    Ok(Json(blocks_json(&user, &blocks)))
 }
 
 /// `DELETE /api/v2/user-blocks?identifier=`.
@@ -147,7 +163,7 @@ pub async fn email_verification_ticket(
     let input: EmailVerificationTicket = body(&bytes)?;
     Ok((
         StatusCode::CREATED,
-        Json(state.core.email_verification_ticket(granted, input).await?),
+        Json(json!({ "ticket": state.core.email_verification_ticket(granted, input).await? })),
     ))
 }
 
@@ -161,6 +177,6 @@ pub async fn password_change_ticket(
     let input: PasswordChangeTicket = body(&bytes)?;
     Ok((
         StatusCode::CREATED,
-        Json(state.core.password_change_ticket(granted, input).await?),
+        Json(json!({ "ticket": state.core.password_change_ticket(granted, input).await? })),
     ))
 }

@@ -7,13 +7,89 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use portcullis_core::management::users::{CreateUser, ListUsersParams, UpdateUser};
+use portcullis_core::management::users::{CreateUser, UpdateUser, UserQuery};
 use portcullis_core::management::{
     CreateRoleMembers, CreateUsers, DeleteRoleMembers, DeleteUsers, ReadRoles, ReadUsers,
     UpdateUsers,
 };
-use portcullis_core::store::Edit;
-use serde_json::Value;
+use portcullis_core::model::{Timestamp, User};
+use portcullis_core::store::{Edit, Page};
+use serde_json::{Value, json};
+
+/// Unix seconds as Auth0's ISO 8601 timestamps.
+fn iso(ts: Timestamp) -> Value {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
+            ))
+            .ok()
+        })
+        .map_or(Value::Null, Value::String)
+}
+
+/// The user object as Auth0's Management API returns it.
+pub fn user_json(user: &User) -> Value {
+    let id_part = user
+        .user_id
+        .split_once('|')
+        .map_or(user.user_id.as_str(), |(_, id)| id);
+    let mut out = json!({
+        "user_id": user.user_id,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "name": user.name,
+        "nickname": user.nickname,
+        "picture": user.picture,
+        "identities": [{
+            "connection": user.connection,
+            "user_id": id_part,
+            "provider": "auth0",
+            "isSocial": false,
+        }],
+        "created_at": iso(user.created_at),
+        "updated_at": iso(user.updated_at),
+        "logins_count": user.logins_count,
+        "blocked": user.blocked,
+        "user_metadata": user.user_metadata,
+        "app_metadata": user.app_metadata,
+    });
+    if let Some(last) = user.last_login {
+        out["last_login"] = iso(last);
+    }
+    out
+}
+
+/// `GET /api/v2/users` parameters.
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+pub struct ListUsersParams {
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+    pub include_totals: Option<bool>,
+    pub q: Option<String>,
+    pub sort: Option<String>,
+    pub fields: Option<String>,
+    pub include_fields: Option<bool>,
+    pub search_engine: Option<String>,
+    pub connection: Option<String>,
+}
+
+/// Keeps only the requested fields of a user object (`fields`, `include_fields`).
+fn select_fields(user: Value, fields: Option<&str>, include: bool) -> Value {
+    let Some(fields) = fields.filter(|f| !f.is_empty()) else {
+        return user;
+    };
+    let wanted: Vec<&str> = fields.split(',').map(str::trim).collect();
+    let Value::Object(map) = user else {
+        return user;
+    };
+    Value::Object(
+        map.into_iter()
+            .filter(|(k, _)| wanted.contains(&k.as_str()) == include)
+            .collect(),
+    )
+}
 
 /// `GET /api/v2/users`.
 pub async fn list_users(
@@ -23,7 +99,34 @@ pub async fn list_users(
 ) -> ApiResult {
     let granted = caller.require::<ReadUsers>()?;
     let params: ListUsersParams = query(q.as_deref())?;
-    Ok(Json(state.core.list_users(granted, &params).await?))
+    let search = UserQuery {
+        q: params.q.as_deref(),
+        sort: params.sort.as_deref(),
+        connection: params.connection.as_deref(),
+    };
+    let page = state
+        .core
+        .list_users(granted, search, params.page, params.per_page)
+        .await?;
+    Ok(Json(users_answer(&page, &params)))
+}
+
+/// A page of users in the form `params` asked for: the fields chosen, and Auth0's totals
+/// object (with `length`) or a bare array.
+pub fn users_answer(page: &Page<User>, params: &ListUsersParams) -> Value {
+    let include = params.include_fields.unwrap_or(true);
+    let users: Vec<Value> = page
+        .items
+        .iter()
+        .map(|u| select_fields(user_json(u), params.fields.as_deref(), include))
+        .collect();
+    if params.include_totals.unwrap_or(false) {
+        let per_page = params.per_page.unwrap_or(50);
+        let start = params.page.unwrap_or(0) * per_page;
+        json!({ "start": start, "limit": per_page, "length": users.len(), "total": page.total, "users": users })
+    } else {
+        Value::Array(users)
+    }
 }
 
 /// `POST /api/v2/users`.
@@ -36,7 +139,7 @@ pub async fn create_user(
     let input: CreateUser = body(&bytes)?;
     Ok((
         StatusCode::CREATED,
-        Json(state.core.create_user(granted, input).await?),
+        Json(user_json(&state.core.create_user(granted, input).await?)),
     ))
 }
 
@@ -47,7 +150,7 @@ pub async fn get_user(
     Path(id): Path<String>,
 ) -> ApiResult {
     let granted = caller.require::<ReadUsers>()?;
-    Ok(Json(state.core.get_user(granted, &id).await?))
+    Ok(Json(user_json(&state.core.get_user(granted, &id).await?)))
 }
 
 /// `PATCH /api/v2/users/{id}`.
@@ -59,7 +162,9 @@ pub async fn update_user(
 ) -> ApiResult {
     let granted = caller.require::<UpdateUsers>()?;
     let patch: UpdateUser = body(&bytes)?;
-    Ok(Json(state.core.update_user(granted, &id, patch).await?))
+    Ok(Json(user_json(
+        &state.core.update_user(granted, &id, patch).await?,
+    )))
 }
 
 /// `DELETE /api/v2/users/{id}`.
@@ -89,7 +194,8 @@ pub async fn users_by_email(
     let granted = caller.require::<ReadUsers>()?;
     let params: ByEmail = query(q.as_deref())?;
     let email = params.email.unwrap_or_default();
-    Ok(Json(state.core.users_by_email(granted, &email).await?))
+    let found = state.core.users_by_email(granted, &email).await?;
+    Ok(Json(Value::Array(found.iter().map(user_json).collect())))
 }
 
 /// `GET /api/v2/users/{id}/roles`.
@@ -193,4 +299,23 @@ pub async fn remove_user_permissions(
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select_fields;
+    use serde_json::json;
+
+    #[test]
+    fn fields_select_or_exclude() {
+        let user = json!({"email": "e", "name": "n", "user_id": "u"});
+        assert_eq!(
+            select_fields(user.clone(), Some("email,user_id"), true),
+            json!({"email": "e", "user_id": "u"})
+        );
+        assert_eq!(
+            select_fields(user, Some("email"), false),
+            json!({"name": "n", "user_id": "u"})
+        );
+    }
 }
