@@ -1,7 +1,7 @@
 //! `/api/v2/`: Applications, APIs (resource servers) and client grants.
 
 use super::paging::PageParams;
-use super::{ApiCaller, ApiResult, body, query};
+use super::{ApiCaller, ApiResult, Scope, body, query};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -88,10 +88,9 @@ pub struct ClientGrantQuery {
 /// `GET /api/v2/resource-servers`.
 pub async fn list_resource_servers(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadResourceServers>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    let granted = caller.require::<ReadResourceServers>()?;
     let params: PageParams = query(q.as_deref())?;
     let window = params.window()?;
     let page = state
@@ -109,10 +108,9 @@ pub async fn list_resource_servers(
 /// `POST /api/v2/resource-servers`.
 pub async fn create_resource_server(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<CreateResourceServers>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let granted = caller.require::<CreateResourceServers>()?;
     let input: Value = body(&bytes)?;
     Ok((
         StatusCode::CREATED,
@@ -125,10 +123,9 @@ pub async fn create_resource_server(
 /// `GET /api/v2/resource-servers/{id}`.
 pub async fn get_resource_server(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadResourceServers>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let granted = caller.require::<ReadResourceServers>()?;
     Ok(Json(resource_server_json(
         &state.core.get_resource_server(granted, &id).await?,
     )))
@@ -137,11 +134,10 @@ pub async fn get_resource_server(
 /// `PATCH /api/v2/resource-servers/{id}`.
 pub async fn update_resource_server(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<UpdateResourceServers>,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
 ) -> ApiResult {
-    let granted = caller.require::<UpdateResourceServers>()?;
     let patch: Object = body(&bytes)?;
     let api = state
         .core
@@ -153,10 +149,9 @@ pub async fn update_resource_server(
 /// `DELETE /api/v2/resource-servers/{id}`.
 pub async fn delete_resource_server(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<DeleteResourceServers>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let granted = caller.require::<DeleteResourceServers>()?;
     state.core.delete_resource_server(granted, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -180,10 +175,9 @@ pub async fn list_clients(
 /// `POST /api/v2/clients`.
 pub async fn create_client(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<CreateClients>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let granted = caller.require::<CreateClients>()?;
     let input: Value = body(&bytes)?;
     Ok((
         StatusCode::CREATED,
@@ -229,10 +223,9 @@ pub async fn update_client(
 /// `POST /api/v2/clients/{id}/rotate-secret`.
 pub async fn rotate_client_secret(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<UpdateClientKeys>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let granted = caller.require::<UpdateClientKeys>()?;
     Ok(Json(client_json(
         &state.core.rotate_client_secret(granted, &id).await?,
     )))
@@ -241,10 +234,9 @@ pub async fn rotate_client_secret(
 /// `DELETE /api/v2/clients/{id}`.
 pub async fn delete_client(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<DeleteClients>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let granted = caller.require::<DeleteClients>()?;
     state.core.delete_client(granted, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -252,10 +244,9 @@ pub async fn delete_client(
 /// `GET /api/v2/client-grants`.
 pub async fn list_client_grants(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadClientGrants>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    let granted = caller.require::<ReadClientGrants>()?;
     let params: ClientGrantQuery = query(q.as_deref())?;
     let paging = PageParams {
         page: params.page,
@@ -284,10 +275,9 @@ pub async fn list_client_grants(
 /// `POST /api/v2/client-grants`.
 pub async fn create_client_grant(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<CreateClientGrants>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let granted = caller.require::<CreateClientGrants>()?;
     let input: NewClientGrant = body(&bytes)?;
     let grant = state
         .core
@@ -299,11 +289,10 @@ pub async fn create_client_grant(
 /// `PATCH /api/v2/client-grants/{id}`.
 pub async fn update_client_grant(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<UpdateClientGrants>,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
 ) -> ApiResult {
-    let granted = caller.require::<UpdateClientGrants>()?;
     let patch: ClientGrantPatch = body(&bytes)?;
     let grant = state
         .core
@@ -315,10 +304,9 @@ pub async fn update_client_grant(
 /// `DELETE /api/v2/client-grants/{id}`.
 pub async fn delete_client_grant(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<DeleteClientGrants>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let granted = caller.require::<DeleteClientGrants>()?;
     state.core.delete_client_grant(granted, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,7 @@
 //! `/api/v2/`: the audit trail, with its query parameters.
 
 use super::paging::PageParams;
-use super::{ApiCaller, ApiResult, query};
+use super::{ApiResult, Scope, query};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -26,10 +26,9 @@ pub struct LogParams {
 /// `GET /api/v2/logs`: newest first unless `sort=date:1`.
 pub async fn list_logs(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadLogs>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    let granted = caller.require::<ReadLogs>()?;
     let params: LogParams = query(q.as_deref())?;
     let paging = PageParams {
         page: params.page,
@@ -55,9 +54,8 @@ pub async fn list_logs(
 /// `GET /api/v2/logs/{id}`.
 pub async fn get_log(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadLogs>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let granted = caller.require::<ReadLogs>()?;
     Ok(Json(state.core.get_log(granted, &id).await?.to_json()))
 }

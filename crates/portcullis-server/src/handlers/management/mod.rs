@@ -83,6 +83,21 @@ impl FromRequestParts<AppState> for ApiCaller {
     }
 }
 
+/// The caller's proof of scope `S`, or the 401 or 403 that refuses the call: a handler
+/// names its scope in its signature.
+pub struct Scope<S: portcullis_core::management::Scope>(
+    pub portcullis_core::management::Granted<S>,
+);
+
+impl<S: portcullis_core::management::Scope> FromRequestParts<AppState> for Scope<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ApiCaller(caller) = ApiCaller::from_request_parts(parts, state).await?;
+        Ok(Self(caller.require::<S>()?))
+    }
+}
+
 /// Parses a JSON body, answering Auth0's payload validation error.
 pub(crate) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {

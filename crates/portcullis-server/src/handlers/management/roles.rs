@@ -1,7 +1,7 @@
 //! `/api/v2/`: roles, their permissions and their members, with their wire formats.
 
 use super::paging::PageParams;
-use super::{ApiCaller, ApiResult, body, query};
+use super::{ApiResult, Scope, body, query};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -85,10 +85,9 @@ pub struct UsersInput {
 /// `GET /api/v2/roles`.
 pub async fn list_roles(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadRoles>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    let granted = caller.require::<ReadRoles>()?;
     let params: PageParams = query(q.as_deref())?;
     let window = params.window()?;
     let page = state
@@ -101,10 +100,9 @@ pub async fn list_roles(
 /// `POST /api/v2/roles`.
 pub async fn create_role(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<CreateRoles>,
     bytes: axum::body::Bytes,
 ) -> ApiResult {
-    let granted = caller.require::<CreateRoles>()?;
     let input = body::<RoleInput>(&bytes)?;
     let role = state.core.create_role(granted, input.into()).await?;
     Ok(Json(role_json(&role)))
@@ -113,21 +111,19 @@ pub async fn create_role(
 /// `GET /api/v2/roles/{id}`.
 pub async fn get_role(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadRoles>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let granted = caller.require::<ReadRoles>()?;
     Ok(Json(role_json(&state.core.get_role(granted, &id).await?)))
 }
 
 /// `PATCH /api/v2/roles/{id}`.
 pub async fn update_role(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<UpdateRoles>,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
 ) -> ApiResult {
-    let granted = caller.require::<UpdateRoles>()?;
     let input = body::<RoleInput>(&bytes)?;
     let role = state
         .core
@@ -139,10 +135,9 @@ pub async fn update_role(
 /// `DELETE /api/v2/roles/{id}`.
 pub async fn delete_role(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<DeleteRoles>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let granted = caller.require::<DeleteRoles>()?;
     state.core.delete_role_api(granted, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -150,11 +145,10 @@ pub async fn delete_role(
 /// `GET /api/v2/roles/{id}/permissions`.
 pub async fn list_role_permissions(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadRoles>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    let granted = caller.require::<ReadRoles>()?;
     let params: PageParams = query(q.as_deref())?;
     let window = params.window()?;
     let page = state.core.role_permissions(granted, &id, window).await?;
@@ -166,11 +160,10 @@ pub async fn list_role_permissions(
 /// `POST /api/v2/roles/{id}/permissions`.
 pub async fn add_role_permissions(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<UpdateRoles>,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let granted = caller.require::<UpdateRoles>()?;
     state
         .core
         .change_role_permissions_api(
@@ -186,11 +179,10 @@ pub async fn add_role_permissions(
 /// `DELETE /api/v2/roles/{id}/permissions`.
 pub async fn remove_role_permissions(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<UpdateRoles>,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let granted = caller.require::<UpdateRoles>()?;
     state
         .core
         .change_role_permissions_api(
@@ -206,11 +198,10 @@ pub async fn remove_role_permissions(
 /// `GET /api/v2/roles/{id}/users`.
 pub async fn list_role_users(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadRoleMembers>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    let granted = caller.require::<ReadRoleMembers>()?;
     let params: PageParams = query(q.as_deref())?;
     let window = params.window()?;
     let page = state.core.role_users(granted, &id, window).await?;
@@ -220,11 +211,10 @@ pub async fn list_role_users(
 /// `POST /api/v2/roles/{id}/users`.
 pub async fn assign_role_users(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<CreateRoleMembers>,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let granted = caller.require::<CreateRoleMembers>()?;
     state
         .core
         .assign_role_users(granted, &id, &body::<UsersInput>(&bytes)?.users)

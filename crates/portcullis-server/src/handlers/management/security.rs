@@ -1,6 +1,6 @@
 //! `/api/v2/`: Attack protection, user blocks and tickets.
 
-use super::{ApiCaller, ApiError, ApiResult, body, query};
+use super::{ApiCaller, ApiError, ApiResult, Scope, body, query};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -101,10 +101,9 @@ pub fn blocks_json(user: &User, blocks: &[LoginBlock]) -> Value {
 /// `GET /api/v2/user-blocks/{id}`.
 pub async fn get_user_blocks(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadUsers>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let granted = caller.require::<ReadUsers>()?;
     let (user, blocks) = state.core.get_user_blocks(granted, Some(&id), None).await?;
     Ok(Json(blocks_json(&user, &blocks)))
 }
@@ -112,10 +111,9 @@ pub async fn get_user_blocks(
 /// `DELETE /api/v2/user-blocks/{id}`.
 pub async fn delete_user_blocks(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<UpdateUsers>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let granted = caller.require::<UpdateUsers>()?;
     state
         .core
         .delete_user_blocks(granted, Some(&id), None)
@@ -126,10 +124,9 @@ pub async fn delete_user_blocks(
 /// `GET /api/v2/user-blocks?identifier=`.
 pub async fn get_user_blocks_by_identifier(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadUsers>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let granted = caller.require::<ReadUsers>()?;
     let q: BlocksQuery = query(raw.as_deref())?;
     let (user, blocks) = state
         .core
@@ -141,10 +138,9 @@ pub async fn get_user_blocks_by_identifier(
 /// `DELETE /api/v2/user-blocks?identifier=`.
 pub async fn delete_user_blocks_by_identifier(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<UpdateUsers>,
     RawQuery(raw): RawQuery,
 ) -> Result<StatusCode, ApiError> {
-    let granted = caller.require::<UpdateUsers>()?;
     let q: BlocksQuery = query(raw.as_deref())?;
     state
         .core
@@ -156,10 +152,9 @@ pub async fn delete_user_blocks_by_identifier(
 /// `POST /api/v2/tickets/email-verification`.
 pub async fn email_verification_ticket(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<CreateUserTickets>,
     bytes: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let granted = caller.require::<CreateUserTickets>()?;
     let input: EmailVerificationTicket = body(&bytes)?;
     Ok((
         StatusCode::CREATED,
@@ -170,10 +165,9 @@ pub async fn email_verification_ticket(
 /// `POST /api/v2/tickets/password-change`.
 pub async fn password_change_ticket(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<CreateUserTickets>,
     bytes: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let granted = caller.require::<CreateUserTickets>()?;
     let input: PasswordChangeTicket = body(&bytes)?;
     Ok((
         StatusCode::CREATED,

@@ -2,7 +2,7 @@
 
 use super::paging::PageParams;
 use super::roles::{PermissionsInput, RolesInput, permission_json, role_json};
-use super::{ApiCaller, ApiResult, body, query};
+use super::{ApiCaller, ApiResult, Scope, body, query};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -94,10 +94,9 @@ fn select_fields(user: Value, fields: Option<&str>, include: bool) -> Value {
 /// `GET /api/v2/users`.
 pub async fn list_users(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadUsers>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    let granted = caller.require::<ReadUsers>()?;
     let params: ListUsersParams = query(q.as_deref())?;
     let search = UserQuery {
         q: params.q.as_deref(),
@@ -132,10 +131,9 @@ pub fn users_answer(page: &Page<User>, params: &ListUsersParams) -> Value {
 /// `POST /api/v2/users`.
 pub async fn create_user(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<CreateUsers>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let granted = caller.require::<CreateUsers>()?;
     let input: CreateUser = body(&bytes)?;
     Ok((
         StatusCode::CREATED,
@@ -146,21 +144,19 @@ pub async fn create_user(
 /// `GET /api/v2/users/{id}`.
 pub async fn get_user(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadUsers>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let granted = caller.require::<ReadUsers>()?;
     Ok(Json(user_json(&state.core.get_user(granted, &id).await?)))
 }
 
 /// `PATCH /api/v2/users/{id}`.
 pub async fn update_user(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<UpdateUsers>,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
 ) -> ApiResult {
-    let granted = caller.require::<UpdateUsers>()?;
     let patch: UpdateUser = body(&bytes)?;
     Ok(Json(user_json(
         &state.core.update_user(granted, &id, patch).await?,
@@ -170,10 +166,9 @@ pub async fn update_user(
 /// `DELETE /api/v2/users/{id}`.
 pub async fn delete_user(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<DeleteUsers>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let granted = caller.require::<DeleteUsers>()?;
     state.core.delete_user(granted, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -188,10 +183,9 @@ pub struct ByEmail {
 /// `GET /api/v2/users-by-email?email=`.
 pub async fn users_by_email(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadUsers>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    let granted = caller.require::<ReadUsers>()?;
     let params: ByEmail = query(q.as_deref())?;
     let email = params.email.unwrap_or_default();
     let found = state.core.users_by_email(granted, &email).await?;
@@ -218,11 +212,10 @@ pub async fn list_user_roles(
 /// `POST /api/v2/users/{id}/roles`.
 pub async fn assign_user_roles(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<CreateRoleMembers>,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let granted = caller.require::<CreateRoleMembers>()?;
     state
         .core
         .assign_user_roles(granted, &id, &body::<RolesInput>(&bytes)?.roles)
@@ -233,11 +226,10 @@ pub async fn assign_user_roles(
 /// `DELETE /api/v2/users/{id}/roles`.
 pub async fn remove_user_roles(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<DeleteRoleMembers>,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let granted = caller.require::<DeleteRoleMembers>()?;
     state
         .core
         .remove_user_roles(granted, &id, &body::<RolesInput>(&bytes)?.roles)
@@ -248,11 +240,10 @@ pub async fn remove_user_roles(
 /// `GET /api/v2/users/{id}/permissions`.
 pub async fn list_user_permissions(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<ReadUsers>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    let granted = caller.require::<ReadUsers>()?;
     let params: PageParams = query(q.as_deref())?;
     let window = params.window()?;
     let page = state.core.user_permissions(granted, &id, window).await?;
@@ -264,11 +255,10 @@ pub async fn list_user_permissions(
 /// `POST /api/v2/users/{id}/permissions`.
 pub async fn add_user_permissions(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<UpdateUsers>,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let granted = caller.require::<UpdateUsers>()?;
     state
         .core
         .change_user_permissions_api(
@@ -284,11 +274,10 @@ pub async fn add_user_permissions(
 /// `DELETE /api/v2/users/{id}/permissions`.
 pub async fn remove_user_permissions(
     State(state): State<AppState>,
-    ApiCaller(caller): ApiCaller,
+    Scope(granted): Scope<UpdateUsers>,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let granted = caller.require::<UpdateUsers>()?;
     state
         .core
         .change_user_permissions_api(
