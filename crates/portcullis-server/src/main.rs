@@ -315,7 +315,8 @@ async fn resolve_role(
     core: &portcullis_core::service::Portcullis,
     role: &str,
 ) -> anyhow::Result<String> {
-    core.role_id(role)
+    core.roles()
+        .role_id(role)
         .await?
         .with_context(|| format!("no role {role:?}"))
 }
@@ -465,6 +466,7 @@ async fn roles(settings: &Settings, command: RolesCommand) -> anyhow::Result<()>
                 limit: 100,
             };
             let page = core
+                .roles()
                 .list_roles_api(caller.require::<ReadRoles>().map_err(api)?, None, window)
                 .await
                 .map_err(api)?;
@@ -474,6 +476,7 @@ async fn roles(settings: &Settings, command: RolesCommand) -> anyhow::Result<()>
         }
         RolesCommand::Create { name, description } => {
             let role = core
+                .roles()
                 .create_role(
                     caller.require::<CreateRoles>().map_err(api)?,
                     RoleFields {
@@ -488,7 +491,8 @@ async fn roles(settings: &Settings, command: RolesCommand) -> anyhow::Result<()>
         }
         RolesCommand::Delete { role } => {
             let id = resolve_role(&core, &role).await?;
-            core.delete_role_api(caller.require::<DeleteRoles>().map_err(api)?, &id)
+            core.roles()
+                .delete_role_api(caller.require::<DeleteRoles>().map_err(api)?, &id)
                 .await
                 .map_err(api)?;
             record(&core, "roles delete").await;
@@ -500,13 +504,14 @@ async fn roles(settings: &Settings, command: RolesCommand) -> anyhow::Result<()>
                 resolve_user(&core, &user).await?,
                 resolve_role(&core, &role).await?,
             );
-            core.assign_user_roles(
-                caller.require::<CreateRoleMembers>().map_err(api)?,
-                &user,
-                std::slice::from_ref(&role),
-            )
-            .await
-            .map_err(api)?;
+            core.roles()
+                .assign_user_roles(
+                    caller.require::<CreateRoleMembers>().map_err(api)?,
+                    &user,
+                    std::slice::from_ref(&role),
+                )
+                .await
+                .map_err(api)?;
             record(&core, "roles assign").await;
             println!("Assigned {role} to {user}.");
             Ok(())
@@ -516,13 +521,14 @@ async fn roles(settings: &Settings, command: RolesCommand) -> anyhow::Result<()>
                 resolve_user(&core, &user).await?,
                 resolve_role(&core, &role).await?,
             );
-            core.remove_user_roles(
-                caller.require::<DeleteRoleMembers>().map_err(api)?,
-                &user,
-                std::slice::from_ref(&role),
-            )
-            .await
-            .map_err(api)?;
+            core.roles()
+                .remove_user_roles(
+                    caller.require::<DeleteRoleMembers>().map_err(api)?,
+                    &user,
+                    std::slice::from_ref(&role),
+                )
+                .await
+                .map_err(api)?;
             record(&core, "roles unassign").await;
             println!("Removed {role} from {user}.");
             Ok(())

@@ -11,10 +11,12 @@ use super::{
 use crate::apply::{
     EntryError, build_client, build_resource_server, open_client_secret, seal_client_secret,
 };
+use crate::clock::Clock;
 use crate::model::{Client, ClientGrant, ResourceServer};
 use crate::service::Portcullis;
-use crate::store::{Change, Page, StoreError};
+use crate::store::{Change, ClientStore, Page, StoreError};
 use crate::tenant_file::{ClientEntry, ResourceServerEntry};
+use portcullis_crypto::aead::MasterKey;
 use serde_json::{Map, Value, json};
 
 fn invalid(e: &EntryError) -> ManagementError {
@@ -80,21 +82,47 @@ pub struct ApplicationView {
     pub secret: Option<String>,
 }
 
+/// Applications, APIs and client grants: the client store, the master key (client
+/// secrets), the configuration cache (emptied after each change) and the clock.
+pub struct Applications<'a> {
+    clients: &'a dyn ClientStore,
+    master: &'a MasterKey,
+    cache: &'a crate::config_cache::ConfigCache,
+    clock: &'a dyn Clock,
+    settings: &'a crate::service::Settings,
+    tenant_id: &'a str,
+}
+
 impl Portcullis {
+    /// The applications service.
+    #[must_use]
+    pub fn applications(&self) -> Applications<'_> {
+        Applications {
+            clients: self.store.as_ref(),
+            master: &self.master,
+            cache: &self.config_cache,
+            clock: self.clock.as_ref(),
+            settings: &self.settings,
+            tenant_id: self.tenant_id(),
+        }
+    }
+}
+
+impl Applications<'_> {
     /// Writes one declared object, as `apply` does, in one transaction.
     async fn save(&self, change: Change) -> Result<(), StoreError> {
         let saved = self
-            .store
-            .apply_changes(self.tenant_id(), &[change], self.now())
+            .clients
+            .apply_changes(self.tenant_id, &[change], self.clock.now())
             .await;
         // After the write, so a read racing it cannot cache the old value.
-        self.config_changed();
+        self.cache.invalidate();
         saved
     }
 
     async fn api_or_404(&self, id: &str) -> Result<ResourceServer, ManagementError> {
         // Auth0 accepts the id or the identifier.
-        let apis = self.store.list_resource_servers(self.tenant_id()).await?;
+        let apis = self.clients.list_resource_servers(self.tenant_id).await?;
         apis.into_iter()
             .find(|a| a.id == id || a.identifier == id)
             .ok_or_else(|| {
@@ -107,8 +135,8 @@ impl Portcullis {
     }
 
     async fn client_or_404(&self, id: &str) -> Result<Client, ManagementError> {
-        self.store
-            .find_client(self.tenant_id(), id)
+        self.clients
+            .find_client(self.tenant_id, id)
             .await?
             .ok_or_else(|| {
                 ManagementError::new(
@@ -125,7 +153,7 @@ impl Portcullis {
         _: Granted<ReadResourceServers>,
         window: Window,
     ) -> Result<Page<ResourceServer>, ManagementError> {
-        let apis = self.store.list_resource_servers(self.tenant_id()).await?;
+        let apis = self.clients.list_resource_servers(self.tenant_id).await?;
         Ok(window.page(apis))
     }
 
@@ -145,10 +173,10 @@ impl Portcullis {
         body: Value,
     ) -> Result<ResourceServer, ManagementError> {
         let entry: ResourceServerEntry = decode(body)?;
-        let rs = build_resource_server(self.tenant_id(), &entry, None).map_err(|e| invalid(&e))?;
+        let rs = build_resource_server(self.tenant_id, &entry, None).map_err(|e| invalid(&e))?;
         if self
-            .store
-            .find_resource_server(self.tenant_id(), &rs.identifier)
+            .clients
+            .find_resource_server(self.tenant_id, &rs.identifier)
             .await?
             .is_some()
         {
@@ -179,7 +207,7 @@ impl Portcullis {
             ));
         }
         let entry: ResourceServerEntry = decode(overlay(resource_server_entry(&current), patch))?;
-        let rs = build_resource_server(self.tenant_id(), &entry, Some(&current))
+        let rs = build_resource_server(self.tenant_id, &entry, Some(&current))
             .map_err(|e| invalid(&e))?;
         self.save(Change::ResourceServer(rs.clone())).await?;
         Ok(rs)
@@ -192,10 +220,10 @@ impl Portcullis {
         id: &str,
     ) -> Result<(), ManagementError> {
         let api = self.api_or_404(id).await?;
-        self.store
-            .delete_resource_server(self.tenant_id(), &api.id)
+        self.clients
+            .delete_resource_server(self.tenant_id, &api.id)
             .await?;
-        self.config_changed();
+        self.cache.invalidate();
         Ok(())
     }
 
@@ -206,13 +234,13 @@ impl Portcullis {
         with_secrets: bool,
         window: Window,
     ) -> Result<Page<ApplicationView>, ManagementError> {
-        let clients = self.store.list_clients(self.tenant_id()).await?;
+        let clients = self.clients.list_clients(self.tenant_id).await?;
         let Page { items, total } = window.page(clients);
         let items = items
             .into_iter()
             .map(|client| ApplicationView {
                 secret: with_secrets
-                    .then(|| open_client_secret(&self.master, &client))
+                    .then(|| open_client_secret(self.master, &client))
                     .flatten(),
                 client,
             })
@@ -230,7 +258,7 @@ impl Portcullis {
         let client = self.client_or_404(id).await?;
         Ok(ApplicationView {
             secret: with_secret
-                .then(|| open_client_secret(&self.master, &client))
+                .then(|| open_client_secret(self.master, &client))
                 .flatten(),
             client,
         })
@@ -245,8 +273,8 @@ impl Portcullis {
         let entry: ClientEntry = decode(body)?;
         if let Some(id) = &entry.client_id
             && self
-                .store
-                .find_client(self.tenant_id(), id)
+                .clients
+                .find_client(self.tenant_id, id)
                 .await?
                 .is_some()
         {
@@ -255,12 +283,12 @@ impl Portcullis {
             ));
         }
         let client =
-            build_client(&self.master, self.tenant_id(), &entry, None).map_err(|e| invalid(&e))?;
+            build_client(self.master, self.tenant_id, &entry, None).map_err(|e| invalid(&e))?;
         self.save(Change::Client(client.clone()))
             .await
             .map_err(conflict_as("A client with this name"))?;
         Ok(ApplicationView {
-            secret: open_client_secret(&self.master, &client),
+            secret: open_client_secret(self.master, &client),
             client,
         })
     }
@@ -283,14 +311,14 @@ impl Portcullis {
             ));
         }
         let entry: ClientEntry = decode(overlay(client_entry(&current), patch))?;
-        let client = build_client(&self.master, self.tenant_id(), &entry, Some(&current))
+        let client = build_client(self.master, self.tenant_id, &entry, Some(&current))
             .map_err(|e| invalid(&e))?;
         self.save(Change::Client(client.clone()))
             .await
             .map_err(conflict_as("A client with this name"))?;
         Ok(ApplicationView {
             secret: with_secret
-                .then(|| open_client_secret(&self.master, &client))
+                .then(|| open_client_secret(self.master, &client))
                 .flatten(),
             client,
         })
@@ -309,7 +337,7 @@ impl Portcullis {
             ));
         }
         let secret = crate::apply::generate_client_secret();
-        client.secret_sealed = Some(seal_client_secret(&self.master, &client.client_id, &secret));
+        client.secret_sealed = Some(seal_client_secret(self.master, &client.client_id, &secret));
         self.save(Change::Client(client.clone())).await?;
         tracing::info!(client_id = %client.client_id, "client secret rotated");
         Ok(ApplicationView {
@@ -325,10 +353,10 @@ impl Portcullis {
         id: &str,
     ) -> Result<(), ManagementError> {
         let client = self.client_or_404(id).await?;
-        self.store
-            .delete_client(self.tenant_id(), &client.client_id, self.now())
+        self.clients
+            .delete_client(self.tenant_id, &client.client_id, self.clock.now())
             .await?;
-        self.config_changed();
+        self.cache.invalidate();
         Ok(())
     }
 
@@ -341,8 +369,8 @@ impl Portcullis {
         window: Window,
     ) -> Result<Page<ClientGrant>, ManagementError> {
         let grants: Vec<ClientGrant> = self
-            .store
-            .list_client_grants(self.tenant_id())
+            .clients
+            .list_client_grants(self.tenant_id)
             .await?
             .into_iter()
             .filter(|g| audience.is_none_or(|a| g.audience == a))
@@ -359,8 +387,8 @@ impl Portcullis {
         let allowed: Vec<String> = if audience == self.settings.management_audience() {
             super::ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect()
         } else {
-            self.store
-                .find_resource_server(self.tenant_id(), audience)
+            self.clients
+                .find_resource_server(self.tenant_id, audience)
                 .await?
                 .ok_or_else(|| {
                     ManagementError::new(
@@ -393,8 +421,8 @@ impl Portcullis {
         let client = self.client_or_404(client_id).await?;
         self.check_grant_scopes(&audience, &scope).await?;
         let exists = self
-            .store
-            .list_client_grants(self.tenant_id())
+            .clients
+            .list_client_grants(self.tenant_id)
             .await?
             .iter()
             .any(|g| g.client_id == client.client_id && g.audience == audience);
@@ -404,7 +432,7 @@ impl Portcullis {
             ));
         }
         let grant = ClientGrant {
-            tenant_id: self.tenant_id().to_owned(),
+            tenant_id: self.tenant_id.to_owned(),
             id: format!("cgr_{}", portcullis_crypto::token::random_alphanumeric(16)),
             client_id: client.client_id,
             audience,
@@ -422,8 +450,8 @@ impl Portcullis {
         scope: Vec<String>,
     ) -> Result<ClientGrant, ManagementError> {
         let mut grant = self
-            .store
-            .list_client_grants(self.tenant_id())
+            .clients
+            .list_client_grants(self.tenant_id)
             .await?
             .into_iter()
             .find(|g| g.id == id)
@@ -446,8 +474,8 @@ impl Portcullis {
         _: Granted<DeleteClientGrants>,
         id: &str,
     ) -> Result<(), ManagementError> {
-        let deleted = self.store.delete_client_grant(self.tenant_id(), id).await?;
-        self.config_changed();
+        let deleted = self.clients.delete_client_grant(self.tenant_id, id).await?;
+        self.cache.invalidate();
         if !deleted {
             return Err(ManagementError::new(
                 super::Failure::NotFound,
@@ -457,19 +485,10 @@ impl Portcullis {
         }
         Ok(())
     }
-}
 
-/// The applications as the command line reads them: the client store and the master key
-/// (to open a client's secret), nothing else.
-pub struct Applications<'a> {
-    clients: &'a dyn crate::store::ClientStore,
-    master: &'a portcullis_crypto::aead::MasterKey,
-    tenant_id: &'a str,
-}
-
-impl Applications<'_> {
-    /// The application named `name`, or with client id `name`.
-    pub async fn find(&self, name: &str) -> Result<Option<Client>, crate::store::StoreError> {
+    /// The application named `name`, or with client id `name` (the command line's way to
+    /// name one).
+    pub async fn find(&self, name: &str) -> Result<Option<Client>, StoreError> {
         Ok(self
             .clients
             .list_clients(self.tenant_id)
@@ -481,18 +500,6 @@ impl Applications<'_> {
     /// The client secret of `client`, opened (`None` without one, or under another key).
     #[must_use]
     pub fn secret(&self, client: &Client) -> Option<String> {
-        crate::apply::open_client_secret(self.master, client)
-    }
-}
-
-impl Portcullis {
-    /// The applications, for the command line.
-    #[must_use]
-    pub fn applications(&self) -> Applications<'_> {
-        Applications {
-            clients: self.store.as_ref(),
-            master: &self.master,
-            tenant_id: self.tenant_id(),
-        }
+        open_client_secret(self.master, client)
     }
 }

@@ -4,9 +4,10 @@ use super::{
     CreateRoleMembers, CreateRoles, DeleteRoleMembers, DeleteRoles, Granted, ManagementError,
     ReadRoleMembers, ReadRoles, ReadUsers, UpdateRoles, Window,
 };
+use crate::clock::Clock;
 use crate::model::{Permission, Role, User};
 use crate::service::Portcullis;
-use crate::store::{Edit, Page};
+use crate::store::{ClientStore, Edit, Page, RoleStore, UserStore};
 
 /// A permission as the Management API lists it: with its API's name and the scope's
 /// description, and where the user holds it from.
@@ -39,10 +40,35 @@ fn check_name(name: &str) -> Result<String, ManagementError> {
     Ok(name.to_owned())
 }
 
+/// Roles, their permissions and who holds them: the role store, with the user store (a
+/// member must exist) and the client store (a permission must be an API's scope), and the
+/// clock.
+pub struct Roles<'a> {
+    roles: &'a dyn RoleStore,
+    users: &'a dyn UserStore,
+    apis: &'a dyn ClientStore,
+    clock: &'a dyn Clock,
+    tenant_id: &'a str,
+}
+
 impl Portcullis {
+    /// The roles service.
+    #[must_use]
+    pub fn roles(&self) -> Roles<'_> {
+        Roles {
+            roles: self.store.as_ref(),
+            users: self.store.as_ref(),
+            apis: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            tenant_id: self.tenant_id(),
+        }
+    }
+}
+
+impl Roles<'_> {
     async fn role_or_404(&self, role_id: &str) -> Result<Role, ManagementError> {
-        self.store
-            .find_role(self.tenant_id(), role_id)
+        self.roles
+            .find_role(self.tenant_id, role_id)
             .await?
             .ok_or_else(|| ManagementError::not_found("role"))
     }
@@ -56,8 +82,8 @@ impl Portcullis {
     ) -> Result<Page<Role>, ManagementError> {
         let filter = name_filter.unwrap_or_default().to_lowercase();
         let roles: Vec<Role> = self
-            .store
-            .list_roles(self.tenant_id())
+            .roles
+            .list_roles(self.tenant_id)
             .await?
             .into_iter()
             .filter(|r| r.name.to_lowercase().contains(&filter))
@@ -73,14 +99,14 @@ impl Portcullis {
     ) -> Result<Role, ManagementError> {
         let name = check_name(input.name.as_deref().unwrap_or_default())?;
         let role = Role {
-            tenant_id: self.tenant_id().to_owned(),
+            tenant_id: self.tenant_id.to_owned(),
             id: format!("rol_{}", portcullis_crypto::token::random_alphanumeric(16)),
             name,
             description: input.description.unwrap_or_default(),
             permissions: Vec::new(),
         };
-        self.store
-            .insert_role(&role, self.now())
+        self.roles
+            .insert_role(&role, self.clock.now())
             .await
             .map_err(|e| match e {
                 crate::store::StoreError::Conflict(_) => {
@@ -114,7 +140,7 @@ impl Portcullis {
         if let Some(d) = input.description {
             role.description = d;
         }
-        self.store.update_role(&role).await.map_err(|e| match e {
+        self.roles.update_role(&role).await.map_err(|e| match e {
             crate::store::StoreError::Conflict(_) => {
                 ManagementError::conflict("A role with this name already exists")
             }
@@ -129,7 +155,7 @@ impl Portcullis {
         _: Granted<DeleteRoles>,
         role_id: &str,
     ) -> Result<(), ManagementError> {
-        if !self.store.delete_role(self.tenant_id(), role_id).await? {
+        if !self.roles.delete_role(self.tenant_id, role_id).await? {
             return Err(ManagementError::not_found("role"));
         }
         Ok(())
@@ -140,7 +166,7 @@ impl Portcullis {
         &self,
         permissions: Vec<(Permission, Option<Role>)>,
     ) -> Result<Vec<PermissionView>, ManagementError> {
-        let apis = self.store.list_resource_servers(self.tenant_id()).await?;
+        let apis = self.apis.list_resource_servers(self.tenant_id).await?;
         Ok(permissions
             .into_iter()
             .map(|(permission, source)| {
@@ -194,8 +220,8 @@ impl Portcullis {
         if edit == Edit::Add {
             self.check_permissions_exist(permissions).await?;
         }
-        self.store
-            .change_role_permissions(self.tenant_id(), role_id, permissions, edit)
+        self.roles
+            .change_role_permissions(self.tenant_id, role_id, permissions, edit)
             .await?;
         Ok(())
     }
@@ -209,8 +235,8 @@ impl Portcullis {
     ) -> Result<Page<User>, ManagementError> {
         self.role_or_404(role_id).await?;
         Ok(self
-            .store
-            .list_role_users(self.tenant_id(), role_id, window.start, window.limit)
+            .roles
+            .list_role_users(self.tenant_id, role_id, window.start, window.limit)
             .await?)
     }
 
@@ -224,8 +250,8 @@ impl Portcullis {
         self.role_or_404(role_id).await?;
         for user_id in user_ids {
             if self
-                .store
-                .find_user(self.tenant_id(), user_id)
+                .users
+                .find_user(self.tenant_id, user_id)
                 .await?
                 .is_none()
             {
@@ -233,8 +259,8 @@ impl Portcullis {
             }
         }
         for user_id in user_ids {
-            self.store
-                .change_user_roles(self.tenant_id(), user_id, &[role_id.to_owned()], Edit::Add)
+            self.roles
+                .change_user_roles(self.tenant_id, user_id, &[role_id.to_owned()], Edit::Add)
                 .await?;
         }
         Ok(())
@@ -248,14 +274,11 @@ impl Portcullis {
         user_id: &str,
         window: Window,
     ) -> Result<Page<Role>, ManagementError> {
-        self.store
-            .find_user(self.tenant_id(), user_id)
+        self.users
+            .find_user(self.tenant_id, user_id)
             .await?
             .ok_or_else(|| ManagementError::not_found("user"))?;
-        let roles = self
-            .store
-            .list_user_roles(self.tenant_id(), user_id)
-            .await?;
+        let roles = self.roles.list_user_roles(self.tenant_id, user_id).await?;
         Ok(window.page(roles))
     }
 
@@ -264,8 +287,8 @@ impl Portcullis {
         user_id: &str,
         role_ids: &[String],
     ) -> Result<(), ManagementError> {
-        self.store
-            .find_user(self.tenant_id(), user_id)
+        self.users
+            .find_user(self.tenant_id, user_id)
             .await?
             .ok_or_else(|| ManagementError::not_found("user"))?;
         if role_ids.is_empty() {
@@ -287,8 +310,8 @@ impl Portcullis {
         role_ids: &[String],
     ) -> Result<(), ManagementError> {
         self.check_user_and_roles(user_id, role_ids).await?;
-        self.store
-            .change_user_roles(self.tenant_id(), user_id, role_ids, Edit::Add)
+        self.roles
+            .change_user_roles(self.tenant_id, user_id, role_ids, Edit::Add)
             .await?;
         Ok(())
     }
@@ -301,8 +324,8 @@ impl Portcullis {
         role_ids: &[String],
     ) -> Result<(), ManagementError> {
         self.check_user_and_roles(user_id, role_ids).await?;
-        self.store
-            .change_user_roles(self.tenant_id(), user_id, role_ids, Edit::Remove)
+        self.roles
+            .change_user_roles(self.tenant_id, user_id, role_ids, Edit::Remove)
             .await?;
         Ok(())
     }
@@ -314,17 +337,14 @@ impl Portcullis {
         user_id: &str,
         window: Window,
     ) -> Result<Page<PermissionView>, ManagementError> {
-        self.store
-            .find_user(self.tenant_id(), user_id)
+        self.users
+            .find_user(self.tenant_id, user_id)
             .await?
             .ok_or_else(|| ManagementError::not_found("user"))?;
-        let roles = self
-            .store
-            .list_user_roles(self.tenant_id(), user_id)
-            .await?;
+        let roles = self.roles.list_user_roles(self.tenant_id, user_id).await?;
         let direct = self
-            .store
-            .list_user_permissions(self.tenant_id(), user_id)
+            .roles
+            .list_user_permissions(self.tenant_id, user_id)
             .await?;
         let items = direct
             .into_iter()
@@ -344,7 +364,7 @@ impl Portcullis {
         &self,
         permissions: &[Permission],
     ) -> Result<(), ManagementError> {
-        let apis = self.store.list_resource_servers(self.tenant_id()).await?;
+        let apis = self.apis.list_resource_servers(self.tenant_id).await?;
         for p in permissions {
             let known = apis.iter().any(|a| {
                 a.identifier == p.resource_server_identifier
@@ -369,8 +389,8 @@ impl Portcullis {
         permissions: &[Permission],
         edit: Edit,
     ) -> Result<(), ManagementError> {
-        self.store
-            .find_user(self.tenant_id(), user_id)
+        self.users
+            .find_user(self.tenant_id, user_id)
             .await?
             .ok_or_else(|| ManagementError::not_found("user"))?;
         if permissions.is_empty() {
@@ -381,20 +401,20 @@ impl Portcullis {
         if edit == Edit::Add {
             self.check_permissions_exist(permissions).await?;
         }
-        self.store
-            .change_user_permissions(self.tenant_id(), user_id, permissions, edit)
+        self.roles
+            .change_user_permissions(self.tenant_id, user_id, permissions, edit)
             .await?;
         Ok(())
     }
 }
 
-impl Portcullis {
+impl Roles<'_> {
     /// The id of the role named `role`, or with id `role` (the command line's way to name
     /// a role).
     pub async fn role_id(&self, role: &str) -> Result<Option<String>, crate::store::StoreError> {
         Ok(self
-            .store
-            .list_roles(self.tenant_id())
+            .roles
+            .list_roles(self.tenant_id)
             .await?
             .into_iter()
             .find(|r| r.id == role || r.name == role)

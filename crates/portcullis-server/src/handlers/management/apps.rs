@@ -95,6 +95,7 @@ pub async fn list_resource_servers(
     let window = params.window()?;
     let page = state
         .core
+        .applications()
         .list_resource_servers_api(granted, window)
         .await?;
     Ok(Json(params.answer(
@@ -115,7 +116,11 @@ pub async fn create_resource_server(
     Ok((
         StatusCode::CREATED,
         Json(resource_server_json(
-            &state.core.create_resource_server(granted, input).await?,
+            &state
+                .core
+                .applications()
+                .create_resource_server(granted, input)
+                .await?,
         )),
     ))
 }
@@ -127,7 +132,11 @@ pub async fn get_resource_server(
     Path(id): Path<String>,
 ) -> ApiResult {
     Ok(Json(resource_server_json(
-        &state.core.get_resource_server(granted, &id).await?,
+        &state
+            .core
+            .applications()
+            .get_resource_server(granted, &id)
+            .await?,
     )))
 }
 
@@ -141,6 +150,7 @@ pub async fn update_resource_server(
     let patch: Object = body(&bytes)?;
     let api = state
         .core
+        .applications()
         .update_resource_server(granted, &id, patch)
         .await?;
     Ok(Json(resource_server_json(&api)))
@@ -152,7 +162,11 @@ pub async fn delete_resource_server(
     Scope(granted): Scope<DeleteResourceServers>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.core.delete_resource_server(granted, &id).await?;
+    state
+        .core
+        .applications()
+        .delete_resource_server(granted, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -167,6 +181,7 @@ pub async fn list_clients(
     let window = params.window()?;
     let page = state
         .core
+        .applications()
         .list_clients_api(granted, caller.has::<ReadClientKeys>(), window)
         .await?;
     Ok(Json(params.answer(&page, "clients", window, client_json)))
@@ -182,7 +197,11 @@ pub async fn create_client(
     Ok((
         StatusCode::CREATED,
         Json(client_json(
-            &state.core.create_client(granted, input).await?,
+            &state
+                .core
+                .applications()
+                .create_client(granted, input)
+                .await?,
         )),
     ))
 }
@@ -196,6 +215,7 @@ pub async fn get_client(
     let granted = caller.require::<ReadClients>()?;
     let view = state
         .core
+        .applications()
         .get_client(granted, caller.has::<ReadClientKeys>(), &id)
         .await?;
     Ok(Json(client_json(&view)))
@@ -215,6 +235,7 @@ pub async fn update_client(
     }
     let view = state
         .core
+        .applications()
         .update_client(granted, caller.has::<ReadClientKeys>(), &id, patch)
         .await?;
     Ok(Json(client_json(&view)))
@@ -227,7 +248,11 @@ pub async fn rotate_client_secret(
     Path(id): Path<String>,
 ) -> ApiResult {
     Ok(Json(client_json(
-        &state.core.rotate_client_secret(granted, &id).await?,
+        &state
+            .core
+            .applications()
+            .rotate_client_secret(granted, &id)
+            .await?,
     )))
 }
 
@@ -237,7 +262,11 @@ pub async fn delete_client(
     Scope(granted): Scope<DeleteClients>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.core.delete_client(granted, &id).await?;
+    state
+        .core
+        .applications()
+        .delete_client(granted, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -257,6 +286,7 @@ pub async fn list_client_grants(
     let window = paging.window()?;
     let page = state
         .core
+        .applications()
         .list_client_grants_api(
             granted,
             params.audience.as_deref(),
@@ -281,6 +311,7 @@ pub async fn create_client_grant(
     let input: NewClientGrant = body(&bytes)?;
     let grant = state
         .core
+        .applications()
         .create_client_grant(granted, &input.client_id, input.audience, input.scope)
         .await?;
     Ok((StatusCode::CREATED, Json(client_grant_json(&grant))))
@@ -296,6 +327,7 @@ pub async fn update_client_grant(
     let patch: ClientGrantPatch = body(&bytes)?;
     let grant = state
         .core
+        .applications()
         .update_client_grant(granted, &id, patch.scope)
         .await?;
     Ok(Json(client_grant_json(&grant)))
@@ -307,6 +339,10 @@ pub async fn delete_client_grant(
     Scope(granted): Scope<DeleteClientGrants>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.core.delete_client_grant(granted, &id).await?;
+    state
+        .core
+        .applications()
+        .delete_client_grant(granted, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

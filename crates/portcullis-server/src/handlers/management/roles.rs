@@ -92,6 +92,7 @@ pub async fn list_roles(
     let window = params.window()?;
     let page = state
         .core
+        .roles()
         .list_roles_api(granted, params.name_filter.as_deref(), window)
         .await?;
     Ok(Json(params.answer(&page, "roles", window, role_json)))
@@ -104,7 +105,11 @@ pub async fn create_role(
     bytes: axum::body::Bytes,
 ) -> ApiResult {
     let input = body::<RoleInput>(&bytes)?;
-    let role = state.core.create_role(granted, input.into()).await?;
+    let role = state
+        .core
+        .roles()
+        .create_role(granted, input.into())
+        .await?;
     Ok(Json(role_json(&role)))
 }
 
@@ -114,7 +119,9 @@ pub async fn get_role(
     Scope(granted): Scope<ReadRoles>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    Ok(Json(role_json(&state.core.get_role(granted, &id).await?)))
+    Ok(Json(role_json(
+        &state.core.roles().get_role(granted, &id).await?,
+    )))
 }
 
 /// `PATCH /api/v2/roles/{id}`.
@@ -127,6 +134,7 @@ pub async fn update_role(
     let input = body::<RoleInput>(&bytes)?;
     let role = state
         .core
+        .roles()
         .update_role_api(granted, &id, input.into())
         .await?;
     Ok(Json(role_json(&role)))
@@ -138,7 +146,7 @@ pub async fn delete_role(
     Scope(granted): Scope<DeleteRoles>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.core.delete_role_api(granted, &id).await?;
+    state.core.roles().delete_role_api(granted, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -151,7 +159,11 @@ pub async fn list_role_permissions(
 ) -> ApiResult {
     let params: PageParams = query(q.as_deref())?;
     let window = params.window()?;
-    let page = state.core.role_permissions(granted, &id, window).await?;
+    let page = state
+        .core
+        .roles()
+        .role_permissions(granted, &id, window)
+        .await?;
     Ok(Json(params.answer(&page, "permissions", window, |p| {
         permission_json(p, false)
     })))
@@ -166,6 +178,7 @@ pub async fn add_role_permissions(
 ) -> ApiResult<StatusCode> {
     state
         .core
+        .roles()
         .change_role_permissions_api(
             granted,
             &id,
@@ -185,6 +198,7 @@ pub async fn remove_role_permissions(
 ) -> ApiResult<StatusCode> {
     state
         .core
+        .roles()
         .change_role_permissions_api(
             granted,
             &id,
@@ -204,7 +218,7 @@ pub async fn list_role_users(
 ) -> ApiResult {
     let params: PageParams = query(q.as_deref())?;
     let window = params.window()?;
-    let page = state.core.role_users(granted, &id, window).await?;
+    let page = state.core.roles().role_users(granted, &id, window).await?;
     Ok(Json(params.answer(&page, "users", window, member_json)))
 }
 
@@ -217,6 +231,7 @@ pub async fn assign_role_users(
 ) -> ApiResult<StatusCode> {
     state
         .core
+        .roles()
         .assign_role_users(granted, &id, &body::<UsersInput>(&bytes)?.users)
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -205,7 +205,11 @@ pub async fn list_user_roles(
     );
     let params: PageParams = query(q.as_deref())?;
     let window = params.window()?;
-    let page = state.core.user_roles(users, roles, &id, window).await?;
+    let page = state
+        .core
+        .roles()
+        .user_roles(users, roles, &id, window)
+        .await?;
     Ok(Json(params.answer(&page, "roles", window, role_json)))
 }
 
@@ -218,6 +222,7 @@ pub async fn assign_user_roles(
 ) -> ApiResult<StatusCode> {
     state
         .core
+        .roles()
         .assign_user_roles(granted, &id, &body::<RolesInput>(&bytes)?.roles)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -232,6 +237,7 @@ pub async fn remove_user_roles(
 ) -> ApiResult<StatusCode> {
     state
         .core
+        .roles()
         .remove_user_roles(granted, &id, &body::<RolesInput>(&bytes)?.roles)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -246,7 +252,11 @@ pub async fn list_user_permissions(
 ) -> ApiResult {
     let params: PageParams = query(q.as_deref())?;
     let window = params.window()?;
-    let page = state.core.user_permissions(granted, &id, window).await?;
+    let page = state
+        .core
+        .roles()
+        .user_permissions(granted, &id, window)
+        .await?;
     Ok(Json(params.answer(&page, "permissions", window, |p| {
         permission_json(p, true)
     })))
@@ -261,6 +271,7 @@ pub async fn add_user_permissions(
 ) -> ApiResult<StatusCode> {
     state
         .core
+        .roles()
         .change_user_permissions_api(
             granted,
             &id,
@@ -280,6 +291,7 @@ pub async fn remove_user_permissions(
 ) -> ApiResult<StatusCode> {
     state
         .core
+        .roles()
         .change_user_permissions_api(
             granted,
             &id,
