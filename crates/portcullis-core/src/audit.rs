@@ -199,10 +199,7 @@ impl Portcullis {
     /// trail, and at shutdown).
     pub async fn flush_audit(&self) {
         if let Some(queue) = &self.audit_queue {
-            let (done, wait) = tokio::sync::oneshot::channel();
-            if queue.tx.send(AuditMsg::Flush(done)).await.is_ok() {
-                let _ = wait.await;
-            }
+            queue.flush().await;
         }
     }
 
@@ -277,6 +274,14 @@ const AUDIT_BATCH: usize = 512;
 const AUDIT_LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl AuditQueue {
+    /// Waits until every event queued so far is written.
+    pub(crate) async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send(AuditMsg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
     /// Starts the writer on the current runtime.
     pub(crate) fn start(store: std::sync::Arc<dyn crate::store::Store>) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<AuditMsg>(8192);

@@ -3,7 +3,7 @@
 use super::{Granted, ManagementError, ReadLogs, Window};
 use crate::audit::{LogEvent, LogFilter};
 use crate::service::Portcullis;
-use crate::store::Page;
+use crate::store::{AuditStore, Page};
 
 /// Reads `q` terms `type:"s"`, `user_id:"…"` and `client_id:"…"` joined by `AND` or spaces.
 fn filters(q: &str, filter: &mut LogFilter) -> Result<(), ManagementError> {
@@ -31,7 +31,34 @@ fn filters(q: &str, filter: &mut LogFilter) -> Result<(), ManagementError> {
     Ok(())
 }
 
+/// The audit trail as the Management API searches it: the audit store, and this
+/// process's queue of events not yet written (flushed before each read).
+pub struct AuditLog<'a> {
+    audit: &'a dyn AuditStore,
+    queue: Option<&'a crate::audit::AuditQueue>,
+    tenant_id: &'a str,
+}
+
 impl Portcullis {
+    /// The audit trail, for reading.
+    #[must_use]
+    pub fn audit_log(&self) -> AuditLog<'_> {
+        AuditLog {
+            audit: self.store.as_ref(),
+            queue: self.audit_queue.as_ref(),
+            tenant_id: self.tenant_id(),
+        }
+    }
+}
+
+impl AuditLog<'_> {
+    /// Events of this process still queued for the writer are read too.
+    async fn flush(&self) {
+        if let Some(queue) = self.queue {
+            queue.flush().await;
+        }
+    }
+
     /// `GET /api/v2/logs`: the events matching `q` (Auth0's search terms), newest first
     /// unless `sort` is `date:1`.
     pub async fn list_logs(
@@ -57,11 +84,10 @@ impl Portcullis {
             ..LogFilter::default()
         };
         filters(q.unwrap_or_default(), &mut filter)?;
-        // Events of this process still queued for the writer are read too.
-        self.flush_audit().await;
+        self.flush().await;
         Ok(self
-            .store
-            .search_log_events(self.tenant_id(), &filter)
+            .audit
+            .search_log_events(self.tenant_id, &filter)
             .await?)
     }
 
@@ -71,9 +97,9 @@ impl Portcullis {
         _: Granted<ReadLogs>,
         id: &str,
     ) -> Result<LogEvent, ManagementError> {
-        self.flush_audit().await;
-        self.store
-            .find_log_event(self.tenant_id(), id)
+        self.flush().await;
+        self.audit
+            .find_log_event(self.tenant_id, id)
             .await?
             .ok_or_else(|| {
                 ManagementError::new(
@@ -83,7 +109,9 @@ impl Portcullis {
                 )
             })
     }
+}
 
+impl Portcullis {
     /// Records a Management API change (`sapi`) or a refused one (`fapi`).
     pub async fn audit_management_call(
         &self,

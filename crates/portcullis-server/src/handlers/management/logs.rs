@@ -41,6 +41,7 @@ pub async fn list_logs(
     let window = paging.window()?;
     let page = state
         .core
+        .audit_log()
         .list_logs(granted, params.q.as_deref(), params.sort.as_deref(), window)
         .await?;
     Ok(Json(paging.answer(
@@ -57,5 +58,12 @@ pub async fn get_log(
     Scope(granted): Scope<ReadLogs>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    Ok(Json(state.core.get_log(granted, &id).await?.to_json()))
+    Ok(Json(
+        state
+            .core
+            .audit_log()
+            .get_log(granted, &id)
+            .await?
+            .to_json(),
+    ))
 }
