@@ -23,6 +23,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::management::{Caller, Failure, ManagementError};
+use portcullis_core::store::Edit;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -95,6 +96,23 @@ impl<S: portcullis_core::management::Scope> FromRequestParts<AppState> for Scope
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let ApiCaller(caller) = ApiCaller::from_request_parts(parts, state).await?;
         Ok(Self(caller.require::<S>()?))
+    }
+}
+
+/// What a `POST` or `DELETE` to a membership path does: adds or removes.
+pub(crate) fn edit_of(method: &axum::http::Method) -> Edit {
+    if method == axum::http::Method::POST {
+        Edit::Add
+    } else {
+        Edit::Remove
+    }
+}
+
+/// The answer to a membership change: 201 for an addition, 204 for a removal (Auth0's).
+pub(crate) fn edited(edit: Edit) -> StatusCode {
+    match edit {
+        Edit::Add => StatusCode::CREATED,
+        Edit::Remove => StatusCode::NO_CONTENT,
     }
 }
 

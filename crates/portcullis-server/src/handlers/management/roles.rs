@@ -1,17 +1,16 @@
 //! `/api/v2/`: roles, their permissions and their members, with their wire formats.
 
 use super::paging::PageParams;
-use super::{ApiResult, Scope, body, query};
+use super::{ApiResult, Scope, body, edit_of, edited, query};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use portcullis_core::management::roles::{PermissionView, RoleFields};
 use portcullis_core::management::{
     CreateRoleMembers, CreateRoles, DeleteRoles, ReadRoleMembers, ReadRoles, UpdateRoles,
 };
 use portcullis_core::model::{Permission, Role, User};
-use portcullis_core::store::Edit;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -169,44 +168,22 @@ pub async fn list_role_permissions(
     })))
 }
 
-/// `POST /api/v2/roles/{id}/permissions`.
-pub async fn add_role_permissions(
+/// `POST` (add) or `DELETE` (remove) `/api/v2/roles/{id}/permissions`.
+pub async fn edit_role_permissions(
     State(state): State<AppState>,
     Scope(granted): Scope<UpdateRoles>,
     Path(id): Path<String>,
+    method: Method,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
+    let edit = edit_of(&method);
+    let input = body::<PermissionsInput>(&bytes)?;
     state
         .core
         .roles()
-        .change_role_permissions_api(
-            granted,
-            &id,
-            &body::<PermissionsInput>(&bytes)?.permissions,
-            Edit::Add,
-        )
+        .change_role_permissions_api(granted, &id, &input.permissions, edit)
         .await?;
-    Ok(StatusCode::CREATED)
-}
-
-/// `DELETE /api/v2/roles/{id}/permissions`.
-pub async fn remove_role_permissions(
-    State(state): State<AppState>,
-    Scope(granted): Scope<UpdateRoles>,
-    Path(id): Path<String>,
-    bytes: axum::body::Bytes,
-) -> ApiResult<StatusCode> {
-    state
-        .core
-        .roles()
-        .change_role_permissions_api(
-            granted,
-            &id,
-            &body::<PermissionsInput>(&bytes)?.permissions,
-            Edit::Remove,
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(edited(edit))
 }
 
 /// `GET /api/v2/roles/{id}/users`.

@@ -2,18 +2,18 @@
 
 use super::paging::PageParams;
 use super::roles::{PermissionsInput, RolesInput, permission_json, role_json};
-use super::{ApiCaller, ApiResult, Scope, body, query};
+use super::{ApiCaller, ApiResult, Scope, body, edit_of, edited, query};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use portcullis_core::management::users::{CreateUser, UpdateUser, UserQuery};
 use portcullis_core::management::{
     CreateRoleMembers, CreateUsers, DeleteRoleMembers, DeleteUsers, ReadRoles, ReadUsers,
     UpdateUsers,
 };
 use portcullis_core::model::{Timestamp, User};
-use portcullis_core::store::{Edit, Page};
+use portcullis_core::store::Page;
 use serde_json::{Value, json};
 
 /// Unix seconds as Auth0's ISO 8601 timestamps.
@@ -262,44 +262,23 @@ pub async fn list_user_permissions(
     })))
 }
 
-/// `POST /api/v2/users/{id}/permissions`.
-pub async fn add_user_permissions(
+/// `POST` (add) or `DELETE` (remove) `/api/v2/users/{id}/permissions`: permissions given
+/// to the user directly.
+pub async fn edit_user_permissions(
     State(state): State<AppState>,
     Scope(granted): Scope<UpdateUsers>,
     Path(id): Path<String>,
+    method: Method,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
+    let edit = edit_of(&method);
+    let input = body::<PermissionsInput>(&bytes)?;
     state
         .core
         .roles()
-        .change_user_permissions_api(
-            granted,
-            &id,
-            &body::<PermissionsInput>(&bytes)?.permissions,
-            Edit::Add,
-        )
+        .change_user_permissions_api(granted, &id, &input.permissions, edit)
         .await?;
-    Ok(StatusCode::CREATED)
-}
-
-/// `DELETE /api/v2/users/{id}/permissions`.
-pub async fn remove_user_permissions(
-    State(state): State<AppState>,
-    Scope(granted): Scope<UpdateUsers>,
-    Path(id): Path<String>,
-    bytes: axum::body::Bytes,
-) -> ApiResult<StatusCode> {
-    state
-        .core
-        .roles()
-        .change_user_permissions_api(
-            granted,
-            &id,
-            &body::<PermissionsInput>(&bytes)?.permissions,
-            Edit::Remove,
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(edited(edit))
 }
 
 #[cfg(test)]
